@@ -1,0 +1,71 @@
+"""One dataclass holds every setting of a run (saved with the run and its checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # --- data -------------------------------------------------------------
+    dataset: str = "digits-events"  # built-in dataset: "digits" (rate code) or "digits-events" (saccades)
+    timesteps: int = 30  # simulation steps per sample (T)
+    test_fraction: float = 0.2  # stratified held-out share of the 1,797 digits
+    # --- model ------------------------------------------------------------
+    hidden_sizes: tuple[int, ...] = (128, 128)  # LIF neurons per hidden layer
+    dt_s: float = 1e-3  # integration step, seconds (Norse default)
+    tau_syn_inv_per_s: float = 200.0  # synaptic current decay rate, 1/s (Norse default)
+    tau_mem_inv_per_s: float = 100.0  # membrane decay rate, 1/s (Norse default)
+    v_th: float = 1.0  # firing threshold, Norse voltage units
+    weight_init_gain: float = 4.0  # multiplies PyTorch's default Linear init so all layers spike from the start
+    # --- training ---------------------------------------------------------
+    epochs: int = 20  # passes over the training split
+    batch_size: int = 64  # samples per optimiser step
+    learning_rate: float = 5e-3  # Adam step size
+    seed: int = 0  # seeds the split, the encoding, initialisation and batch order
+    # --- pruning ----------------------------------------------------------
+    pruner: str = "gmp"  # pruning method for the pruned model (see dpap_neuro.pruning.PRUNERS)
+    pruner_options: dict = field(default_factory=dict)  # keyword arguments of that pruner
+    # --- hardware side ----------------------------------------------------
+    lava_batch_size: int = 128  # samples simulated at once as independent network copies
+    energy_profile: str = "loihi"  # default profile for report.json's "energy"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.timesteps >= 1, "timesteps must be >= 1"),
+            (0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)"),
+            (len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "hidden_sizes must be positive"),
+            (self.dt_s > 0, "dt_s must be positive"),
+            (self.tau_syn_inv_per_s > 0 and self.tau_mem_inv_per_s > 0, "time constants must be positive"),
+            (self.dt_s * self.tau_syn_inv_per_s <= 1 and self.dt_s * self.tau_mem_inv_per_s <= 1,
+             "dt_s * tau_inv must be <= 1 for a stable Euler step"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def neuron_kwargs(self) -> dict:
+        return dict(
+            dt_s=self.dt_s,
+            tau_syn_inv_per_s=self.tau_syn_inv_per_s,
+            tau_mem_inv_per_s=self.tau_mem_inv_per_s,
+            v_th=self.v_th,
+            weight_init_gain=self.weight_init_gain,
+        )

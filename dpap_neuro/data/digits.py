@@ -1,0 +1,153 @@
+"""Built-in data: scikit-learn's bundled 8x8 handwritten digits as spikes.
+
+Nothing is downloaded: the 1,797 real samples ship inside scikit-learn.
+Two encodings, both returning time-first spike tensors:
+
+* ``digits``: rate coding. Each pixel emits a spike at each step with
+  probability equal to its intensity (0..16 scaled to 0..1). Shape
+  ``[T, N, 64]``.
+* ``digits-events``: a neuromorphic event stream made the way N-MNIST was
+  recorded from MNIST: the image is moved along three saccades (a triangle)
+  in front of a simulated dynamic-vision sensor, and each pixel emits an ON
+  (OFF) event when its log intensity has risen (fallen) by more than a
+  contrast threshold since its last event. Shape ``[T, N, 2, 8, 8]``
+  (channel 0 = ON, 1 = OFF).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+N_CLASSES = 10
+IMAGE_SIDE = 8
+MAX_INTENSITY = 16.0
+
+
+class SpikeDataset(NamedTuple):
+    """A spike-encoded split. ``spikes`` is ``[T, N, *input_shape]`` float32 of 0/1."""
+
+    spikes: torch.Tensor
+    labels: torch.Tensor  # [N] int64
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.spikes.shape[2:])
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def load_digit_images(test_fraction: float, seed: int):
+    """The scikit-learn digits, split stratified and seeded.
+
+    Returns ``(x_train, y_train, x_test, y_test)`` with images as float arrays
+    ``[N, 8, 8]`` in 0..1.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32) / MAX_INTENSITY
+    labels = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels
+    )
+    return x_train, y_train, x_test, y_test
+
+
+def rate_encode(images: np.ndarray, timesteps: int, seed: int) -> torch.Tensor:
+    """Bernoulli rate code: ``P(spike at t) = intensity``.
+
+    ``images``: ``[N, 8, 8]`` in 0..1. Returns ``[T, N, 64]`` float32.
+    """
+    rng = np.random.default_rng(seed)
+    flat = images.reshape(len(images), -1)  # [N, 64]
+    draws = rng.random((timesteps, *flat.shape))  # [T, N, 64]
+    return torch.from_numpy((draws < flat[None]).astype(np.float32))
+
+
+def saccade_path(timesteps: int, amplitude_px: float) -> np.ndarray:
+    """Positions ``[T+1, 2]`` (dy, dx) along three saccades forming a triangle.
+
+    N-MNIST used three saccades of the sensor, up-right, left and down-right,
+    returning to the start; we do the same with a sub-pixel amplitude scaled
+    to an 8x8 image. One extra position is the resting point before step 0.
+    """
+    vertices = np.array(
+        [[0.0, 0.0], [-amplitude_px, amplitude_px / 2], [0.0, amplitude_px], [0.0, 0.0]]
+    )
+    progress = np.linspace(0.0, 3.0, timesteps + 1)
+    segment = np.minimum(progress.astype(int), 2)
+    frac = (progress - segment)[:, None]
+    return vertices[segment] * (1 - frac) + vertices[segment + 1] * frac
+
+
+def saccade_events(
+    images: np.ndarray,
+    timesteps: int,
+    amplitude_px: float = 1.5,
+    contrast_threshold: float = 0.25,
+    log_eps: float = 0.1,
+) -> torch.Tensor:
+    """Simulated DVS recording of images moved along three saccades.
+
+    Each pixel keeps the log intensity at its last event (as a DVS pixel
+    does); an ON/OFF event fires when the current log intensity differs from
+    that reference by more than ``contrast_threshold``, and the reference
+    moves by whole thresholds. At most one event per pixel, polarity and
+    step (the time bin), so the output is binary.
+
+    ``images``: ``[N, 8, 8]`` in 0..1. Returns ``[T, N, 2, 8, 8]`` float32.
+    """
+    if contrast_threshold <= 0:
+        raise ValueError("contrast_threshold must be positive")
+    path = saccade_path(timesteps, amplitude_px)  # [T+1, 2]
+    n = len(images)
+    frames = np.empty((timesteps + 1, n, IMAGE_SIDE, IMAGE_SIDE), dtype=np.float64)
+    for t, (dy, dx) in enumerate(path):
+        # Bilinear sub-pixel shift of every image at once (axis 0 is the sample).
+        frames[t] = ndimage.shift(images, (0.0, dy, dx), order=1, mode="constant", cval=0.0)
+    log_frames = np.log(np.clip(frames, 0.0, None) + log_eps)
+    reference = log_frames[0].copy()
+    events = np.zeros((timesteps, n, 2, IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
+    for t in range(timesteps):
+        change = log_frames[t + 1] - reference
+        crossings = np.trunc(change / contrast_threshold)  # signed whole thresholds crossed
+        events[t, :, 0] = crossings > 0
+        events[t, :, 1] = crossings < 0
+        reference += crossings * contrast_threshold
+    return torch.from_numpy(events)
+
+
+DATASETS = ("digits", "digits-events")
+
+
+def load_dataset(
+    name: str, timesteps: int, seed: int, test_fraction: float = 0.2
+) -> tuple[SpikeDataset, SpikeDataset]:
+    """Train and test splits of a built-in dataset, spike encoded.
+
+    The split and the encoding depend only on ``seed``, so a dense and a pruned
+    model trained with the same seed see identical spikes.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    x_train, y_train, x_test, y_test = load_digit_images(test_fraction, seed)
+    if name == "digits":
+        train = rate_encode(x_train, timesteps, seed)
+        test = rate_encode(x_test, timesteps, seed + 1)
+    else:
+        train = saccade_events(x_train, timesteps)
+        test = saccade_events(x_test, timesteps)
+    return (
+        SpikeDataset(train, torch.from_numpy(y_train)),
+        SpikeDataset(test, torch.from_numpy(y_test)),
+    )

@@ -1,0 +1,23 @@
+"""Pruning methods behind one interface (see ``base.Pruner``)."""
+
+from __future__ import annotations
+
+from dpap_neuro.pruning.base import Pruner, effective_weight, ensure_mask, prunable_layers
+from dpap_neuro.pruning.gmp import GMPPruner
+
+PRUNERS: dict[str, type[Pruner]] = {
+    Pruner.name: Pruner,
+    GMPPruner.name: GMPPruner,
+}
+
+
+def make_pruner(name: str, **options) -> Pruner:
+    """A pruner by its registered name; ``options`` go to its constructor."""
+    try:
+        cls = PRUNERS[name]
+    except KeyError:
+        raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}") from None
+    return cls(**options)
+
+
+__all__ = ["PRUNERS", "Pruner", "GMPPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]

@@ -1,0 +1,162 @@
+"""SparseNet <-> HDF5 (h5py). Schema: docs/sparsenet_hdf5.md.
+
+Writing is atomic (a temporary file in the same folder, then ``os.replace``).
+Reading validates structure, shapes, dtypes, index bounds and finiteness and
+raises ``ArtifactError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet, SparseNetError
+
+FORMAT_NAME = "dpap-neuro.sparsenet"
+SCHEMA_VERSION = 1
+
+
+class ArtifactError(ValueError):
+    """A file that cannot be used; ``str()`` is one line naming file and problem."""
+
+    def __init__(self, path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
+    """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    atomic_write(path, write)
+
+
+def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["input_shape"] = np.asarray(net.input_shape, dtype=np.int64)
+            f.attrs["metadata_json"] = json.dumps(net.metadata, sort_keys=True)
+            layers = f.create_group("layers")
+            for index, layer in enumerate(net.layers):
+                g = layers.create_group(str(index))
+                g.attrs["name"] = layer.name
+                g.attrs["shape"] = np.asarray(layer.weight.shape, dtype=np.int64)
+                g.attrs["n_original"] = layer.n_original
+                for key, value in layer.neuron.to_dict().items():
+                    g.attrs[f"neuron_{key}"] = value
+                g.create_dataset("weight_data", data=layer.weight.data.astype(np.float64))
+                g.create_dataset("weight_indices", data=layer.weight.indices.astype(np.int64))
+                g.create_dataset("weight_indptr", data=layer.weight.indptr.astype(np.int64))
+                g.create_dataset("bias", data=layer.bias.astype(np.float64))
+                g.create_dataset("kept", data=layer.kept.astype(np.int64))
+
+    atomic_write(path, write, suffix=".h5")
+
+
+def _dataset(path, g, key: str, dtype_kind: str, ndim: int = 1) -> np.ndarray:
+    if key not in g:
+        raise ArtifactError(path, f"{g.name}/{key} is missing")
+    data = g[key][()]
+    if not isinstance(data, np.ndarray) or data.ndim != ndim or data.dtype.kind not in dtype_kind:
+        raise ArtifactError(path, f"{g.name}/{key} must be a {ndim}-D array of kind {dtype_kind!r}")
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise ArtifactError(path, f"{g.name}/{key} contains NaN or Inf")
+    return data
+
+
+def _attr(path, g, key: str):
+    if key not in g.attrs:
+        raise ArtifactError(path, f"attribute {key!r} of {g.name} is missing")
+    return g.attrs[key]
+
+
+def read_sparsenet(path: str | os.PathLike) -> SparseNet:
+    """Read and validate a SparseNet HDF5 file."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT_NAME:
+            raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
+        version = int(_attr(path, f, "schema_version"))
+        if version != SCHEMA_VERSION:
+            raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})")
+        input_shape = tuple(int(d) for d in np.atleast_1d(_attr(path, f, "input_shape")))
+        if not input_shape or min(input_shape) < 1:
+            raise ArtifactError(path, f"input_shape {input_shape} is not a positive shape")
+        try:
+            metadata = json.loads(str(f.attrs.get("metadata_json", "{}")))
+        except json.JSONDecodeError:
+            raise ArtifactError(path, "metadata_json is not valid JSON") from None
+        if "layers" not in f or not len(f["layers"]):
+            raise ArtifactError(path, "group /layers is missing or empty")
+        group = f["layers"]
+        expected = [str(i) for i in range(len(group))]
+        if sorted(group.keys(), key=lambda k: (len(k), k)) != expected:
+            raise ArtifactError(path, f"/layers must hold groups 0..{len(group) - 1}, found {sorted(group.keys())}")
+        layers = []
+        for key in expected:
+            g = group[key]
+            shape = tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape")))
+            if len(shape) != 2 or min(shape) < 0:
+                raise ArtifactError(path, f"{g.name}: shape {shape} is not a 2-D matrix shape")
+            if shape[0] == 0:
+                raise ArtifactError(path, f"{g.name}: layer has no neurons left")
+            data = _dataset(path, g, "weight_data", "f")
+            indices = _dataset(path, g, "weight_indices", "iu")
+            indptr = _dataset(path, g, "weight_indptr", "iu")
+            if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
+                raise ArtifactError(path, f"{g.name}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
+            if len(indices) != len(data):
+                raise ArtifactError(path, f"{g.name}: weight_indices and weight_data differ in length")
+            if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+                raise ArtifactError(path, f"{g.name}/weight_indices out of range 0..{shape[1] - 1}")
+            neuron_dict = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
+            try:
+                layer = SparseLayer(
+                    name=str(_attr(path, g, "name")),
+                    weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
+                    bias=_dataset(path, g, "bias", "f"),
+                    neuron=NeuronParams.from_dict(neuron_dict),
+                    kept=_dataset(path, g, "kept", "iu").astype(np.int64),
+                    n_original=int(_attr(path, g, "n_original")),
+                )
+            except SparseNetError as exc:
+                raise ArtifactError(path, f"{g.name}: {exc}") from None
+            layers.append(layer)
+        try:
+            return SparseNet(input_shape, tuple(layers), metadata)
+        except SparseNetError as exc:
+            raise ArtifactError(path, str(exc)) from None
