@@ -108,5 +108,5 @@ def evaluate(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> Eva
     finally:
         model.to(dtype)
     predictions = predict(readout_v)
-    accuracy = float((predictions == data.labels).float().mean())
+    accuracy = float((predictions == data.labels).double().mean())
     return Evaluation(readout_v, spikes or [], predictions, accuracy)

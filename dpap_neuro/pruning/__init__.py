@@ -17,6 +17,13 @@ def make_pruner(name: str, **options) -> Pruner:
         cls = PRUNERS[name]
     except KeyError:
         raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}") from None
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"pruner {name!r} has no option {', '.join(unknown)}; "
+                         f"its options are: {', '.join(sorted(accepted)) or 'none'}")
     return cls(**options)
 
 

@@ -1,0 +1,106 @@
+"""The ``dpap`` command line.
+
+Bad input ends with one ``dpap: error: ...`` line and exit status 2; nothing
+half-written is left behind (every output file is written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data import DATASETS
+    from dpap_neuro.pruning import PRUNERS
+
+    defaults = RunConfig()
+    parser = argparse.ArgumentParser(
+        prog="dpap",
+        description="Train and prune spiking networks (Norse), run them in Lava, and compare spikes, "
+                    "synaptic operations and energy before and after pruning.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="train a dense and a pruned model, export both, simulate both in Lava, write a report",
+        description="Train a dense model and a pruned model (same architecture, seed, data and epochs), "
+                    "export both as SparseNet HDF5, simulate both in Lava on the test set, and write "
+                    "report.json and report.md to the output folder.",
+    )
+    run.add_argument("--out", required=True, metavar="DIR", help="run directory to write (created if missing)")
+    run.add_argument("--dataset", default=defaults.dataset, choices=DATASETS,
+                     help=f"built-in dataset (default: {defaults.dataset})")
+    run.add_argument("--pruner", default=defaults.pruner, choices=[p for p in PRUNERS if p != "none"],
+                     help=f"pruning method of the pruned model (default: {defaults.pruner})")
+    run.add_argument("--pruner-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                     help="option of the pruner, e.g. target_sparsity=0.9 (repeatable)")
+    run.add_argument("--epochs", type=int, default=defaults.epochs,
+                     help=f"training epochs of each model (default: {defaults.epochs})")
+    run.add_argument("--timesteps", type=int, default=defaults.timesteps,
+                     help=f"simulation steps per sample (default: {defaults.timesteps})")
+    run.add_argument("--seed", type=int, default=defaults.seed,
+                     help=f"seed of split, encoding, initialisation and batch order (default: {defaults.seed})")
+    run.add_argument("--hidden", type=int, nargs="+", default=list(defaults.hidden_sizes), metavar="N",
+                     help=f"hidden layer sizes (default: {' '.join(map(str, defaults.hidden_sizes))})")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.pipeline import run
+
+    config = RunConfig(dataset=args.dataset, pruner=args.pruner, pruner_options=dict(args.pruner_option),
+                       epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
+                       hidden_sizes=tuple(args.hidden))
+    report = run(config, args.out, progress=not args.quiet)
+    ratios = report["comparison"]["ratios"]
+    for name, model in report["models"].items():
+        print(f"{name:>10}: Norse accuracy {model['accuracy']['norse']:.4f}, Lava accuracy "
+              f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
+              f"{model['synapses']} synapses, {model['neurons']} neurons")
+    print(f"pruned/dense: synapses {ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, "
+          f"energy {ratios['energy']:.3f}")
+    print(f"report: {os.path.join(args.out, 'report.md')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from dpap_neuro.checkpoint import CheckpointError
+    from hw_export.h5io import ArtifactError
+    from hw_export.lava_process import LavaRunError
+
+    handlers = {"run": cmd_run}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, CheckpointError, ArtifactError, LavaRunError, OSError) as exc:
+        print(f"dpap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dpap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""``dpap run``: train dense and pruned models, export, simulate in Lava, compare.
+
+The run directory holds ``config.json``, ``<model>.pt`` (checkpoint),
+``<model>.h5`` (SparseNet), ``report.json`` and ``report.md``; model names are
+the keys of ``report.json``'s ``models``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dpap_neuro.checkpoint import save_checkpoint
+from dpap_neuro.config import RunConfig
+from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset
+from dpap_neuro.models import build_model, predict
+from dpap_neuro.pruning import make_pruner
+from dpap_neuro.train import evaluate, train
+from hw_export.counting import count_operations
+from hw_export.energy import PROFILES, energy_j
+from hw_export.fidelity import spike_agreement
+from hw_export.h5io import atomic_write_text, write_sparsenet
+from hw_export.lava_process import simulate_in_subprocess
+from hw_export.sparsenet import from_norse
+
+SCHEMA_VERSION = 1
+DENSE = "dense"
+
+
+def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """Run the whole pipeline; returns the report that is also written to ``out_dir``."""
+    if config.pruner == "none":
+        raise ValueError("the dense model is always trained; choose a pruner other than 'none'")
+    if config.energy_profile not in PROFILES:
+        raise ValueError(f"unknown energy profile {config.energy_profile!r}; choose one of {', '.join(PROFILES)}")
+    make_pruner(config.pruner, **config.pruner_options)  # fail on bad options before any training
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+
+    train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
+    models = {}
+    for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
+        options = config.pruner_options if pruner_name == config.pruner else {}
+        models[model_name] = train_and_assess(config, model_name, pruner_name, options,
+                                              train_data, test_data, out_dir, progress)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": {"name": config.dataset, "n_train": len(train_data), "n_test": len(test_data),
+                    "timesteps": config.timesteps},
+        "models": models,
+        "comparison": compare(models, DENSE, config.pruner, config.energy_profile),
+        "energy_profile": config.energy_profile,
+        "environment": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "report.md", render_markdown(report))
+    return report
+
+
+def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict,
+                     train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path, progress: bool) -> dict:
+    """Train one model, export it, simulate it in Lava and measure it: one ``models`` entry."""
+    torch.manual_seed(config.seed)  # same initial weights for every model of the run
+    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.neuron_kwargs())
+    pruner = make_pruner(pruner_name, **pruner_options)
+    history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
+                    config.seed, progress=progress, description=f"train {model_name}")
+    history_dict = {"loss": history.loss, "train_accuracy": history.train_accuracy,
+                    "sparsity": history.sparsity, "wall_time_s": history.wall_time_s}
+    save_checkpoint(out_dir / f"{model_name}.pt", model, config, model_name, pruner_name,
+                    train_data.input_shape, N_CLASSES, history_dict)
+
+    norse = evaluate(model, test_data)
+    net = from_norse(list(model), train_data.input_shape,
+                     metadata={"model": model_name, "pruner": pruner_name, "dataset": config.dataset})
+    net_path = out_dir / f"{model_name}.h5"
+    write_sparsenet(net, net_path)
+    inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
+    lava = simulate_in_subprocess(net_path, inputs, batch_size=config.lava_batch_size, progress=progress)
+
+    lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
+    norse_predictions = norse.predictions.numpy()
+    labels = test_data.labels.numpy()
+    agreement = spike_agreement(net, [s.numpy() for s in norse.layer_spikes], lava.layer_spikes)
+    counts = count_operations(net, inputs, lava.layer_spikes)
+    profiles = {name: float(energy_j(counts, profile).mean()) for name, profile in PROFILES.items()}
+    return {
+        "pruner": pruner_name,
+        "accuracy": {"norse": norse.accuracy, "lava": float((lava_predictions == labels).mean())},
+        "agreement": {"spikes": agreement.elementwise,
+                      "predictions": float((lava_predictions == norse_predictions).mean()),
+                      "samples_identical": agreement.samples_identical},
+        "synapses": net.n_synapses,
+        "neurons": net.n_neurons,
+        "per_sample": {
+            "spikes": float(sum(c.spikes for c in counts).mean()),
+            "input_spikes": float(inputs.sum(axis=(0, 2)).mean()),
+            "synops": float(sum(c.synops for c in counts).mean()),
+            "neuron_updates": float(sum(c.neuron_updates for c in counts).mean()),
+            "energy_j": profiles,
+        },
+        "layers": [
+            {"name": c.name, "neurons": c.neurons, "original_neurons": layer.n_original,
+             "synapses": c.synapses, "original_synapses": layer.n_original * original_fan_in,
+             "spikes": float(c.spikes.mean()), "synops": float(c.synops.mean()),
+             "neuron_updates": float(c.neuron_updates.mean())}
+            for c, layer, original_fan_in in zip(counts, net.layers, original_fan_ins(net))
+        ],
+        "training": history_dict,
+        "files": {"checkpoint": f"{model_name}.pt", "network": f"{model_name}.h5"},
+    }
+
+
+def original_fan_ins(net) -> list[int]:
+    """Inputs per neuron of each layer before pruning (the trained layer widths)."""
+    return [net.n_inputs] + [layer.n_original for layer in net.layers[:-1]]
+
+
+def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
+    base, other = models[baseline], models[pruned]
+
+    def ratio(a: float, b: float) -> float:
+        return float(b / a) if a else float("nan")
+
+    return {
+        "baseline": baseline,
+        "pruned": pruned,
+        "ratios": {
+            "synapses": ratio(base["synapses"], other["synapses"]),
+            "neurons": ratio(base["neurons"], other["neurons"]),
+            "spikes": ratio(base["per_sample"]["spikes"], other["per_sample"]["spikes"]),
+            "synops": ratio(base["per_sample"]["synops"], other["per_sample"]["synops"]),
+            "energy": ratio(base["per_sample"]["energy_j"][profile], other["per_sample"]["energy_j"][profile]),
+        },
+    }
+
+
+def render_markdown(report: dict) -> str:
+    ds = report["dataset"]
+    profile = report["energy_profile"]
+    lines = [
+        "# dpap-neuro run report",
+        "",
+        f"Dataset `{ds['name']}`: {ds['n_train']} training and {ds['n_test']} test samples, "
+        f"{ds['timesteps']} steps each. Lava numbers come from simulating every test sample; "
+        f"energy uses the `{profile}` profile.",
+        "",
+        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement | synapses | neurons "
+        "| spikes/sample | synops/sample | energy/sample |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        lines.append(
+            f"| {name} | {m['pruner']} | {m['accuracy']['norse']:.4f} | {m['accuracy']['lava']:.4f} "
+            f"| {m['agreement']['spikes']:.4f} | {m['agreement']['predictions']:.4f} | {m['synapses']} "
+            f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
+            f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
+        )
+    cmp_ = report["comparison"]
+    lines += ["", f"## {cmp_['pruned']} / {cmp_['baseline']} (per sample)", "",
+              "| synapses | neurons | spikes | synops | energy |", "|---|---|---|---|---|",
+              "| " + " | ".join(f"{cmp_['ratios'][k]:.3f}" for k in ("synapses", "neurons", "spikes", "synops", "energy"))
+              + " |", ""]
+    for name, m in report["models"].items():
+        lines += [f"## Layers of `{name}`", "",
+                  "| layer | neurons (of) | synapses (of) | spikes/sample | synops/sample |",
+                  "|---|---|---|---|---|"]
+        for layer in m["layers"]:
+            lines.append(f"| {layer['name']} | {layer['neurons']} ({layer['original_neurons']}) "
+                         f"| {layer['synapses']} ({layer['original_synapses']}) | {layer['spikes']:.1f} "
+                         f"| {layer['synops']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+from dpap_neuro.data import load_dataset
+from dpap_neuro.data.digits import rate_encode, saccade_events, saccade_path
+
+
+def test_digits_split_is_stratified_and_rate_coded():
+    train, test = load_dataset("digits", timesteps=7, seed=3)
+    assert len(train) + len(test) == 1797
+    assert train.spikes.shape == (7, len(train), 64)
+    assert set(torch.unique(train.spikes).tolist()) <= {0.0, 1.0}
+    # Stratified: every class in the test split, in proportion (+-2 samples).
+    counts = torch.bincount(test.labels, minlength=10)
+    assert counts.min() >= 34 and counts.max() <= 38
+
+
+def test_same_seed_same_spikes_other_seed_other_spikes():
+    a, _ = load_dataset("digits", timesteps=5, seed=1)
+    b, _ = load_dataset("digits", timesteps=5, seed=1)
+    c, _ = load_dataset("digits", timesteps=5, seed=2)
+    assert torch.equal(a.spikes, b.spikes)
+    assert not torch.equal(a.spikes[:, :100], c.spikes[:, :100])
+
+
+def test_rate_code_follows_intensity():
+    images = np.stack([np.full((8, 8), 0.0), np.full((8, 8), 1.0), np.full((8, 8), 0.25)])
+    spikes = rate_encode(images.astype(np.float32), timesteps=400, seed=0)
+    rates = spikes.mean(dim=(0, 2))
+    assert rates[0] == 0 and rates[1] == 1
+    assert abs(float(rates[2]) - 0.25) < 0.02
+
+
+def test_saccades_form_a_closed_triangle():
+    path = saccade_path(30, amplitude_px=1.5)
+    assert path.shape == (31, 2)
+    np.testing.assert_allclose(path[0], 0)
+    np.testing.assert_allclose(path[-1], 0)
+    assert np.abs(path).max() == pytest.approx(1.5)
+
+
+def test_moving_edge_gives_on_ahead_and_off_behind():
+    # A bright vertical bar moved right by the first saccade leg (dx > 0):
+    # pixels it moves onto brighten (ON), pixels it leaves darken (OFF).
+    image = np.zeros((1, 8, 8), dtype=np.float32)
+    image[0, :, 3] = 1.0
+    events = saccade_events(image, timesteps=30, amplitude_px=1.5)
+    assert events.shape == (30, 1, 2, 8, 8)
+    first_leg = events[:10, 0]
+    on_cols = first_leg[:, 0].sum(dim=(0, 1))
+    off_cols = first_leg[:, 1].sum(dim=(0, 1))
+    assert on_cols[4] > 0 and on_cols[2] == 0
+    assert off_cols[3] > 0
+    # A blank image makes no events at all.
+    assert saccade_events(np.zeros((1, 8, 8), np.float32), 30).sum() == 0
+
+
+def test_bad_dataset_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("mnist", timesteps=5, seed=0)

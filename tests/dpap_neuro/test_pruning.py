@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import GMPPruner, Pruner, make_pruner, prunable_layers
+from dpap_neuro.pruning.gmp import cubic_sparsity, magnitude_mask
+
+
+def small_model():
+    torch.manual_seed(0)
+    return SpikingMLP(6, [5, 4], 3)
+
+
+def test_attach_reparametrises_hidden_layers_only_and_keeps_parameter_identity():
+    model = small_model()
+    first = model[0]
+    original_param = first.weight
+    Pruner().attach(model, total_steps=10)
+    assert first.weight_orig is original_param  # same Parameter object, now named weight_orig
+    assert hasattr(model[2], "weight_mask")
+    assert not hasattr(model[4], "weight_mask"), "the readout layer must stay unpruned"
+    assert len(prunable_layers(model)) == 2
+
+
+def test_masked_weights_get_zero_gradient_and_stay_zero():
+    model = small_model()
+    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(step=10)
+    spikes = (torch.rand(8, 4, 6) < 0.5).float()
+    out = model(spikes)
+    out.readout_v.sum().backward()
+    for layer in pruner.layers:
+        masked = layer.weight_mask == 0
+        assert masked.any()
+        assert torch.all(layer.weight_orig.grad[masked] == 0)
+        assert torch.all(layer.weight[masked] == 0)
+
+
+def test_cubic_schedule_matches_zhu_and_gupta():
+    assert cubic_sparsity(0, 10, 110, 0.8) == 0.0
+    assert cubic_sparsity(10, 10, 110, 0.8) == 0.0
+    # Halfway: s_f + (s_i - s_f)(1 - 1/2)^3 = 0.8 - 0.8/8 = 0.7
+    assert cubic_sparsity(60, 10, 110, 0.8) == pytest.approx(0.7)
+    assert cubic_sparsity(110, 10, 110, 0.8) == pytest.approx(0.8)
+    assert cubic_sparsity(500, 10, 110, 0.8) == pytest.approx(0.8)
+
+
+def test_magnitude_mask_keeps_largest_and_never_regrows():
+    weight = torch.tensor([[0.1, -0.9, 0.5], [0.05, 0.7, -0.3]])
+    mask = torch.ones_like(weight)
+    half = magnitude_mask(weight, mask, 0.5)
+    assert half.tolist() == [[0, 1, 1], [0, 1, 0]]
+    # A pruned large weight cannot come back even if it is the largest.
+    mask2 = half.clone()
+    mask2[0, 1] = 0
+    again = magnitude_mask(weight * 10, mask2, 0.5)
+    assert again[0, 1] == 0
+
+
+def test_gmp_reaches_target_and_pruning_is_permanent():
+    model = small_model()
+    pruner = GMPPruner(target_sparsity=0.6, start_fraction=0.1, end_fraction=0.5, update_every_steps=2)
+    pruner.attach(model, total_steps=20)
+    previous = [m.clone() for m in pruner.masks()]
+    for step in range(1, 21):
+        with torch.no_grad():  # scramble weights so magnitude order changes between updates
+            for layer in pruner.layers:
+                layer.weight_orig.normal_()
+        pruner.update(step)
+        current = pruner.masks()
+        for before, after in zip(previous, current):
+            assert torch.all(after <= before), "a pruned synapse came back"
+        previous = [m.clone() for m in current]
+    assert pruner.sparsity() == pytest.approx(0.6, abs=0.03)
+
+
+def test_unknown_pruner_and_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown pruner"):
+        make_pruner("lottery")
+    with pytest.raises(ValueError, match="target_sparsity"):
+        make_pruner("gmp", target_sparsity=1.5)
+    with pytest.raises(ValueError, match="has no option sparsity_target"):
+        make_pruner("gmp", sparsity_target=0.5)

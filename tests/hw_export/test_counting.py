@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from scipy import sparse
+
+from hw_export.counting import count_operations
+from hw_export.energy import LOIHI, energy_breakdown_j, energy_j
+from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet
+
+LIF = NeuronParams("lif", 200.0, 100.0, 1.0, 0.0, 0.0, 1e-3, 0.2, 0.1)
+LI = NeuronParams("li", 200.0, 100.0, float("inf"), 0.0, 0.0, 1e-3, 0.2, 0.1)
+
+
+def layer(name, rows, neuron):
+    w = sparse.csr_matrix(np.array(rows, dtype=float))
+    return SparseLayer(name, w, np.zeros(w.shape[0]), neuron, np.arange(w.shape[0]), w.shape[0])
+
+
+def test_counts_by_hand():
+    # 3 inputs -> 2 LIF -> 1 readout. Fan-out into fc1: input0 -> 2 synapses, input1 -> 0, input2 -> 1.
+    net = SparseNet((3,), (layer("fc1", [[1, 0, 1], [1, 0, 0]], LIF), layer("readout", [[1, 1]], LI)))
+    inputs = np.zeros((4, 2, 3))  # [T, N, n_in], two samples
+    inputs[0, 0] = [1, 1, 1]  # sample 0: one spike on each input at t=0
+    inputs[1, 0, 2] = 1  # and input2 again at t=1
+    inputs[:, 1, 1] = 1  # sample 1: input1 (no synapses) spikes every step
+    hidden = np.zeros((4, 2, 2), bool)
+    hidden[2, 0, 0] = hidden[3, 0, 1] = True  # sample 0: two hidden spikes
+    counts = count_operations(net, inputs, [hidden])
+    fc1, readout = counts
+    # Sample 0: input0 1 spike x 2 + input1 1 x 0 + input2 2 x 1 = 4. Sample 1: 4 x 0 = 0.
+    assert fc1.synops.tolist() == [4, 0]
+    assert fc1.spikes.tolist() == [2, 0]
+    assert fc1.neuron_updates.tolist() == [8, 8]  # 2 neurons x 4 steps
+    # Readout: each hidden spike reaches 1 synapse.
+    assert readout.synops.tolist() == [2, 0]
+    assert readout.spikes.tolist() == [0, 0]
+    assert readout.neuron_updates.tolist() == [4, 4]
+
+    parts = energy_breakdown_j(counts, LOIHI)
+    pj = 1e-12
+    assert parts["synops"][0] == pytest.approx(6 * 23.6 * pj)
+    # Sample 0: 2 active neuron-steps, 12 - 2 = 10 inactive.
+    assert parts["neuron_updates"][0] == pytest.approx((2 * 81 + 10 * 52) * pj)
+    assert parts["spikes"][0] == pytest.approx(2 * 1.7 * pj)
+    assert energy_j(counts, LOIHI)[1] == pytest.approx(12 * 52 * pj)

@@ -1,0 +1,70 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import GMPPruner
+from hw_export.h5io import ArtifactError, read_sparsenet, write_sparsenet
+from hw_export.sparsenet import from_norse
+
+
+def pruned_net():
+    torch.manual_seed(1)
+    model = SpikingMLP(12, [10, 8], 3)
+    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(10)
+    return from_norse(list(model), (2, 6), metadata={"model": "t"})
+
+
+def assert_same(a, b):
+    assert a.input_shape == b.input_shape and a.metadata == b.metadata
+    for la, lb in zip(a.layers, b.layers):
+        assert la.name == lb.name and la.neuron == lb.neuron and la.n_original == lb.n_original
+        assert (la.weight != lb.weight).nnz == 0 and la.weight.nnz == lb.weight.nnz
+        np.testing.assert_array_equal(la.kept, lb.kept)
+        np.testing.assert_array_equal(la.bias, lb.bias)
+
+
+def test_round_trip_is_identical(tmp_path):
+    net = pruned_net()
+    path = tmp_path / "net.h5"
+    write_sparsenet(net, path)
+    assert_same(net, read_sparsenet(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["net.h5"], "no temporary file left behind"
+
+
+def corrupt(path, edit):
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.attrs.__setitem__("schema_version", 99), "schema_version 99"),
+    (lambda f: f.attrs.__setitem__("format", "other"), "not a SparseNet"),
+    (lambda f: f["layers/0/weight_data"].__setitem__(0, np.nan), "NaN or Inf"),
+    (lambda f: f["layers/1/weight_indices"].__setitem__(0, 10_000), "out of range"),
+    (lambda f: f["layers/0"].__delitem__("kept"), "kept is missing"),
+])
+def test_bad_files_name_the_file_and_the_problem(tmp_path, edit, message):
+    path = tmp_path / "net.h5"
+    write_sparsenet(pruned_net(), path)
+    corrupt(path, edit)
+    with pytest.raises(ArtifactError, match=message) as info:
+        read_sparsenet(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_non_hdf5_files(tmp_path):
+    with pytest.raises(ArtifactError, match="no such file"):
+        read_sparsenet(tmp_path / "absent.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ArtifactError, match="not a readable HDF5"):
+        read_sparsenet(junk)
+    truncated = tmp_path / "cut.h5"
+    write_sparsenet(pruned_net(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(ArtifactError):
+        read_sparsenet(truncated)

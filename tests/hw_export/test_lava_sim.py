@@ -1,0 +1,114 @@
+import numpy as np
+import torch
+
+from conftest import needs_lava
+from dpap_neuro.models import SpikingMLP, predict
+from dpap_neuro.pruning import GMPPruner
+from hw_export.fidelity import spike_agreement
+from hw_export.h5io import write_sparsenet
+from hw_export.sparsenet import from_norse
+
+pytestmark = needs_lava
+
+
+def reference_lif(inputs, weights, du, dv, v_th):
+    """Independent re-implementation of Norse's LIF/LI equations for a chain of layers.
+
+    inputs [T, n_in]; weights: list of dense [n_out, n_in]; last layer never spikes.
+    Returns (spikes per LIF layer [T, n], readout voltage [T, n]).
+    """
+    n_steps = len(inputs)
+    state = [(np.zeros(w.shape[0]), np.zeros(w.shape[0])) for w in weights]
+    spikes = [np.zeros((n_steps, w.shape[0]), bool) for w in weights[:-1]]
+    readout = np.zeros((n_steps, weights[-1].shape[0]))
+    for t in range(n_steps):
+        pre = inputs[t]
+        for k, w in enumerate(weights):
+            i, v = state[k]
+            i_new = i + w @ pre
+            v = v + dv * (0.0 - v + i_new)
+            i = i_new * (1 - du)
+            if k < len(weights) - 1:
+                z = v > v_th
+                v = np.where(z, 0.0, v)
+                spikes[k][t] = z
+                pre = z.astype(float)
+            else:
+                readout[t] = v
+            state[k] = (i, v)
+    return spikes, readout
+
+
+def small_pruned_model(seed=0):
+    torch.manual_seed(seed)
+    model = SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
+    pruner = GMPPruner(target_sparsity=0.4, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(10)
+    return model
+
+
+def test_lava_reproduces_hand_computed_dynamics():
+    from hw_export.lava_sim import simulate
+
+    torch.manual_seed(0)
+    model = SpikingMLP(3, [2], 2)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[2.0, 0.0, 1.5], [0.0, 3.0, 0.0]]))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.5]]))
+    net = from_norse(list(model), (3,))
+    inputs = np.zeros((12, 1, 3))
+    inputs[[0, 1, 2, 5], 0, 0] = 1
+    inputs[[0, 1], 0, 1] = 1
+    inputs[4:9, 0, 2] = 1
+    du, dv = net.layers[0].neuron.du, net.layers[0].neuron.dv
+    spikes, readout = reference_lif(inputs[:, 0], [layer.weight.toarray() for layer in net.layers], du, dv, 1.0)
+    assert spikes[0].sum() > 0, "the case must make the hidden neurons fire"
+    result = simulate(net, inputs, batch_size=1, progress=False)
+    np.testing.assert_array_equal(result.layer_spikes[0][:, 0], spikes[0])
+    np.testing.assert_allclose(result.readout_v[:, 0], readout, rtol=1e-12, atol=1e-12)
+
+
+def test_lava_matches_norse_spike_for_spike_on_a_pruned_network():
+    from hw_export.lava_sim import simulate
+
+    model = small_pruned_model()
+    net = from_norse(list(model), (10,))
+    assert net.n_synapses < 10 * 12 + 12 * 8 + 8 * 3
+    generator = torch.Generator().manual_seed(0)
+    inputs = (torch.rand(15, 7, 10, generator=generator) < 0.4).double()
+    with torch.no_grad():
+        norse = model.double()(inputs)
+    result = simulate(net, inputs.numpy(), batch_size=3, progress=False)  # 3 + 3 + 1 samples
+    agreement = spike_agreement(net, [s.numpy() for s in norse.layer_spikes], result.layer_spikes)
+    assert sum(s.sum() for s in result.layer_spikes) > 20
+    assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0
+    np.testing.assert_allclose(result.readout_v, norse.readout_v.numpy(), atol=1e-9)
+    assert torch.equal(predict(torch.from_numpy(result.readout_v)), predict(norse.readout_v))
+
+
+def test_batched_simulation_equals_one_sample_at_a_time():
+    from hw_export.lava_sim import simulate
+
+    net = from_norse(list(small_pruned_model(seed=2)), (10,))
+    inputs = (np.random.default_rng(0).random((10, 4, 10)) < 0.4).astype(float)
+    batched = simulate(net, inputs, batch_size=4, progress=False)
+    single = simulate(net, inputs, batch_size=1, progress=False)
+    for a, b in zip(batched.layer_spikes, single.layer_spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(batched.readout_v, single.readout_v)
+
+
+def test_subprocess_runner_returns_the_same_result(tmp_path):
+    from hw_export.lava_process import simulate_in_subprocess
+    from hw_export.lava_sim import simulate
+
+    net = from_norse(list(small_pruned_model(seed=3)), (10,))
+    path = tmp_path / "net.h5"
+    write_sparsenet(net, path)
+    inputs = (np.random.default_rng(1).random((8, 5, 10)) < 0.4).astype(np.uint8)
+    child = simulate_in_subprocess(path, inputs, batch_size=2, progress=False)
+    here = simulate(net, inputs, batch_size=5, progress=False)
+    for a, b in zip(child.layer_spikes, here.layer_spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(child.readout_v, here.readout_v)

@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import Pruner
+from hw_export.sparsenet import NeuronParams, SparseNetError, from_norse, remove_dead_neurons
+
+
+def csr(rows):
+    return sparse.csr_matrix(np.array(rows, dtype=float))
+
+
+def test_dead_neurons_are_removed_to_a_fixed_point():
+    # Hidden layer 1 has 3 neurons: n0 has no input, n2 has no output.
+    w1 = csr([[0, 0], [1, 2], [3, 0]])
+    # Hidden layer 2 has 2 neurons: m0 is fed only by n0 (which dies), m1 by n1.
+    w2 = csr([[7, 0, 0], [0, 6, 0]])
+    w3 = csr([[1, 1]])
+    weights, kept = remove_dead_neurons([w1, w2, w3], [np.arange(3), np.arange(2), np.arange(1)])
+    # n0 (no input) and n2 (no output) go; then m0 loses its only input and goes too.
+    assert kept[0].tolist() == [1]
+    assert kept[1].tolist() == [1]
+    assert kept[2].tolist() == [0]
+    assert weights[0].toarray().tolist() == [[1, 2]]
+    assert weights[1].toarray().tolist() == [[6]]
+    assert weights[2].toarray().tolist() == [[1]]
+
+
+def test_from_norse_keeps_exactly_the_masked_synapses_and_norse_decays():
+    torch.manual_seed(0)
+    model = SpikingMLP(4, [3], 2)
+    Pruner().attach(model, total_steps=1)
+    with torch.no_grad():
+        model[0].weight_mask.copy_(torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float32))
+    net = from_norse(list(model), (4,))
+    assert [layer.n_out for layer in net.layers] == [2, 2]  # neuron 1 had no input: removed
+    assert net.layers[0].kept.tolist() == [0, 2]
+    assert net.layers[0].n_synapses == 6
+    dense = (model[0].weight_orig * model[0].weight_mask).detach().double().numpy()
+    np.testing.assert_array_equal(net.layers[0].weight.toarray(), dense[[0, 2]])
+    # Readout columns of the removed neuron are gone as well.
+    np.testing.assert_array_equal(net.layers[1].weight.toarray(),
+                                  model[2].weight.detach().double().numpy()[:, [0, 2]])
+    lif = net.layers[0].neuron
+    assert lif.kind == "lif" and lif.v_th == 1.0
+    assert lif.dv == float(torch.tensor(100.0) * 1e-3)  # the float32 product Norse uses
+    assert net.layers[1].neuron.kind == "li" and math.isinf(net.layers[1].neuron.v_th)
+
+
+def test_a_layer_pruned_away_entirely_is_a_clear_error():
+    model = SpikingMLP(4, [3], 2)
+    Pruner().attach(model, total_steps=1)
+    with torch.no_grad():
+        model[0].weight_mask.zero_()
+    with pytest.raises(SparseNetError, match="no neurons left"):
+        from_norse(list(model), (4,))
+
+
+def test_neuron_params_are_validated():
+    good = dict(kind="lif", tau_syn_inv_per_s=200.0, tau_mem_inv_per_s=100.0, v_th=1.0, v_leak=0.0,
+                v_reset=0.0, dt_s=1e-3, du=0.2, dv=0.1)
+    NeuronParams(**good)
+    for key, value, message in [("kind", "izhikevich", "kind"), ("du", 1.5, "du and dv"),
+                                ("v_leak", float("nan"), "v_leak"), ("dt_s", -1.0, "positive")]:
+        with pytest.raises(SparseNetError, match=message):
+            NeuronParams(**{**good, key: value})
+    assert NeuronParams.from_dict(NeuronParams(**good).to_dict()) == NeuronParams(**good)
