@@ -19,6 +19,7 @@ class TrainHistory:
     loss: list[float] = field(default_factory=list)  # mean training loss per epoch
     train_accuracy: list[float] = field(default_factory=list)  # 0..1 per epoch
     sparsity: list[float] = field(default_factory=list)  # pruned share of prunable synapses per epoch
+    neuron_sparsity: list[float] = field(default_factory=list)  # pruned share of hidden neurons/channels per epoch
     wall_time_s: float = 0.0
 
 
@@ -43,7 +44,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     n_samples = len(data)
     steps_per_epoch = (n_samples + batch_size - 1) // batch_size
-    pruner.attach(model, total_steps=epochs * steps_per_epoch)
+    pruner.attach(model, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history = TrainHistory()
     step = 0
@@ -71,8 +72,9 @@ def train(
         history.loss.append(loss_sum / n_samples)
         history.train_accuracy.append(correct / n_samples)
         history.sparsity.append(pruner.sparsity())
+        history.neuron_sparsity.append(pruner.neuron_sparsity())
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}",
-                        sparsity=f"{history.sparsity[-1]:.2f}")
+                        sparsity=f"{history.sparsity[-1]:.2f}", neurons_pruned=f"{history.neuron_sparsity[-1]:.2f}")
     bar.close()
     history.wall_time_s = time.perf_counter() - started
     return history

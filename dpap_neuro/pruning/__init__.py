@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dpap_neuro.pruning.base import Pruner, effective_weight, ensure_mask, prunable_layers
+from dpap_neuro.pruning.baselines import MagnitudePruner, RandomPruner
+from dpap_neuro.pruning.dpap import DPAPConfig, DPAPPruner
 from dpap_neuro.pruning.gmp import GMPPruner
 
 PRUNERS: dict[str, type[Pruner]] = {
     Pruner.name: Pruner,
+    DPAPPruner.name: DPAPPruner,
     GMPPruner.name: GMPPruner,
+    MagnitudePruner.name: MagnitudePruner,
+    RandomPruner.name: RandomPruner,
 }
 
 
@@ -17,9 +22,13 @@ def make_pruner(name: str, **options) -> Pruner:
         cls = PRUNERS[name]
     except KeyError:
         raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}") from None
+    import dataclasses
     import inspect
 
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    if hasattr(cls, "config_cls"):
+        accepted = {f.name for f in dataclasses.fields(cls.config_cls)}
+    else:
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ValueError(f"pruner {name!r} has no option {', '.join(unknown)}; "
@@ -27,4 +36,4 @@ def make_pruner(name: str, **options) -> Pruner:
     return cls(**options)
 
 
-__all__ = ["PRUNERS", "Pruner", "GMPPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]
+__all__ = ["PRUNERS", "Pruner", "DPAPConfig", "DPAPPruner", "GMPPruner", "MagnitudePruner", "RandomPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]

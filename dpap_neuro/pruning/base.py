@@ -9,7 +9,7 @@ masks change *during* the one training run.
 
 A pruner is a strategy object. The trainer calls, in this order:
 
-* ``attach(model, total_steps)`` once, before training;
+* ``attach(model, total_steps, steps_per_epoch)`` once, before training;
 * ``observe(inputs, output)`` after each training forward pass (DPAP gathers
   its spike statistics here; baselines ignore it);
 * ``update(step, epoch_end)`` after each optimiser step; it asks
@@ -58,14 +58,16 @@ class Pruner:
     def __init__(self) -> None:
         self.layers: list[nn.Module] = []
         self.total_steps = 0
+        self.steps_per_epoch = 1
 
-    def attach(self, model: nn.Module, total_steps: int) -> None:
-        if total_steps < 1:
-            raise ValueError("total_steps must be >= 1")
+    def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
+        if total_steps < 1 or steps_per_epoch < 1:
+            raise ValueError("total_steps and steps_per_epoch must be >= 1")
         self.layers = prunable_layers(model)
         for layer in self.layers:
             ensure_mask(layer)
         self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
 
     def observe(self, inputs: torch.Tensor, output: SNNOutput) -> None:
         """Statistics from a training forward pass; no-op for most pruners."""
@@ -85,6 +87,15 @@ class Pruner:
 
     def masks(self) -> list[torch.Tensor]:
         return [layer.weight_mask.detach().clone() for layer in self.layers]
+
+    def neuron_sparsity(self) -> float:
+        """Fraction of the prunable layers' output units (neurons, channels) with no input left."""
+        total = dead = 0
+        for layer in self.layers:
+            rows = layer.weight_mask.flatten(1).sum(dim=1)
+            total += rows.numel()
+            dead += int((rows == 0).sum())
+        return dead / total if total else 0.0
 
     def sparsity(self) -> float:
         """Fraction of prunable synapses removed so far (0..1)."""

@@ -1,0 +1,199 @@
+"""The DPAP pruner: a thin stateful layer over ``dpap_functional``.
+
+It records, with forward hooks, what each prunable layer receives
+(presynaptic spikes) and what the LIF population after it emits
+(postsynaptic spikes); the hooks only copy detached tensors, so outputs and
+gradients are untouched. After every training batch the statistics (A, M,
+theta) are updated; at the end of every schedule unit (an epoch, or a block of
+batches) past the warm-up, the adaptive rule decides which neurons, channels
+and synapses survive. Masks only ever lose entries.
+
+Granularity: hidden ``nn.Linear`` layers lose synapses (by M_ij) and whole
+neurons (by S_i); ``nn.Conv2d`` layers lose whole output channels (by S_i,
+with channel-to-channel M). The readout layer is never pruned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from norse.torch import LIFCell
+from torch import nn
+
+from dpap_neuro.models import SNNOutput
+from dpap_neuro.pruning.base import Pruner
+from dpap_neuro.pruning.dpap_functional import (
+    AdaptiveRuleParams,
+    adaptive_prune,
+    initial_plasticity,
+    plasticity_step,
+    spike_trace,
+    spine_importance,
+)
+
+
+@dataclass(frozen=True)
+class DPAPConfig:
+    """DPAP's settings; the defaults are the authors' constants (DESIGN.md section 4)."""
+
+    trace_decay: float = 0.5  # delta of the spiking trace e(t) = delta * e(t-1) + s(t)
+    schedule_unit: str = "epoch"  # "epoch", or "batches" for a decision every `batches_per_unit` batches
+    batches_per_unit: int = 0  # batches per schedule unit when schedule_unit == "batches"
+    warmup_units: int = 5  # schedule units before the first decision
+    r_init: float = 10.0  # starting value of every accumulator R
+    r_decay: float = 0.999  # leak of R per decision
+    fc_neuron_c: float = 1.5  # hidden-FC neurons: offset c of delta = 2u - c
+    fc_neuron_beta: float = 2.0  # hidden-FC neurons: bonus added to a positive delta
+    fc_neuron_tau: float = 13.0  # hidden-FC neurons: units per e-fold of the step size
+    fc_synapse_c: float = 1.5  # hidden-FC synapses (u from M_ij): offset c
+    fc_synapse_beta: float = 2.0  # hidden-FC synapses: bonus
+    fc_synapse_tau: float = 13.0  # hidden-FC synapses: units per e-fold
+    conv_channel_c: float = 0.65  # conv output channels: offset c
+    conv_channel_beta: float = 5.0  # conv output channels: bonus
+    conv_channel_tau: float = 12.0  # conv output channels: units per e-fold
+    prune_synapses: bool = True  # hidden-FC synapse granularity on/off
+    prune_neurons: bool = True  # neuron / channel granularity on/off
+    enabled: bool = True  # False: gather statistics but never prune (for checks)
+
+    def __post_init__(self) -> None:
+        if self.schedule_unit not in ("epoch", "batches"):
+            raise ValueError(f"schedule_unit must be 'epoch' or 'batches', got {self.schedule_unit!r}")
+        if self.schedule_unit == "batches" and self.batches_per_unit < 1:
+            raise ValueError("schedule_unit 'batches' needs batches_per_unit >= 1")
+        if not 0.0 <= self.trace_decay < 1.0:
+            raise ValueError("trace_decay must be in [0, 1)")
+        if self.warmup_units < 0 or self.r_init <= 0 or not 0.0 < self.r_decay <= 1.0:
+            raise ValueError("need warmup_units >= 0, r_init > 0 and 0 < r_decay <= 1")
+        for f in fields(self):
+            if f.name.endswith("_tau") and getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive")
+
+    def rule(self, prefix: str) -> AdaptiveRuleParams:
+        return AdaptiveRuleParams(c=getattr(self, f"{prefix}_c"), beta=getattr(self, f"{prefix}_beta"),
+                                  tau=getattr(self, f"{prefix}_tau"), warmup=self.warmup_units,
+                                  r_decay=self.r_decay, r_init=self.r_init)
+
+
+class _LayerRecord:
+    """Per prunable layer: hooks' buffers, statistics, accumulators and survivors."""
+
+    def __init__(self, layer: nn.Module, population: nn.Module, r_init: float) -> None:
+        self.layer, self.population = layer, population
+        self.is_conv = isinstance(layer, nn.Conv2d)
+        n_post = layer.out_channels if self.is_conv else layer.out_features
+        n_pre = layer.in_channels if self.is_conv else layer.in_features
+        self.pre_steps: list[torch.Tensor] = []
+        self.post_steps: list[torch.Tensor] = []
+        self.stats = initial_plasticity(n_post, n_pre)
+        self.unit_reward = torch.full((n_post,), r_init, dtype=torch.float64)
+        self.unit_alive = torch.ones(n_post, dtype=torch.bool)
+        self.synapse_reward = None if self.is_conv else torch.full((n_post, n_pre), r_init, dtype=torch.float64)
+        self.synapse_alive = None if self.is_conv else torch.ones(n_post, n_pre, dtype=torch.bool)
+
+
+class DPAPPruner(Pruner):
+    """Developmental-plasticity-inspired adaptive pruning (DPAP)."""
+
+    name = "dpap"
+    config_cls = DPAPConfig
+
+    def __init__(self, **options) -> None:
+        super().__init__()
+        self.config = DPAPConfig(**options)
+        self.records: list[_LayerRecord] = []
+        self._hooks = []
+        self.decisions = 0
+
+    # -- setup ---------------------------------------------------------------
+    def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
+        super().attach(model, total_steps, steps_per_epoch)
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks, self.records = [], []
+        ordered = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d, LIFCell))]
+        for layer in self.layers:
+            after = ordered[ordered.index(layer) + 1:]
+            if not after or not isinstance(after[0], LIFCell):
+                raise ValueError("DPAP prunes layers that feed a LIF population; found a layer without one")
+            record = _LayerRecord(layer, after[0], self.config.r_init)
+            self.records.append(record)
+            self._hooks.append(layer.register_forward_hook(self._record_pre(record)))
+            self._hooks.append(after[0].register_forward_hook(self._record_post(record)))
+
+    @staticmethod
+    def _record_pre(record: _LayerRecord):
+        def hook(module, inputs, output):
+            if module.training:
+                record.pre_steps.append(inputs[0].detach())
+        return hook
+
+    @staticmethod
+    def _record_post(record: _LayerRecord):
+        def hook(module, inputs, output):
+            if module.training:
+                record.post_steps.append(output[0].detach())
+        return hook
+
+    # -- per batch -----------------------------------------------------------
+    @torch.no_grad()
+    def observe(self, inputs: torch.Tensor, output: SNNOutput) -> None:
+        for record in self.records:
+            if not record.pre_steps:
+                continue
+            pre = spike_trace(torch.stack(record.pre_steps), self.config.trace_decay)  # [B, n_pre]
+            post = spike_trace(torch.stack(record.post_steps), self.config.trace_decay)  # [B, n_post]
+            record.stats = plasticity_step(record.stats, post, pre)
+            record.pre_steps.clear()
+            record.post_steps.clear()
+
+    def _unit_completed(self, step: int, epoch_end: bool) -> int | None:
+        """Index (0-based) of the schedule unit that ends at this step, if one does."""
+        if self.config.schedule_unit == "epoch":
+            return step // self.steps_per_epoch - 1 if epoch_end else None
+        per = self.config.batches_per_unit
+        return step // per - 1 if step % per == 0 else None
+
+    @torch.no_grad()
+    def update(self, step: int, epoch_end: bool = False) -> None:
+        unit = self._unit_completed(step, epoch_end)
+        if unit is not None and unit >= self.config.warmup_units and self.config.enabled:
+            self.decide(unit)
+        super().update(step, epoch_end)
+
+    def decide(self, unit: int) -> None:
+        """One pruning decision for every prunable layer (schedule unit ``unit``)."""
+        neuron_rule = self.config.rule("fc_neuron")
+        synapse_rule = self.config.rule("fc_synapse")
+        channel_rule = self.config.rule("conv_channel")
+        for record in self.records:
+            if self.config.prune_neurons:
+                importance = spine_importance(record.stats.plasticity, record.stats.activity)
+                rule = channel_rule if record.is_conv else neuron_rule
+                record.unit_reward, record.unit_alive = adaptive_prune(
+                    record.unit_reward, record.unit_alive, importance, unit, rule)
+            if self.config.prune_synapses and not record.is_conv:
+                candidates = record.synapse_alive & record.unit_alive[:, None]
+                record.synapse_reward, alive = adaptive_prune(
+                    record.synapse_reward, candidates, record.stats.plasticity, unit, synapse_rule)
+                record.synapse_alive = record.synapse_alive & alive
+        self.decisions += 1
+
+    def compute_mask(self, layer_index, weight, mask, step):
+        record = self.records[layer_index]
+        keep = record.unit_alive.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight)
+        if record.synapse_alive is not None:
+            keep = keep & record.synapse_alive
+        if layer_index > 0:
+            # Inputs from neurons/channels pruned in the previous layer are gone too.
+            previous = self.records[layer_index - 1].unit_alive
+            if record.is_conv:
+                keep = keep & previous.view(1, -1, 1, 1)
+            else:
+                per_unit = weight.shape[1] // previous.numel()  # >1 when a conv output is flattened
+                keep = keep & previous.repeat_interleave(per_unit)[None, :]
+        return keep.to(mask.dtype)
+
+    def unit_survival(self) -> list[float]:
+        """Share of neurons / channels alive per prunable layer (0..1)."""
+        return [float(r.unit_alive.double().mean()) for r in self.records]
