@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", default=defaults.pruner, choices=[p for p in PRUNERS if p != "none"],
                      help=f"pruning method of the pruned model (default: {defaults.pruner})")
     run.add_argument("--pruner-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                     help="option of the pruner, e.g. target_sparsity=0.9 (repeatable)")
+                     help="option of the pruner, e.g. target_sparsity=0.9 for gmp or fc_neuron_c=1.5 for dpap "
+                          "(repeatable; giving any replaces the built-in-data defaults)")
     run.add_argument("--epochs", type=int, default=defaults.epochs,
                      help=f"training epochs of each model (default: {defaults.epochs})")
     run.add_argument("--timesteps", type=int, default=defaults.timesteps,
@@ -58,14 +59,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hidden", type=int, nargs="+", default=list(defaults.hidden_sizes), metavar="N",
                      help=f"hidden layer sizes (default: {' '.join(map(str, defaults.hidden_sizes))})")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sim = commands.add_parser(
+        "simulate", help="run an exported network (SparseNet HDF5) in Lava on a built-in test split",
+        description="Simulate an exported SparseNet in Lava on a built-in dataset's test split and write "
+                    "the same per-model fields as `dpap run` (accuracy, agreement with Norse when the "
+                    "checkpoint is available, spikes, synaptic operations, energy).",
+    )
+    sim.add_argument("artifact", help="SparseNet HDF5 file written by `dpap run` or `dpap export`")
+    sim.add_argument("--dataset", required=True, choices=DATASETS, help="built-in dataset to simulate")
+    sim.add_argument("--precision", choices=("float", "fixed"), default="float",
+                     help="Lava floating-point models, or Loihi bit-accurate fixed point (default: float)")
+    sim.add_argument("--timesteps", type=int, default=None, help="steps per sample (default: the artifact's)")
+    sim.add_argument("--seed", type=int, default=None, help="seed of split and encoding (default: the artifact's)")
+    sim.add_argument("--checkpoint", default=None,
+                     help="Norse checkpoint for spike agreement (default: ARTIFACT with .pt, if present)")
+    sim.add_argument("--out", default=None, metavar="FILE",
+                     help="JSON report to write (default: ARTIFACT-<precision>.json beside the artifact)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def cmd_simulate(args) -> int:
+    from hw_export.h5io import atomic_write_text
+    from dpap_neuro.pipeline import simulate_artifact
+
+    report = simulate_artifact(args.artifact, args.dataset, args.precision, args.timesteps, args.seed,
+                               args.checkpoint, progress=not args.quiet)
+    base = os.path.splitext(args.artifact)[0]
+    out = args.out or f"{base}-{args.precision}.json"
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    line = f"{args.precision}: Lava accuracy {report['accuracy']['lava']:.4f}"
+    if "agreement" in report:
+        line += (f", Norse accuracy {report['accuracy']['norse']:.4f}, spike agreement "
+                 f"{report['agreement']['spikes']:.4f}, prediction agreement {report['agreement']['predictions']:.4f}")
+    print(line)
+    print(f"report: {out}")
+    return 0
 
 
 def cmd_run(args) -> int:
     from dpap_neuro.config import RunConfig
     from dpap_neuro.pipeline import run
 
-    config = RunConfig(dataset=args.dataset, pruner=args.pruner, pruner_options=dict(args.pruner_option),
+    config = RunConfig(dataset=args.dataset, pruner=args.pruner,
+                       pruner_options=dict(args.pruner_option) if args.pruner_option else None,
                        epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
                        hidden_sizes=tuple(args.hidden))
     report = run(config, args.out, progress=not args.quiet)
@@ -73,7 +111,8 @@ def cmd_run(args) -> int:
     for name, model in report["models"].items():
         print(f"{name:>10}: Norse accuracy {model['accuracy']['norse']:.4f}, Lava accuracy "
               f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
-              f"{model['synapses']} synapses, {model['neurons']} neurons")
+              f"{model['synapses']} synapses, {model['neurons']} neurons; Loihi fixed point: accuracy "
+              f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
     print(f"pruned/dense: synapses {ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, "
           f"energy {ratios['energy']:.3f}")
     print(f"report: {os.path.join(args.out, 'report.md')}")
@@ -91,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from hw_export.h5io import ArtifactError
     from hw_export.lava_process import LavaRunError
 
-    handlers = {"run": cmd_run}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate}
     try:
         return handlers[args.command](args)
     except (ValueError, CheckpointError, ArtifactError, LavaRunError, OSError) as exc:

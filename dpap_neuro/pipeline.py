@@ -19,13 +19,13 @@ from dpap_neuro.config import RunConfig
 from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset
 from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
-from dpap_neuro.train import evaluate, train
+from dpap_neuro.train import Evaluation, evaluate, train
 from hw_export.counting import count_operations
 from hw_export.energy import PROFILES, energy_j
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import atomic_write_text, write_sparsenet
 from hw_export.lava_process import simulate_in_subprocess
-from hw_export.sparsenet import from_norse
+from hw_export.sparsenet import SparseNet, from_norse
 
 SCHEMA_VERSION = 1
 DENSE = "dense"
@@ -37,7 +37,7 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
         raise ValueError("the dense model is always trained; choose a pruner other than 'none'")
     if config.energy_profile not in PROFILES:
         raise ValueError(f"unknown energy profile {config.energy_profile!r}; choose one of {', '.join(PROFILES)}")
-    make_pruner(config.pruner, **config.pruner_options)  # fail on bad options before any training
+    make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
@@ -45,7 +45,7 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
     models = {}
     for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
-        options = config.pruner_options if pruner_name == config.pruner else {}
+        options = config.resolved_pruner_options() if pruner_name == config.pruner else {}
         models[model_name] = train_and_assess(config, model_name, pruner_name, options,
                                               train_data, test_data, out_dir, progress)
     report = {
@@ -71,30 +71,40 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
                     config.seed, progress=progress, description=f"train {model_name}")
     history_dict = {"loss": history.loss, "train_accuracy": history.train_accuracy,
-                    "sparsity": history.sparsity, "wall_time_s": history.wall_time_s}
+                    "sparsity": history.sparsity, "neuron_sparsity": history.neuron_sparsity,
+                    "wall_time_s": history.wall_time_s}
     save_checkpoint(out_dir / f"{model_name}.pt", model, config, model_name, pruner_name,
                     train_data.input_shape, N_CLASSES, history_dict)
 
     norse = evaluate(model, test_data)
     net = from_norse(list(model), train_data.input_shape,
-                     metadata={"model": model_name, "pruner": pruner_name, "dataset": config.dataset})
+                     metadata={"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
+                               "timesteps": config.timesteps, "seed": config.seed,
+                               "test_fraction": config.test_fraction})
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
-    inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
-    lava = simulate_in_subprocess(net_path, inputs, batch_size=config.lava_batch_size, progress=progress)
+    entry = {"pruner": pruner_name, "pruner_options": pruner_options}
+    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress))
+    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress)
+    entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample")}
+    entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
+    entry["training"] = history_dict
+    entry["files"] = {"checkpoint": f"{model_name}.pt", "network": f"{model_name}.h5"}
+    return entry
 
+
+def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, norse: Evaluation | None,
+                   precision: str, batch_size: int, progress: bool) -> dict:
+    """Simulate ``net`` in Lava on ``test_data``; accuracy, agreement with Norse (if given), counts."""
+    inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
+    lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision)
     lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
-    norse_predictions = norse.predictions.numpy()
     labels = test_data.labels.numpy()
-    agreement = spike_agreement(net, [s.numpy() for s in norse.layer_spikes], lava.layer_spikes)
     counts = count_operations(net, inputs, lava.layer_spikes)
     profiles = {name: float(energy_j(counts, profile).mean()) for name, profile in PROFILES.items()}
-    return {
-        "pruner": pruner_name,
-        "accuracy": {"norse": norse.accuracy, "lava": float((lava_predictions == labels).mean())},
-        "agreement": {"spikes": agreement.elementwise,
-                      "predictions": float((lava_predictions == norse_predictions).mean()),
-                      "samples_identical": agreement.samples_identical},
+    report = {
+        "precision": precision,
+        "accuracy": {"lava": float((lava_predictions == labels).mean())},
         "synapses": net.n_synapses,
         "neurons": net.n_neurons,
         "per_sample": {
@@ -111,9 +121,14 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
              "neuron_updates": float(c.neuron_updates.mean())}
             for c, layer, original_fan_in in zip(counts, net.layers, original_fan_ins(net))
         ],
-        "training": history_dict,
-        "files": {"checkpoint": f"{model_name}.pt", "network": f"{model_name}.h5"},
     }
+    if norse is not None:
+        agreement = spike_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], lava.layer_spikes)
+        report["accuracy"] = {"norse": norse.accuracy, "lava": report["accuracy"]["lava"]}
+        report["agreement"] = {"spikes": agreement.elementwise,
+                               "predictions": float((lava_predictions == norse.predictions.numpy()).mean()),
+                               "samples_identical": agreement.samples_identical}
+    return report
 
 
 def original_fan_ins(net) -> list[int]:
@@ -150,14 +165,16 @@ def render_markdown(report: dict) -> str:
         f"{ds['timesteps']} steps each. Lava numbers come from simulating every test sample; "
         f"energy uses the `{profile}` profile.",
         "",
-        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement | synapses | neurons "
+        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement "
+        "| Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons "
         "| spikes/sample | synops/sample | energy/sample |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["models"].items():
         lines.append(
             f"| {name} | {m['pruner']} | {m['accuracy']['norse']:.4f} | {m['accuracy']['lava']:.4f} "
-            f"| {m['agreement']['spikes']:.4f} | {m['agreement']['predictions']:.4f} | {m['synapses']} "
+            f"| {m['agreement']['spikes']:.4f} | {m['agreement']['predictions']:.4f} "
+            f"| {m['fixed']['accuracy']:.4f} | {m['fixed']['agreement']['predictions']:.4f} | {m['synapses']} "
             f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
             f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
         )
@@ -176,3 +193,37 @@ def render_markdown(report: dict) -> str:
                          f"| {layer['synops']:.0f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "float", timesteps: int | None = None,
+                      seed: int | None = None, checkpoint: str | Path | None = None, batch_size: int = 128,
+                      progress: bool = True) -> dict:
+    """``dpap simulate``: run an exported SparseNet in Lava on a built-in test split.
+
+    Timesteps, seed and split default to those stored in the artifact's
+    metadata, so the test split is the one the model was assessed on. With a
+    Norse checkpoint (``checkpoint``, or ``<artifact>.pt`` beside it), the
+    report also has Norse accuracy and spike / prediction agreement.
+    """
+    from dpap_neuro.checkpoint import load_checkpoint
+    from hw_export.h5io import read_sparsenet
+
+    artifact = Path(artifact)
+    net = read_sparsenet(artifact)
+    meta = net.metadata
+    timesteps = int(timesteps if timesteps is not None else meta.get("timesteps", 30))
+    seed = int(seed if seed is not None else meta.get("seed", 0))
+    _, test_data = load_dataset(dataset, timesteps, seed, float(meta.get("test_fraction", 0.2)))
+    if tuple(test_data.input_shape) != tuple(net.input_shape):
+        raise ValueError(f"{artifact}: the network takes inputs of shape {net.input_shape}, "
+                         f"dataset {dataset} gives {tuple(test_data.input_shape)}")
+    norse = None
+    checkpoint = Path(checkpoint) if checkpoint else artifact.with_suffix(".pt")
+    if checkpoint.is_file():
+        model, _ = load_checkpoint(checkpoint)
+        norse = evaluate(model, test_data)
+    report = {"artifact": str(artifact), "checkpoint": str(checkpoint) if norse is not None else None,
+              "dataset": {"name": dataset, "n_test": len(test_data), "timesteps": timesteps, "seed": seed},
+              "model": meta.get("model"), "pruner": meta.get("pruner")}
+    report.update(assess_in_lava(net, artifact, test_data, norse, precision, batch_size, progress))
+    return report

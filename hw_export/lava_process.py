@@ -25,14 +25,15 @@ class LavaRunError(RuntimeError):
 
 
 def simulate_in_subprocess(
-    net_path: str | os.PathLike, inputs: np.ndarray, batch_size: int = 128, progress: bool = True
+    net_path: str | os.PathLike, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
+    precision: str = "float",
 ) -> LavaResult:
     """Simulate the SparseNet file ``net_path`` on ``inputs`` ``[T, N, n_inputs]`` in a child process."""
     with tempfile.TemporaryDirectory(prefix="dpap-lava-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.npy", Path(tmp) / "result.npz"
         np.save(in_path, np.asarray(inputs, dtype=np.uint8))
         cmd = [sys.executable, "-m", "hw_export.lava_process", str(net_path), str(in_path), str(out_path),
-               "--batch-size", str(batch_size)] + ([] if progress else ["--no-progress"])
+               "--batch-size", str(batch_size), "--precision", precision] + ([] if progress else ["--no-progress"])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
         if proc.returncode != 0 or not out_path.exists():
             detail = (proc.stderr or proc.stdout or "").strip().splitlines()
@@ -43,12 +44,13 @@ def simulate_in_subprocess(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Simulate a SparseNet HDF5 file in Lava (float models).")
+    parser = argparse.ArgumentParser(description="Simulate a SparseNet HDF5 file in Lava.")
     parser.add_argument("net", help="SparseNet HDF5 file")
     parser.add_argument("inputs", help=".npy of input spikes [T, N, n_inputs]")
     parser.add_argument("out", help=".npz to write")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--precision", choices=("float", "fixed"), default="float")
     args = parser.parse_args(argv)
 
     # Lava must be imported before anything touches multiprocessing (tqdm's
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net = read_sparsenet(args.net)
         inputs = np.load(args.inputs, allow_pickle=False)
-        result = simulate(net, inputs, batch_size=args.batch_size, progress=not args.no_progress)
+        result = simulate(net, inputs, batch_size=args.batch_size, progress=not args.no_progress,
+                          precision=args.precision)
     except (ArtifactError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

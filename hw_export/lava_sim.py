@@ -69,10 +69,16 @@ def block_diagonal(weight: sparse.csr_matrix, copies: int) -> sparse.csr_matrix:
     return sparse.kron(sparse.identity(copies, format="csr"), weight, format="csr")
 
 
-def simulate_chunk(net: SparseNet, inputs: np.ndarray) -> LavaResult:
+PRECISIONS = ("float", "fixed")
+
+
+def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float") -> LavaResult:
     """Run one Lava simulation of ``B`` samples at once.
 
-    ``inputs``: ``[T, B, n_inputs]`` (0/1). Always stops the runtime, also on failure.
+    ``inputs``: ``[T, B, n_inputs]`` (0/1). ``precision``: ``"float"`` (Lava's
+    floating-point models) or ``"fixed"`` (bit-accurate Loihi models on
+    ``hw_export.quantize``'s parameters; the readout voltage is returned
+    divided by its fixed-point scale). Always stops the runtime, also on failure.
     """
     import tempfile
 
@@ -83,6 +89,10 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray) -> LavaResult:
     from lava.proc.sparse.process import Sparse
 
     from hw_export.lava_procs.process import SpikeRecorder, VarRecorder
+    from hw_export.quantize import quantize
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
     inputs = np.asarray(inputs)
     if inputs.ndim != 3 or inputs.shape[2] != net.n_inputs:
@@ -96,10 +106,19 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray) -> LavaResult:
         source = SpikeSource(data=source_data)
         previous = source.s_out
         spike_files = []
-        for index, (layer, mapping) in enumerate(zip(net.layers, lava_float_mapping(net))):
-            synapses = Sparse(weights=block_diagonal(mapping.weight, batch))
-            neurons = LIF(shape=(batch * layer.n_out,), du=mapping.du, dv=mapping.dv,
-                          vth=mapping.vth, bias_mant=0.0)
+        mappings = lava_float_mapping(net)  # validates bias and leak even for fixed point
+        fixed = quantize(net) if precision == "fixed" else None
+        for index, layer in enumerate(net.layers):
+            if fixed is None:
+                m = mappings[index]
+                synapses = Sparse(weights=block_diagonal(m.weight, batch))
+                neurons = LIF(shape=(batch * layer.n_out,), du=m.du, dv=m.dv, vth=m.vth, bias_mant=0.0)
+            else:
+                q = fixed[index]
+                synapses = Sparse(weights=block_diagonal(q.weight, batch), weight_exp=q.weight_exp,
+                                  num_weight_bits=8)
+                neurons = LIF(shape=(batch * layer.n_out,), du=q.du, dv=q.dv, vth=q.vth,
+                              bias_mant=0, bias_exp=0)
             previous.connect(synapses.s_in)
             synapses.a_out.connect(neurons.a_in)
             path = f"{tmp}/layer{index}.npy"
@@ -113,7 +132,8 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray) -> LavaResult:
                 voltage_file = path
             previous = neurons.s_out
         try:
-            source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+            tag = "floating_pt" if fixed is None else "fixed_pt"
+            source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag=tag))
         finally:
             source.stop()
         raw_spikes = [np.load(f) for f in spike_files]  # [n_steps, batch * n]
@@ -128,10 +148,13 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray) -> LavaResult:
         for k, (raw, layer) in enumerate(zip(raw_spikes, net.layers))
     ]
     readout_v = unshift(raw_v, net.layers[-1].n_out, net.depth)
+    if fixed is not None:
+        readout_v = readout_v / fixed[-1].voltage_scale
     return LavaResult(layer_spikes, readout_v)
 
 
-def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress: bool = True) -> LavaResult:
+def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
+             precision: str = "float") -> LavaResult:
     """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in chunks of ``batch_size``."""
     from tqdm.auto import tqdm
 
@@ -140,9 +163,9 @@ def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress
     n_samples = inputs.shape[1]
     results = []
     starts = range(0, n_samples, batch_size)
-    for start in tqdm(starts, desc=f"lava {net.metadata.get('model', '')}".strip(), disable=not progress,
+    for start in tqdm(starts, desc=f"lava {precision} {net.metadata.get('model', '')}".strip(), disable=not progress,
                       unit="chunk", leave=False):
-        results.append(simulate_chunk(net, inputs[:, start : start + batch_size]))
+        results.append(simulate_chunk(net, inputs[:, start : start + batch_size], precision))
     return LavaResult(
         [np.concatenate([r.layer_spikes[k] for r in results], axis=1) for k in range(net.depth - 1)],
         np.concatenate([r.readout_v for r in results], axis=1),

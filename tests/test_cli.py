@@ -47,7 +47,7 @@ def test_unknown_dataset_is_rejected_by_the_parser(tmp_path):
 def test_run_writes_the_report_contract(tmp_path):
     out = tmp_path / "run"
     result = dpap("run", "--out", str(out), "--quiet", "--epochs", "2", "--timesteps", "8",
-                  "--hidden", "24", "--dataset", "digits")
+                  "--hidden", "24", "--dataset", "digits", "--pruner", "gmp")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1
@@ -70,3 +70,19 @@ def test_run_writes_the_report_contract(tmp_path):
     assert comparison["ratios"]["synapses"] < 0.5
     assert "| dense |" in (out / "report.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    for model in report["models"].values():
+        fixed = model["fixed"]
+        assert 0.0 <= fixed["accuracy"] <= 1.0 and fixed["agreement"]["predictions"] > 0.8
+
+    # `dpap simulate` on the exported artifact reproduces the run's float numbers.
+    simulated = dpap("simulate", str(out / "gmp.h5"), "--dataset", "digits", "--quiet")
+    assert simulated.returncode == 0, simulated.stderr
+    sim_report = json.loads((out / "gmp-float.json").read_text())
+    assert sim_report["accuracy"] == report["models"]["gmp"]["accuracy"]
+    assert sim_report["agreement"]["spikes"] == 1.0
+    assert sim_report["per_sample"] == report["models"]["gmp"]["per_sample"]
+
+    # A network and a dataset that do not fit together: one clear line.
+    wrong = dpap("simulate", str(out / "gmp.h5"), "--dataset", "digits-events", "--quiet")
+    assert wrong.returncode == 2 and "takes inputs of shape" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1

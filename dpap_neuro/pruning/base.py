@@ -83,7 +83,8 @@ class Pruner:
         """Apply ``compute_mask`` to every prunable layer (after optimiser step ``step``)."""
         for index, layer in enumerate(self.layers):
             new_mask = self.compute_mask(index, layer.weight_orig, layer.weight_mask, step)
-            layer.weight_mask.mul_(new_mask.to(layer.weight_mask.dtype))
+            if new_mask is not layer.weight_mask:  # unchanged masks cost nothing
+                layer.weight_mask.mul_(new_mask.to(layer.weight_mask.dtype))
 
     def masks(self) -> list[torch.Tensor]:
         return [layer.weight_mask.detach().clone() for layer in self.layers]

@@ -118,21 +118,15 @@ class DPAPPruner(Pruner):
                 raise ValueError("DPAP prunes layers that feed a LIF population; found a layer without one")
             record = _LayerRecord(layer, after[0], self.config.r_init)
             self.records.append(record)
-            self._hooks.append(layer.register_forward_hook(self._record_pre(record)))
-            self._hooks.append(after[0].register_forward_hook(self._record_post(record)))
+            self._hooks.append(layer.register_forward_hook(self._record_into(record.pre_steps, True)))
+            self._hooks.append(after[0].register_forward_hook(self._record_into(record.post_steps, False)))
 
     @staticmethod
-    def _record_pre(record: _LayerRecord):
+    def _record_into(steps: list, take_input: bool):
+        """Forward hook appending the layer's input (or output spikes) of this step, detached."""
         def hook(module, inputs, output):
             if module.training:
-                record.pre_steps.append(inputs[0].detach())
-        return hook
-
-    @staticmethod
-    def _record_post(record: _LayerRecord):
-        def hook(module, inputs, output):
-            if module.training:
-                record.post_steps.append(output[0].detach())
+                steps.append((inputs[0] if take_input else output[0]).detach())
         return hook
 
     # -- per batch -----------------------------------------------------------
@@ -159,7 +153,7 @@ class DPAPPruner(Pruner):
         unit = self._unit_completed(step, epoch_end)
         if unit is not None and unit >= self.config.warmup_units and self.config.enabled:
             self.decide(unit)
-        super().update(step, epoch_end)
+            super().update(step, epoch_end)  # masks change only when a decision was made
 
     def decide(self, unit: int) -> None:
         """One pruning decision for every prunable layer (schedule unit ``unit``)."""

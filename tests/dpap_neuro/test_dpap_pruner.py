@@ -1,0 +1,108 @@
+"""The stateful DPAP pruner: invisible while observing, real when pruning."""
+
+import torch
+from norse.torch import LICell, LIFCell
+from torch import nn
+
+from dpap_neuro.data import SpikeDataset
+from dpap_neuro.models import SpikingMLP, run_over_time
+from dpap_neuro.pruning import DPAPPruner, Pruner, make_pruner
+from dpap_neuro.train import train
+from hw_export.sparsenet import from_norse
+
+
+def tiny_data(n=48, n_in=10, steps=8, seed=0):
+    """Learnable toy task: the class is the input group (of three) that fires most."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    rates = torch.full((n, n_in), 0.1)
+    for k in range(3):
+        rates[labels == k, 3 * k: 3 * k + 3] = 0.6
+    spikes = (torch.rand(steps, n, n_in, generator=generator) < rates).float()
+    return SpikeDataset(spikes, labels)
+
+
+def trained(pruner, seed=0, epochs=3):
+    torch.manual_seed(seed)
+    model = SpikingMLP(10, [16, 12], 3)
+    train(model, tiny_data(), pruner, epochs=epochs, batch_size=8, learning_rate=5e-3, seed=seed, progress=False)
+    return model
+
+
+def test_statistics_collection_does_not_change_training_bit_for_bit():
+    plain = trained(Pruner())
+    observing = DPAPPruner(enabled=False, schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    watched = trained(observing)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), watched.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert observing.records[0].stats.n_samples == 3 * 48  # it did gather statistics
+    assert observing.sparsity() == 0.0
+
+
+def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
+    pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0,
+                         fc_neuron_c=1.0, fc_synapse_c=1.5)
+    model = trained(pruner, epochs=4)
+    assert pruner.decisions > 0
+    assert pruner.sparsity() > 0.3
+    survival = pruner.unit_survival()
+    assert min(survival) < 1.0
+    net = from_norse(list(model), (10,))
+    for record, layer in zip(pruner.records, net.layers):
+        dead = (~record.unit_alive).nonzero().flatten().tolist()
+        assert not set(dead) & set(layer.kept.tolist()), "a pruned neuron is still in the SparseNet"
+        assert layer.n_out <= int(record.unit_alive.sum())
+    # Masked weights are exactly zero in the effective weight, rows of dead neurons included.
+    first = model[0]
+    dead_rows = ~pruner.records[0].unit_alive
+    assert torch.all(first.weight_mask[dead_rows] == 0)
+    assert torch.all(model[2].weight_mask[:, dead_rows] == 0), "outgoing synapses of dead neurons remain"
+
+
+def test_pruning_is_permanent_across_decisions():
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    torch.manual_seed(0)
+    model = SpikingMLP(10, [16, 12], 3)
+    data = tiny_data()
+    pruner.attach(model, total_steps=60, steps_per_epoch=6)
+    previous = [m.clone() for m in pruner.masks()]
+    for step in range(1, 61):
+        out = model(data.spikes[:, (step % 6) * 8: (step % 6) * 8 + 8])
+        pruner.observe(None, out)
+        pruner.update(step)
+        for before, after in zip(previous, pruner.masks()):
+            assert torch.all(after <= before)
+        previous = [m.clone() for m in pruner.masks()]
+
+
+class TinyConvSNN(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(2, 4, 3, bias=False), LIFCell(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 5, bias=False), LIFCell(), nn.Linear(5, 3, bias=False), LICell())
+        with torch.no_grad():
+            for m in self:
+                if hasattr(m, "weight"):
+                    m.weight.mul_(4.0)
+
+    def forward(self, x):
+        return run_over_time(self, x)
+
+
+def test_conv_layers_lose_whole_output_channels():
+    torch.manual_seed(0)
+    model = TinyConvSNN()
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    pruner.attach(model, total_steps=10)
+    x = (torch.rand(6, 4, 2, 8, 8) < 0.4).float()  # [T, B, C, H, W]
+    pruner.observe(x, model(x))
+    assert pruner.records[0].is_conv and pruner.records[0].stats.plasticity.shape == (4, 2)
+    assert pruner.records[1].stats.plasticity.shape == (5, 4 * 6 * 6)
+    # Force channel 1 to be pruned at the next decision and check the masks.
+    pruner.records[0].unit_reward[1] = -100.0
+    pruner.records[0].unit_alive[1] = False
+    pruner.update(1)
+    conv_mask, fc_mask = pruner.masks()
+    assert torch.all(conv_mask[1] == 0)
+    # One decision cannot take the others from R = 10 below zero: they keep every weight.
+    assert torch.all(conv_mask[[0, 2, 3]] == 1)
+    assert torch.all(fc_mask[:, 36:72] == 0), "inputs from the pruned channel remain in the next layer"
