@@ -41,7 +41,7 @@ def main() -> int:
     # One untimed epoch first: the very first training in a process pays for
     # allocator and kernel warm-up, which would bias whichever method runs first.
     torch.manual_seed(config.seed)
-    warm = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.neuron_kwargs())
+    warm = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     train(warm, train_data, make_pruner("none"), 1, config.batch_size, config.learning_rate, config.seed,
           progress=False)
     totals = {"none": 0.0, "dpap": 0.0}
@@ -49,7 +49,7 @@ def main() -> int:
         order = ["none", "dpap"] if repeat % 2 == 0 else ["dpap", "none"]
         for name in order:
             torch.manual_seed(config.seed)
-            model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.neuron_kwargs())
+            model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
             options = config.resolved_pruner_options() if name == "dpap" else {}
             pruner = make_pruner(name, **options)
             started = time.perf_counter()

@@ -51,7 +51,7 @@ def one_run(job: dict) -> dict:
     config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"])
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed)
     torch.manual_seed(config.seed)
-    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.neuron_kwargs())
+    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     pruner = make_pruner(job["pruner"], **job["options"])
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
                     config.seed, progress=False)

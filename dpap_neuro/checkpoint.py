@@ -57,7 +57,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('format_version')} is not supported")
     try:
         config = RunConfig.from_dict(payload["config"])
-        model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.neuron_kwargs())
+        model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.model_kwargs())
         state = payload["state_dict"]
         for name, module in model.named_modules():
             if f"{name}.weight_mask" in state:

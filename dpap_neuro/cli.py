@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, metavar="DIR", help="run directory to write (created if missing)")
     run.add_argument("--dataset", default=defaults.dataset, choices=DATASETS,
                      help=f"built-in dataset (default: {defaults.dataset})")
+    run.add_argument("--model", default=defaults.model, choices=("mlp", "conv"),
+                     help=f"network: fully connected LIF layers, or conv blocks then LIF layers (default: {defaults.model})")
+    run.add_argument("--conv-channels", type=int, nargs="+", default=list(defaults.conv_channels), metavar="C",
+                     help=f"output channels per conv block, --model conv (default: "
+                          f"{' '.join(map(str, defaults.conv_channels))})")
     run.add_argument("--pruner", default=defaults.pruner, choices=[p for p in PRUNERS if p != "none"],
                      help=f"pruning method of the pruned model (default: {defaults.pruner})")
     run.add_argument("--pruner-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
@@ -105,7 +110,8 @@ def cmd_run(args) -> int:
     config = RunConfig(dataset=args.dataset, pruner=args.pruner,
                        pruner_options=dict(args.pruner_option) if args.pruner_option else None,
                        epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
-                       hidden_sizes=tuple(args.hidden))
+                       hidden_sizes=tuple(args.hidden), model=args.model,
+                       conv_channels=tuple(args.conv_channels))
     report = run(config, args.out, progress=not args.quiet)
     ratios = report["comparison"]["ratios"]
     for name, model in report["models"].items():

@@ -25,12 +25,14 @@ class RunConfig:
     timesteps: int = 30  # simulation steps per sample (T)
     test_fraction: float = 0.2  # stratified held-out share of the 1,797 digits
     # --- model ------------------------------------------------------------
+    model: str = "mlp"  # "mlp" (Linear/LIF layers) or "conv" (Conv2d/LIF/AvgPool blocks, then Linear)
+    conv_channels: tuple[int, ...] = (16, 32)  # output channels per conv block (model "conv")
     hidden_sizes: tuple[int, ...] = (256, 256)  # LIF neurons per hidden layer
     dt_s: float = 1e-3  # integration step, seconds (Norse default)
     tau_syn_inv_per_s: float = 200.0  # synaptic current decay rate, 1/s (Norse default)
     tau_mem_inv_per_s: float = 100.0  # membrane decay rate, 1/s (Norse default)
     v_th: float = 1.0  # firing threshold, Norse voltage units
-    weight_init_gain: float = 4.0  # multiplies PyTorch's default Linear init so all layers spike from the start
+    weight_init_gain: float | None = None  # multiplies PyTorch's default init so all layers spike from the start; None: the model's default (mlp 4, conv 10)
     # --- training ---------------------------------------------------------
     epochs: int = 20  # passes over the training split
     batch_size: int = 64  # samples per optimiser step
@@ -62,11 +64,14 @@ class RunConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
+            (self.model in ("mlp", "conv"), f"model must be 'mlp' or 'conv', got {self.model!r}"),
+            (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,11 +84,14 @@ class RunConfig:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
         return cls(**data)
 
-    def neuron_kwargs(self) -> dict:
+    def model_kwargs(self) -> dict:
+        """Everything ``build_model`` needs besides shapes."""
         return dict(
+            architecture=self.model,
+            conv_channels=self.conv_channels,
             dt_s=self.dt_s,
             tau_syn_inv_per_s=self.tau_syn_inv_per_s,
             tau_mem_inv_per_s=self.tau_mem_inv_per_s,
             v_th=self.v_th,
-            weight_init_gain=self.weight_init_gain,
+            **({} if self.weight_init_gain is None else {"weight_init_gain": self.weight_init_gain}),
         )

@@ -66,7 +66,7 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
                      train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path, progress: bool) -> dict:
     """Train one model, export it, simulate it in Lava and measure it: one ``models`` entry."""
     torch.manual_seed(config.seed)  # same initial weights for every model of the run
-    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.neuron_kwargs())
+    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     pruner = make_pruner(pruner_name, **pruner_options)
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
                     config.seed, progress=progress, description=f"train {model_name}")

@@ -10,7 +10,7 @@ from dpap_neuro.pruning import GMPPruner
 def test_round_trip_keeps_masks_and_outputs(tmp_path):
     config = RunConfig(hidden_sizes=(6,), timesteps=5)
     torch.manual_seed(0)
-    model = build_model((2, 4), config.hidden_sizes, 3, **config.neuron_kwargs())
+    model = build_model((2, 4), config.hidden_sizes, 3, **config.model_kwargs())
     pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
     pruner.attach(model, total_steps=4)
     pruner.update(4)

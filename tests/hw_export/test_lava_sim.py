@@ -127,3 +127,28 @@ def test_fixed_point_stays_close_to_float():
     # Readout voltages come back in float units (a differing spike moves them by one weight).
     span = np.abs(exact.readout_v).max()
     assert np.abs(fixed.readout_v - exact.readout_v).mean() < 0.05 * span
+
+
+def test_conv_network_with_pruned_channels_matches_norse_spike_for_spike():
+    from dpap_neuro.models import SpikingConvNet
+    from dpap_neuro.pruning import Pruner
+    from hw_export.lava_sim import simulate
+
+    torch.manual_seed(5)
+    model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3, weight_init_gain=5.0)
+    Pruner().attach(model, total_steps=1)
+    with torch.no_grad():
+        model[0].weight_mask[1] = 0  # channel 1 of the first conv block pruned
+        model[3].weight_mask[:, 1] = 0  # and its outgoing synapses
+    net = from_norse(list(model), (2, 8, 8))
+    assert net.layers[0].name == "conv1" and net.layers[1].name == "conv2"
+    assert net.layers[0].n_out == 3 * 64, "the pruned channel's 64 neurons must be gone"
+    assert not set(range(64, 128)) & set(net.layers[0].kept.tolist())
+    inputs = (torch.rand(12, 5, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).double()
+    with torch.no_grad():
+        norse = model.double()(inputs)
+    result = simulate(net, inputs.flatten(2).numpy(), batch_size=5, progress=False)
+    agreement = spike_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], result.layer_spikes)
+    assert sum(s.sum() for s in result.layer_spikes) > 50
+    assert agreement.elementwise == 1.0
+    np.testing.assert_allclose(result.readout_v, norse.readout_v.numpy(), atol=1e-9)

@@ -69,3 +69,31 @@ def test_neuron_params_are_validated():
         with pytest.raises(SparseNetError, match=message):
             NeuronParams(**{**good, key: value})
     assert NeuronParams.from_dict(NeuronParams(**good).to_dict()) == NeuronParams(**good)
+
+
+def test_conv_and_pooling_unroll_to_the_same_linear_map():
+    from torch import nn
+
+    from hw_export.sparsenet import avgpool2d_matrix, linear_operator
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    x = torch.rand(2, 2, 5, 6, dtype=torch.float64)
+    matrix, shape = linear_operator(conv.double(), (2, 5, 6))
+    expected = conv(x).detach().flatten(1).numpy()
+    np.testing.assert_allclose((matrix @ x.flatten(1).numpy().T).T, expected, atol=1e-12)
+    assert shape == (3, 5, 6)
+    pool, pooled_shape = avgpool2d_matrix((3, 4, 4), (2, 2), (2, 2))
+    y = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    np.testing.assert_allclose(pool @ y.flatten().numpy(), nn.AvgPool2d(2)(y).flatten().numpy(), atol=1e-15)
+    assert pooled_shape == (3, 2, 2)
+
+
+def test_a_bias_is_refused_rather_than_silently_dropped():
+    from torch import nn
+
+    model = [nn.Linear(3, 2, bias=True), SpikingMLP(3, [2], 2)[1], nn.Linear(2, 2, bias=False), SpikingMLP(3, [2], 2)[3]]
+    with torch.no_grad():
+        model[0].bias.fill_(0.5)
+    with pytest.raises(SparseNetError, match="bias"):
+        from_norse(model, (3,))
