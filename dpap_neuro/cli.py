@@ -82,7 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, metavar="FILE",
                      help="JSON report to write (default: ARTIFACT-<precision>.json beside the artifact)")
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    export = commands.add_parser(
+        "export", help="export a checkpoint as a SparseNet HDF5 network",
+        description="Export a dpap checkpoint (.pt) as a framework-free SparseNet HDF5 file "
+                    "(docs/sparsenet_hdf5.md): CSR weights, neuron parameters, surviving neurons.",
+    )
+    export.add_argument("checkpoint", help="checkpoint written by `dpap run`")
+    export.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
+    export.add_argument("--format", choices=("sparsenet",), default="sparsenet", help="output format")
     return parser
+
+
+def cmd_export(args) -> int:
+    from dpap_neuro.checkpoint import load_checkpoint
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.pipeline import artifact_metadata
+    from hw_export.h5io import write_sparsenet
+    from hw_export.sparsenet import from_norse
+
+    model, meta = load_checkpoint(args.checkpoint)
+    config = RunConfig.from_dict(meta["config"])
+    net = from_norse(list(model), meta["input_shape"],
+                     metadata=artifact_metadata(config, meta["model_name"], meta["pruner"]))
+    write_sparsenet(net, args.out)
+    print(f"{args.out}: {net.depth} layers, {net.n_neurons} neurons, {net.n_synapses} synapses")
+    return 0
 
 
 def cmd_simulate(args) -> int:
@@ -126,7 +151,7 @@ def cmd_run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -136,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     from hw_export.h5io import ArtifactError
     from hw_export.lava_process import LavaRunError
 
-    handlers = {"run": cmd_run, "simulate": cmd_simulate}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export}
     try:
         return handlers[args.command](args)
     except (ValueError, CheckpointError, ArtifactError, LavaRunError, OSError) as exc:

@@ -77,10 +77,7 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
                     train_data.input_shape, N_CLASSES, history_dict)
 
     norse = evaluate(model, test_data)
-    net = from_norse(list(model), train_data.input_shape,
-                     metadata={"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
-                               "timesteps": config.timesteps, "seed": config.seed,
-                               "test_fraction": config.test_fraction})
+    net = from_norse(list(model), train_data.input_shape, metadata=artifact_metadata(config, model_name, pruner_name))
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
@@ -129,6 +126,12 @@ def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, nors
                                "predictions": float((lava_predictions == norse.predictions.numpy()).mean()),
                                "samples_identical": agreement.samples_identical}
     return report
+
+
+def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> dict:
+    """What a SparseNet file records of its run (lets `dpap simulate` rebuild the same test split)."""
+    return {"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
+            "timesteps": config.timesteps, "seed": config.seed, "test_fraction": config.test_fraction}
 
 
 def original_fan_ins(net) -> list[int]:

@@ -15,7 +15,7 @@ So with a per-layer scale ``K`` (fixed-point units per float unit before the
 6-bit shift), float weights ``w = dv * W`` become ``w * K ~= mant * 2**exp``,
 the threshold ``vth_mant = round(K * v_th)``, and a fixed-point voltage is
 ``64 * K`` times the float one. We pick the smallest exponent for which the
-threshold mantissa gets at least ``MIN_VTH_MANT`` (12 bits of resolution),
+threshold mantissa gets at least ``MIN_VTH_MANT`` (10 bits of resolution),
 then ``K`` so that the largest weight uses the full mantissa range.
 """
 
@@ -34,7 +34,7 @@ WEIGHT_EXP_RANGE = (-8, 7)  # exponents we allow (Loihi's weight exponent range)
 DECAY_UNITY = 4096  # 12-bit decays
 ACT_SHIFT = 6  # input and threshold are MSB-aligned by 6 bits
 VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa
-MIN_VTH_MANT = 4096  # resolution we ask of the threshold
+MIN_VTH_MANT = 1024  # resolution we ask of the threshold (10 bits; more leaves u too little headroom before its 24-bit wrap)
 
 
 @dataclass(frozen=True, eq=False)
