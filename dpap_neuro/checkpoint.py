@@ -8,6 +8,7 @@ config, the input shape, the class count, and the state dict with masks
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,9 +49,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several kinds for bad files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many kinds for bad or foreign files
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a PyTorch file, truncated, "
+                              "or holding objects other than tensors and plain data)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a dpap-neuro checkpoint")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -84,14 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
 
     export = commands.add_parser(
-        "export", help="export a checkpoint as a SparseNet HDF5 network",
-        description="Export a dpap checkpoint (.pt) as a framework-free SparseNet HDF5 file "
-                    "(docs/sparsenet_hdf5.md): CSR weights, neuron parameters, surviving neurons.",
+        "export", help="export a checkpoint: SparseNet HDF5, netx HDF5 (Loihi) or NIR",
+        description="Export a dpap checkpoint (.pt): `sparsenet` (framework-free HDF5, float, "
+                    "docs/sparsenet_hdf5.md), `netx` (lava-dl netx HDF5 in Loihi fixed point, "
+                    "docs/netx_hdf5.md) or `nir` (NIR graph, float, time constants in seconds).",
     )
     export.add_argument("checkpoint", help="checkpoint written by `dpap run`")
-    export.add_argument("--out", required=True, metavar="FILE", help="HDF5 file to write")
-    export.add_argument("--format", choices=("sparsenet",), default="sparsenet", help="output format")
+    export.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    export.add_argument("--format", choices=("sparsenet", "netx", "nir"), default="sparsenet",
+                        help="output format (default: sparsenet)")
+    export.add_argument("--precision", choices=("float", "fixed"), default=None,
+                        help="float for sparsenet and nir, fixed (Loihi) for netx; the default is the format's own")
     return parser
+
+
+EXPORT_PRECISION = {"sparsenet": "float", "nir": "float", "netx": "fixed"}
 
 
 def cmd_export(args) -> int:
@@ -105,8 +112,22 @@ def cmd_export(args) -> int:
     config = RunConfig.from_dict(meta["config"])
     net = from_norse(list(model), meta["input_shape"],
                      metadata=artifact_metadata(config, meta["model_name"], meta["pruner"]))
-    write_sparsenet(net, args.out)
-    print(f"{args.out}: {net.depth} layers, {net.n_neurons} neurons, {net.n_synapses} synapses")
+    precision = args.precision or EXPORT_PRECISION[args.format]
+    if precision != EXPORT_PRECISION[args.format]:
+        raise ValueError(f"--format {args.format} is {EXPORT_PRECISION[args.format]} only; "
+                         f"use --format {'netx' if precision == 'fixed' else 'sparsenet or nir'} for {precision}")
+    if args.format == "netx":
+        from hw_export.netx import write_netx
+
+        write_netx(net, args.out)
+    elif args.format == "nir":
+        from hw_export.nir_export import write_nir
+
+        write_nir(net, args.out)
+    else:
+        write_sparsenet(net, args.out)
+    print(f"{args.out}: {args.format} ({precision}), {net.depth} layers, {net.n_neurons} neurons, "
+          f"{net.n_synapses} synapses")
     return 0
 
 

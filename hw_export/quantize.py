@@ -30,7 +30,10 @@ from scipy import sparse
 from hw_export.sparsenet import SparseNet
 
 WEIGHT_MANT_MAX = 254  # largest even 8-bit mixed-sign mantissa Lava keeps (min -256)
-WEIGHT_EXP_RANGE = (-8, 7)  # exponents we allow (Loihi's weight exponent range)
+# Exponents we use. Loihi allows -8..7, but a negative exponent right-shifts
+# (floors) every synaptic sum and cannot be written as netx's integer
+# weights, so we raise K instead (a finer threshold) and keep exponents >= 0.
+WEIGHT_EXP_RANGE = (0, 7)
 DECAY_UNITY = 4096  # 12-bit decays
 ACT_SHIFT = 6  # input and threshold are MSB-aligned by 6 bits
 VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa
@@ -55,7 +58,7 @@ def quantize_decay(decay: float, offset: int) -> int:
 
 
 def quantize_layer(weight: sparse.csr_matrix, du: float, dv: float, v_th: float, spiking: bool,
-                   clip_fraction: float | None = None) -> FixedLayer:
+                   clip_fraction: float | None = None, min_weight_exp: int = WEIGHT_EXP_RANGE[0]) -> FixedLayer:
     """Quantize one layer; ``clip_fraction`` of the largest |weight| maps to the top mantissa.
 
     ``None`` picks, among a few clipping levels, the one with the smallest
@@ -64,13 +67,13 @@ def quantize_layer(weight: sparse.csr_matrix, du: float, dv: float, v_th: float,
     """
     lava_weight = (weight * dv).tocsr()  # float Lava weights
     if clip_fraction is None:
-        candidates = [quantize_layer(weight, du, dv, v_th, spiking, f) for f in CLIP_FRACTIONS]
+        candidates = [quantize_layer(weight, du, dv, v_th, spiking, f, min_weight_exp) for f in CLIP_FRACTIONS]
         errors = [weight_error(c, lava_weight) for c in candidates]
         return candidates[int(np.argmin(errors))]
     w_max = float(np.abs(lava_weight.data).max()) * clip_fraction if lava_weight.nnz else 1.0
     nominal_vth = v_th if spiking else 1.0  # the readout never fires; its scale still needs a reference
     exponent = math.ceil(math.log2(MIN_VTH_MANT * w_max / (WEIGHT_MANT_MAX * nominal_vth)))
-    exponent = int(min(max(exponent, WEIGHT_EXP_RANGE[0]), WEIGHT_EXP_RANGE[1]))
+    exponent = int(min(max(exponent, min_weight_exp), WEIGHT_EXP_RANGE[1]))
     scale = WEIGHT_MANT_MAX * 2.0**exponent / w_max  # K
     mantissa = 2 * np.round(lava_weight.data * scale / 2.0**exponent / 2)  # even values
     mantissa = np.clip(mantissa, -256, WEIGHT_MANT_MAX).astype(np.int32)
@@ -91,7 +94,7 @@ def weight_error(layer: FixedLayer, lava_weight: sparse.csr_matrix) -> float:
     return float(np.mean((restored - lava_weight.data) ** 2)) if lava_weight.nnz else 0.0
 
 
-def quantize(net: SparseNet) -> list[FixedLayer]:
+def quantize(net: SparseNet, min_weight_exp: int = WEIGHT_EXP_RANGE[0]) -> list[FixedLayer]:
     """Fixed-point parameters for every layer of ``net`` (same order)."""
     return [quantize_layer(layer.weight, layer.neuron.du, layer.neuron.dv, layer.neuron.v_th,
-                           layer.neuron.kind == "lif") for layer in net.layers]
+                           layer.neuron.kind == "lif", min_weight_exp=min_weight_exp) for layer in net.layers]

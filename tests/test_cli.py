@@ -124,3 +124,55 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     missing = dpap("export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.h5"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def small_checkpoint(tmp_path):
+    import torch
+
+    from dpap_neuro.checkpoint import save_checkpoint
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.models import build_model
+
+    config = RunConfig(hidden_sizes=(12,), timesteps=10, dataset="digits")
+    torch.manual_seed(0)
+    model = build_model((64,), config.hidden_sizes, 10, **config.model_kwargs())
+    save_checkpoint(tmp_path / "m.pt", model, config, "dense", "none", (64,), 10)
+    return tmp_path / "m.pt"
+
+
+def test_export_formats_and_precision_rules(tmp_path):
+    import h5py
+    import nir
+
+    ckpt = small_checkpoint(tmp_path)
+    for fmt, name in (("netx", "m-netx.h5"), ("nir", "m.nir"), ("sparsenet", "m.h5")):
+        result = dpap("export", str(ckpt), "--out", str(tmp_path / name), "--format", fmt)
+        assert result.returncode == 0, result.stderr
+    with h5py.File(tmp_path / "m-netx.h5") as f:
+        assert f["layer/0/type"][0] == b"input" and f["layer/1/neuron/type"][0] == b"CUBA"
+    assert "lif1" in nir.read(tmp_path / "m.nir").nodes
+    wrong = dpap("export", str(ckpt), "--out", str(tmp_path / "x.h5"), "--format", "netx", "--precision", "float")
+    assert wrong.returncode == 2 and "netx is fixed only" in wrong.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a readable HDF5"),
+    (b"\x89HDF\r\n\x1a\n" + b"\0" * 40, "not a readable HDF5"),
+    (b"plain text", "not a readable HDF5"),
+])
+def test_bad_artifacts_get_one_line_naming_the_file(tmp_path, content, message):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(content)
+    result = dpap("simulate", str(bad), "--dataset", "digits", "--quiet")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert str(bad) in lines[0] and message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_checkpoint_gets_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x04junk")
+    result = dpap("export", str(bad), "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 2 and str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1

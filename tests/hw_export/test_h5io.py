@@ -68,3 +68,18 @@ def test_missing_and_non_hdf5_files(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:300])
     with pytest.raises(ArtifactError):
         read_sparsenet(truncated)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f["layers/1"].attrs.__setitem__("shape", np.array([8, 99])), "expects 99 inputs"),
+    (lambda f: (f["layers/0"].__delitem__("weight_indptr"),
+                f["layers/0"].create_dataset("weight_indptr", data=np.zeros(3, dtype=np.int64))), "weight_indptr"),
+    (lambda f: f["layers/0"].attrs.__setitem__("shape", np.array([0, 12])), "no neurons left"),
+    (lambda f: f["layers/0/bias"].__setitem__(0, np.inf), "NaN or Inf"),
+])
+def test_inconsistent_shapes_and_empty_layers_are_named(tmp_path, edit, message):
+    path = tmp_path / "net.h5"
+    write_sparsenet(pruned_net(), path)
+    corrupt(path, edit)
+    with pytest.raises(ArtifactError, match=message):
+        read_sparsenet(path)

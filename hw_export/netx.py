@@ -1,0 +1,214 @@
+"""netx HDF5: the layout lava-dl's ``netx.hdf5.Network`` loads (docs/netx_hdf5.md).
+
+Writer: ``write_netx`` turns a SparseNet into Loihi fixed point and writes
+``layer/0`` (input) .. ``layer/L`` (the SparseNet's layers as ``dense``).
+
+Reader: ``read_netx`` + ``simulate_netx`` rebuild Lava fixed-point processes
+from the file alone, following the layout as netx interprets it (integer
+weights split into an 8-bit mantissa and an exponent, ``du = iDecay - 1``,
+``dv = vDecay``, ``vth = vThMant``, the input layer's affine transform
+``2 w x - w + b`` feeding input neurons). It shares no code with the writer,
+so a round trip checks the file, not our own assumptions twice.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from hw_export.h5io import ArtifactError, atomic_write
+from hw_export.sparsenet import SparseNet
+
+# Input neurons relay spikes: the transform 2*w*x - w + b with w = b = 1 gives
+# 2 for a spike and 0 otherwise; the bias enters v shifted by 6 bits, so with
+# full decays v = 128 x, above the threshold 1 << 6 exactly when x = 1.
+INPUT_TRANSFORM_WEIGHT = 1
+INPUT_TRANSFORM_BIAS = 1
+RELAY_NEURON = {"type": "CUBA", "iDecay": 4096, "vDecay": 4096, "vThMant": 1, "refDelay": 1, "gradedSpike": False}
+
+
+def _string(group, name: str, value: str) -> None:
+    group.create_dataset(name, (1,), f"S{max(1, len(value))}", [value.encode("ascii")])
+
+
+def _neuron(group, params: dict) -> None:
+    neuron = group.create_group("neuron")
+    _string(neuron, "type", params["type"])
+    for key in ("iDecay", "vDecay", "vThMant", "refDelay"):
+        neuron.create_dataset(key, data=np.int64(params[key]))
+    neuron.create_dataset("gradedSpike", data=np.bool_(params["gradedSpike"]))
+
+
+def write_netx(net: SparseNet, path: str | os.PathLike) -> None:
+    """Write ``net`` quantized for Loihi as a netx HDF5 file (atomically).
+
+    Pruned synapses are zeros of the dense weight matrices; removed neurons
+    are absent. Weights are written as the integers Loihi adds to the current
+    (mantissa x 2^exponent, exponent >= 0).
+    """
+    import h5py
+
+    from hw_export.quantize import quantize
+
+    fixed = quantize(net)  # exponents >= 0: integer weights, as netx stores them
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            layers = f.create_group("layer")
+            first = layers.create_group("0")
+            _string(first, "type", "input")
+            first.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))
+            first.create_dataset("weight", data=np.int64(INPUT_TRANSFORM_WEIGHT))
+            first.create_dataset("bias", data=np.int64(INPUT_TRANSFORM_BIAS))
+            _neuron(first, RELAY_NEURON)
+            for index, (layer, q) in enumerate(zip(net.layers, fixed), start=1):
+                g = layers.create_group(str(index))
+                _string(g, "type", "dense")
+                g.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
+                weight = q.weight.toarray().astype(np.int64) << q.weight_exp
+                g.create_dataset("weight", data=weight)
+                _neuron(g, {"type": "CUBA", "iDecay": q.du + 1, "vDecay": q.dv, "vThMant": q.vth,
+                            "refDelay": 1, "gradedSpike": False})
+
+    atomic_write(path, write, suffix=".h5")
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class NetxLayer(NamedTuple):
+    weight: np.ndarray  # int64 [n_out, n_in], as Loihi adds it to the current
+    i_decay: int
+    v_decay: int
+    v_th_mant: int
+
+
+class NetxNetwork(NamedTuple):
+    n_inputs: int
+    input_weight: int
+    input_bias: int
+    input_neuron: dict
+    layers: list[NetxLayer]
+
+
+def _scalar(path, group, key):
+    if key not in group:
+        raise ArtifactError(path, f"{group.name}/{key} is missing")
+    value = group[key][()]
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ArtifactError(path, f"{group.name}/{key} must hold one value")
+        value = value.reshape(-1)[0]
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+def read_netx(path: str | os.PathLike) -> NetxNetwork:
+    """Read a netx file with an input layer followed by dense CUBA layers; validate it."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
+    with f:
+        if "layer" not in f or not len(f["layer"]):
+            raise ArtifactError(path, "group /layer is missing or empty")
+        groups = [f["layer"][str(i)] for i in range(len(f["layer"])) if str(i) in f["layer"]]
+        if len(groups) != len(f["layer"]):
+            raise ArtifactError(path, "/layer must hold groups 0..n-1")
+        first = groups[0]
+        if _scalar(path, first, "type") != "input":
+            raise ArtifactError(path, "layer/0 must be the input layer")
+        n_inputs = int(np.prod(first["shape"][()]))
+        neuron_keys = ("iDecay", "vDecay", "vThMant")
+        input_neuron = {k: int(_scalar(path, first["neuron"], k)) for k in neuron_keys}
+        layers, n_pre = [], n_inputs
+        for g in groups[1:]:
+            kind = _scalar(path, g, "type")
+            if kind != "dense":
+                raise ArtifactError(path, f"{g.name}: layer type {kind!r} is not supported by this reader")
+            if _scalar(path, g["neuron"], "type") not in ("CUBA", "LOIHI"):
+                raise ArtifactError(path, f"{g.name}: only CUBA neurons are supported")
+            weight = g["weight"][()]
+            n_out = int(np.prod(g["shape"][()]))
+            if weight.shape != (n_out, n_pre) or weight.dtype.kind not in "iu":
+                raise ArtifactError(path, f"{g.name}/weight must be integer [{n_out}, {n_pre}], got "
+                                          f"{weight.dtype} {weight.shape}")
+            neuron = {k: int(_scalar(path, g["neuron"], k)) for k in neuron_keys}
+            layers.append(NetxLayer(weight.astype(np.int64), neuron["iDecay"], neuron["vDecay"], neuron["vThMant"]))
+            n_pre = n_out
+        return NetxNetwork(n_inputs, int(_scalar(path, first, "weight")), int(_scalar(path, first, "bias")),
+                           input_neuron, layers)
+
+
+def mantissa_and_exponent(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """Split integer weights into Loihi's 8-bit mantissa (even, -256..254) and a shared exponent.
+
+    The smallest exponent at which every weight is an exact multiple and the
+    mantissas fit; raises if the weights need more than 8 bits.
+    """
+    for exponent in range(0, 16):
+        scaled = weight / 2.0**exponent
+        if np.all(scaled == np.round(scaled)) and scaled.max(initial=0) <= 254 and scaled.min(initial=0) >= -256:
+            mantissa = scaled.astype(np.int64)
+            if np.all(mantissa % 2 == 0) or (mantissa.min(initial=0) >= 0 or mantissa.max(initial=0) <= 0):
+                return mantissa, exponent
+    raise ValueError("weights do not fit an 8-bit mantissa with a shared exponent")
+
+
+def simulate_netx(network: NetxNetwork, inputs: np.ndarray) -> np.ndarray:
+    """Run a netx network in Lava's bit-accurate models; returns the last layer's voltage.
+
+    ``inputs``: ``[T, B, n_inputs]`` spikes. Returns ``[T, B, n_out]`` integer
+    voltages of the last layer, aligned with the input steps.
+    """
+    import tempfile
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIF
+    from lava.proc.sparse.process import Sparse
+    from scipy import sparse as sp
+
+    from hw_export.lava_procs.process import VarRecorder
+
+    n_steps_in, batch, _ = inputs.shape
+    # The input layer's transform, applied to every input value; it reaches the
+    # input neurons through a unit synapse (u decays fully each step, so this
+    # equals netx's per-step bias), which adds one step of delay.
+    transformed = 2 * network.input_weight * inputs - network.input_weight + network.input_bias
+    depth = len(network.layers) + 2  # unit synapse + input neurons + layers
+    n_steps = n_steps_in + depth
+    data = np.zeros((batch * network.n_inputs, n_steps), dtype=np.int64)
+    data[:, :n_steps_in] = transformed.transpose(1, 2, 0).reshape(batch * network.n_inputs, n_steps_in)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = RingBuffer(data=data)
+        relay_synapse = Sparse(weights=sp.identity(batch * network.n_inputs, format="csr", dtype=np.int64),
+                               num_message_bits=16)  # graded: carries the transform's value
+        relay = LIF(shape=(batch * network.n_inputs,), du=network.input_neuron["iDecay"] - 1,
+                    dv=network.input_neuron["vDecay"], vth=network.input_neuron["vThMant"], bias_mant=0)
+        source.s_out.connect(relay_synapse.s_in)
+        relay_synapse.a_out.connect(relay.a_in)
+        previous = relay
+        for layer in network.layers:
+            mantissa, exponent = mantissa_and_exponent(layer.weight)
+            block = sp.kron(sp.identity(batch, format="csr"), sp.csr_matrix(mantissa), format="csr")
+            synapses = Sparse(weights=block, weight_exp=exponent, num_weight_bits=8)
+            neurons = LIF(shape=(batch * layer.weight.shape[0],), du=layer.i_decay - 1, dv=layer.v_decay,
+                          vth=layer.v_th_mant, bias_mant=0)
+            previous.s_out.connect(synapses.s_in)
+            synapses.a_out.connect(neurons.a_in)
+            previous = neurons
+        recorder = VarRecorder(shape=(batch * network.layers[-1].weight.shape[0],), num_steps=n_steps,
+                               path=f"{tmp}/v.npy")
+        recorder.ref.connect_var(previous.v)
+        try:
+            source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        finally:
+            source.stop()
+        voltage = np.load(f"{tmp}/v.npy")  # [n_steps, batch * n_out]
+    n_out = network.layers[-1].weight.shape[0]
+    return voltage[depth - 1 : depth - 1 + n_steps_in].reshape(n_steps_in, batch, n_out)

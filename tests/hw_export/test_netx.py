@@ -1,0 +1,79 @@
+"""netx HDF5: written by our writer, read by our independent reader, run in Lava fixed point."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import needs_lava
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import GMPPruner
+from hw_export.h5io import ArtifactError
+from hw_export.netx import mantissa_and_exponent, read_netx, write_netx
+from hw_export.sparsenet import from_norse
+
+
+def pruned_net(seed=0):
+    torch.manual_seed(seed)
+    model = SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
+    pruner = GMPPruner(target_sparsity=0.4, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(10)
+    return from_norse(list(model), (10,))
+
+
+def test_layout_is_what_netx_reads(tmp_path):
+    net = pruned_net()
+    path = tmp_path / "net.h5"
+    write_netx(net, path)
+    with h5py.File(path) as f:
+        assert sorted(f["layer"].keys()) == ["0", "1", "2", "3"]
+        assert f["layer/0/type"][0] == b"input"
+        assert f["layer/1/type"][0] == b"dense"
+        assert f["layer/1/weight"].dtype.kind == "i"
+        assert f["layer/1/weight"].shape == (net.layers[0].n_out, 10)
+        neuron = f["layer/1/neuron"]
+        assert neuron["type"][0] == b"CUBA"
+        assert set(neuron.keys()) == {"type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike"}
+        assert int(neuron["iDecay"][()]) == 819 and int(neuron["vDecay"][()]) == 410
+        # Pruned synapses are zeros of the dense matrix.
+        assert int((f["layer/1/weight"][()] != 0).sum()) <= net.layers[0].n_synapses
+
+
+def test_mantissa_and_exponent_split_exactly():
+    weight = np.array([[512, -1024], [0, 256]])
+    mantissa, exponent = mantissa_and_exponent(weight)
+    # 2^2: 128, -256, 0, 64 are even and within -256..254.
+    assert exponent == 2 and np.array_equal(mantissa << exponent, weight)
+    with pytest.raises(ValueError):
+        mantissa_and_exponent(np.array([[3, 10_001]]))
+
+
+@needs_lava
+def test_netx_file_runs_exactly_like_the_fixed_point_path(tmp_path):
+    from hw_export.lava_sim import simulate
+    from hw_export.netx import simulate_netx
+    from hw_export.quantize import quantize
+
+    net = pruned_net(seed=1)
+    path = tmp_path / "net.h5"
+    write_netx(net, path)
+    inputs = (np.random.default_rng(0).random((15, 8, 10)) < 0.4).astype(float)
+    voltage = simulate_netx(read_netx(path), inputs)
+    fixed = simulate(net, inputs, batch_size=8, progress=False, precision="fixed")
+    np.testing.assert_array_equal(voltage / quantize(net)[-1].voltage_scale, fixed.readout_v)
+    assert np.abs(voltage).max() > 0
+
+
+def test_bad_netx_files_are_named(tmp_path):
+    path = tmp_path / "net.h5"
+    write_netx(pruned_net(), path)
+    with h5py.File(path, "r+") as f:
+        del f["layer/2/weight"]
+        f["layer/2"].create_dataset("weight", data=np.zeros((3, 3), dtype=np.int64))
+    with pytest.raises(ArtifactError, match="weight must be integer"):
+        read_netx(path)
+    junk = tmp_path / "junk.h5"
+    junk.write_text("nope")
+    with pytest.raises(ArtifactError, match="not a readable HDF5"):
+        read_netx(junk)
