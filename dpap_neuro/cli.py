@@ -121,9 +121,9 @@ def cmd_export(args) -> int:
 
         write_netx(net, args.out)
     elif args.format == "nir":
-        from hw_export.nir_export import write_nir
+        from hw_export.nir_export import modules_to_nir, write_nir
 
-        write_nir(net, args.out)
+        write_nir(modules_to_nir(list(model), meta["input_shape"]), args.out)
     else:
         write_sparsenet(net, args.out)
     print(f"{args.out}: {args.format} ({precision}), {net.depth} layers, {net.n_neurons} neurons, "

@@ -291,6 +291,23 @@ def linear_operator(module, in_shape: tuple[int, ...]) -> tuple[sparse.csr_matri
     raise SparseNetError(f"cannot export a {type(module).__name__} layer")
 
 
+def neuron_params_of(cell) -> NeuronParams:
+    """The parameters of a Norse ``LIFCell`` (kind "lif") or ``LICell`` (kind "li")."""
+    import torch
+    from norse.torch import LIFCell
+
+    p, dt = cell.p, cell.dt
+    spiking = isinstance(cell, LIFCell)
+    return NeuronParams(
+        kind="lif" if spiking else "li",
+        tau_syn_inv_per_s=float(p.tau_syn_inv), tau_mem_inv_per_s=float(p.tau_mem_inv),
+        v_th=float(p.v_th) if spiking else math.inf, v_leak=float(p.v_leak),
+        v_reset=float(p.v_reset) if spiking else 0.0, dt_s=float(dt),
+        # Exactly the factors Norse multiplies by (a float32 tensor product).
+        du=float(dt * torch.as_tensor(p.tau_syn_inv)), dv=float(dt * torch.as_tensor(p.tau_mem_inv)),
+    )
+
+
 def from_norse(modules: Sequence, input_shape: Sequence[int], metadata: dict | None = None) -> SparseNet:
     """Build a SparseNet from a trained Norse model's layers, in forward order.
 
@@ -321,16 +338,8 @@ def from_norse(modules: Sequence, input_shape: Sequence[int], metadata: dict | N
             if kind_of_last is None:
                 raise SparseNetError(f"a {type(module).__name__} without a synaptic layer before it")
             weights.append(operator.tocsr())
-            p, dt = module.p, module.dt
+            neurons.append(neuron_params_of(module))
             spiking = isinstance(module, LIFCell)
-            neurons.append(NeuronParams(
-                kind="lif" if spiking else "li",
-                tau_syn_inv_per_s=float(p.tau_syn_inv), tau_mem_inv_per_s=float(p.tau_mem_inv),
-                v_th=float(p.v_th) if spiking else math.inf, v_leak=float(p.v_leak),
-                v_reset=float(p.v_reset) if spiking else 0.0, dt_s=float(dt),
-                # Exactly the factors Norse multiplies by (a float32 tensor product).
-                du=float(dt * torch.as_tensor(p.tau_syn_inv)), dv=float(dt * torch.as_tensor(p.tau_mem_inv)),
-            ))
             if spiking:
                 counts[kind_of_last] += 1
                 names.append(f"{kind_of_last}{counts[kind_of_last]}")

@@ -66,3 +66,64 @@ def test_nir_file_round_trip_simulates_like_norse(tmp_path):
     for layer, simulated, reference in zip(net.layers, spikes, norse.layer_spikes):
         np.testing.assert_array_equal(simulated, reference.numpy()[:, :, layer.kept])
     np.testing.assert_allclose(readout, norse.readout_v.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def simulate_nir_conv_graph(graph, inputs, dt):
+    """Like simulate_nir_graph, with Conv2d / AvgPool2d / Flatten nodes (batch first inside a step)."""
+    import torch.nn.functional as F
+
+    order, node = [], "input"
+    successors = dict(graph.edges)
+    while node in successors:
+        node = successors[node]
+        order.append(node)
+    state, spikes, readout = {}, {}, []
+    for x_t in inputs:  # [B, C, H, W]
+        h = torch.as_tensor(x_t)
+        for name in order:
+            n = graph.nodes[name]
+            if isinstance(n, nir.Conv2d):
+                h = F.conv2d(h, torch.as_tensor(n.weight), torch.as_tensor(n.bias), tuple(n.stride), tuple(n.padding))
+            elif isinstance(n, nir.AvgPool2d):
+                h = F.avg_pool2d(h, tuple(int(k) for k in n.kernel_size), tuple(int(s) for s in n.stride))
+            elif isinstance(n, nir.Flatten):
+                h = h.flatten(1)
+            elif isinstance(n, nir.Affine):
+                h = h @ torch.as_tensor(n.weight).T + torch.as_tensor(n.bias)
+            elif isinstance(n, (nir.CubaLIF, nir.CubaLI)):
+                zeros = torch.zeros_like(h)
+                i, v = state.get(name, (zeros, zeros))
+                i = i + torch.as_tensor(n.w_in / n.tau_syn) * h
+                v = v + torch.as_tensor(dt / n.tau_mem) * (torch.as_tensor(n.v_leak) - v + torch.as_tensor(n.r) * i)
+                i = i - torch.as_tensor(dt / n.tau_syn) * i
+                if isinstance(n, nir.CubaLIF):
+                    z = v > torch.as_tensor(n.v_threshold)
+                    v = torch.where(z, torch.as_tensor(n.v_reset), v)
+                    spikes.setdefault(name, []).append(z)
+                    h = z.double()
+                else:
+                    readout.append(v)
+                    h = v
+                state[name] = (i, v)
+    return [torch.stack(spikes[k]) for k in sorted(spikes)], torch.stack(readout)
+
+
+def test_conv_model_keeps_its_structure_in_nir_and_simulates_like_norse(tmp_path):
+    from dpap_neuro.models import SpikingConvNet
+    from hw_export.nir_export import modules_to_nir, write_nir
+
+    torch.manual_seed(2)
+    model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3).double()
+    path = tmp_path / "conv.nir"
+    write_nir(modules_to_nir(list(model), (2, 8, 8)), path)
+    graph = nir.read(path)
+    kinds = [type(graph.nodes[k]).__name__ for k in ("conv1", "lif1", "pool1", "conv2", "flatten1", "fc1", "readout1")]
+    assert kinds == ["Conv2d", "CubaLIF", "AvgPool2d", "Conv2d", "Flatten", "Affine", "CubaLI"]
+    inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.3).double()
+    with torch.no_grad():
+        norse = model(inputs)
+    spikes, readout = simulate_nir_conv_graph(graph, inputs, dt=1e-3)
+    assert sum(int(s.sum()) for s in spikes) > 50
+    for simulated, reference in zip(spikes, norse.layer_spikes):
+        assert torch.equal(simulated, reference.bool())
+    torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)
