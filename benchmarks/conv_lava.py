@@ -106,7 +106,6 @@ def main() -> int:
     unrolled = single.layer_spikes[0]  # [T, N, 16*64] in (C, H, W) order
     lava_flat = np.stack([spikes.reshape(len(spikes), -1) for spikes in lava_conv], axis=1)  # [T, n, neurons]
     agreement = float((lava_flat == unrolled).mean())
-    same = agreement == 1.0
     same_batched = np.array_equal(batched.layer_spikes[0][:, : args.samples], unrolled)
     total_spikes = int(unrolled.sum())
     print(f"spikes in the first {args.samples} samples: {total_spikes}; Lava Conv vs unrolled Sparse spike "

@@ -1,9 +1,8 @@
 import numpy as np
 import torch
 
-from conftest import needs_lava
+from conftest import needs_lava, pruned_mlp
 from dpap_neuro.models import SpikingMLP, predict
-from dpap_neuro.pruning import GMPPruner
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import write_sparsenet
 from hw_export.sparsenet import from_norse
@@ -40,12 +39,7 @@ def reference_lif(inputs, weights, du, dv, v_th):
 
 
 def small_pruned_model(seed=0):
-    torch.manual_seed(seed)
-    model = SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
-    pruner = GMPPruner(target_sparsity=0.4, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
-    pruner.attach(model, total_steps=10)
-    pruner.update(10)
-    return model
+    return pruned_mlp(seed)
 
 
 def test_lava_reproduces_hand_computed_dynamics():

@@ -3,23 +3,15 @@
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from conftest import needs_lava
-from dpap_neuro.models import SpikingMLP
-from dpap_neuro.pruning import GMPPruner
+from conftest import needs_lava, pruned_mlp
 from hw_export.h5io import ArtifactError
 from hw_export.netx import mantissa_and_exponent, read_netx, write_netx
 from hw_export.sparsenet import from_norse
 
 
 def pruned_net(seed=0):
-    torch.manual_seed(seed)
-    model = SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
-    pruner = GMPPruner(target_sparsity=0.4, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
-    pruner.attach(model, total_steps=10)
-    pruner.update(10)
-    return from_norse(list(model), (10,))
+    return from_norse(list(pruned_mlp(seed)), (10,))
 
 
 def test_layout_is_what_netx_reads(tmp_path):
