@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"seed of split, encoding, initialisation and batch order (default: {defaults.seed})")
     run.add_argument("--hidden", type=int, nargs="+", default=list(defaults.hidden_sizes), metavar="N",
                      help=f"hidden layer sizes (default: {' '.join(map(str, defaults.hidden_sizes))})")
+    run.add_argument("--energy-profile", default=defaults.energy_profile, metavar="NAME_OR_FILE",
+                     help="energy profile of the report's energy ratio: loihi, cmos45, or a JSON/TOML file "
+                          f"with EnergyProfile's fields (default: {defaults.energy_profile})")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sim = commands.add_parser(
@@ -157,7 +160,7 @@ def cmd_run(args) -> int:
                        pruner_options=dict(args.pruner_option) if args.pruner_option else None,
                        epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
                        hidden_sizes=tuple(args.hidden), model=args.model,
-                       conv_channels=tuple(args.conv_channels))
+                       conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile)
     report = run(config, args.out, progress=not args.quiet)
     ratios = report["comparison"]["ratios"]
     for name, model in report["models"].items():

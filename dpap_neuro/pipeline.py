@@ -21,7 +21,7 @@ from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.train import Evaluation, evaluate, train
 from hw_export.counting import count_operations
-from hw_export.energy import PROFILES, energy_j
+from hw_export.energy import PROFILES, energy_breakdown_j, load_profile
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import atomic_write_text, write_sparsenet
 from hw_export.lava_process import simulate_in_subprocess
@@ -35,8 +35,8 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the whole pipeline; returns the report that is also written to ``out_dir``."""
     if config.pruner == "none":
         raise ValueError("the dense model is always trained; choose a pruner other than 'none'")
-    if config.energy_profile not in PROFILES:
-        raise ValueError(f"unknown energy profile {config.energy_profile!r}; choose one of {', '.join(PROFILES)}")
+    profiles = resolve_profiles(config.energy_profile)
+    default_profile = config.energy_profile if config.energy_profile in PROFILES else list(profiles)[-1]
     make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -47,14 +47,15 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
         options = config.resolved_pruner_options() if pruner_name == config.pruner else {}
         models[model_name] = train_and_assess(config, model_name, pruner_name, options,
-                                              train_data, test_data, out_dir, progress)
+                                              train_data, test_data, out_dir, progress, profiles)
     report = {
         "schema_version": SCHEMA_VERSION,
         "dataset": {"name": config.dataset, "n_train": len(train_data), "n_test": len(test_data),
                     "timesteps": config.timesteps},
         "models": models,
-        "comparison": compare(models, DENSE, config.pruner, config.energy_profile),
-        "energy_profile": config.energy_profile,
+        "comparison": compare(models, DENSE, config.pruner, default_profile),
+        "energy_profile": default_profile,
+        "energy_profiles": {name: profile.to_dict() for name, profile in profiles.items()},
         "environment": {"python": platform.python_version(), "torch": torch.__version__},
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
@@ -62,8 +63,21 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     return report
 
 
+def resolve_profiles(name_or_file: str) -> dict:
+    """The built-in energy profiles, plus one from a JSON/TOML file if one is named."""
+    profiles = dict(PROFILES)
+    if name_or_file not in PROFILES:
+        if not Path(name_or_file).suffix:
+            raise ValueError(f"unknown energy profile {name_or_file!r}; choose one of {', '.join(PROFILES)} "
+                             "or give a .json/.toml file")
+        custom = load_profile(name_or_file)
+        profiles[custom.name] = custom
+    return profiles
+
+
 def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict,
-                     train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path, progress: bool) -> dict:
+                     train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path, progress: bool,
+                     profiles: dict | None = None) -> dict:
     """Train one model, export it, simulate it in Lava and measure it: one ``models`` entry."""
     torch.manual_seed(config.seed)  # same initial weights for every model of the run
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
@@ -81,8 +95,8 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
-    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress))
-    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress)
+    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress, profiles))
+    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles)
     entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample")}
     entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
     entry["training"] = history_dict
@@ -91,14 +105,19 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
 
 
 def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, norse: Evaluation | None,
-                   precision: str, batch_size: int, progress: bool) -> dict:
+                   precision: str, batch_size: int, progress: bool, profiles: dict | None = None) -> dict:
     """Simulate ``net`` in Lava on ``test_data``; accuracy, agreement with Norse (if given), counts."""
     inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
     lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision)
     lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
     labels = test_data.labels.numpy()
     counts = count_operations(net, inputs, lava.layer_spikes)
-    profiles = {name: float(energy_j(counts, profile).mean()) for name, profile in PROFILES.items()}
+    profiles = profiles or PROFILES
+    breakdown = {name: {kind: float(value.mean()) for kind, value in energy_breakdown_j(counts, profile).items()}
+                 for name, profile in profiles.items()}
+    spikes = sum(c.spikes for c in counts)
+    neuron_updates = sum(c.neuron_updates for c in counts)
+    original_synapses = sum(layer.n_original * fan_in for layer, fan_in in zip(net.layers, original_fan_ins(net)))
     report = {
         "precision": precision,
         "accuracy": {"lava": float((lava_predictions == labels).mean())},
@@ -109,7 +128,18 @@ def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, nors
             "input_spikes": float(inputs.sum(axis=(0, 2)).mean()),
             "synops": float(sum(c.synops for c in counts).mean()),
             "neuron_updates": float(sum(c.neuron_updates for c in counts).mean()),
-            "energy_j": profiles,
+            "energy_j": {name: sum(parts.values()) for name, parts in breakdown.items()},
+            "energy_breakdown_j": breakdown,
+        },
+        # NeuroBench's names (Yik et al., "NeuroBench", 2023/2025) where they exist.
+        "neurobench": {
+            "connection_sparsity": 1.0 - net.n_synapses / original_synapses,
+            "activation_sparsity": float(1.0 - spikes.sum() / max(1, neuron_updates.sum())),
+            "synaptic_operations": {"effective_acs": float(sum(c.synops for c in counts).mean()),
+                                    "effective_macs": 0.0,
+                                    "dense": float(sum(c.dense_macs for c in counts).mean())},
+            "memory_footprint_bytes": memory_footprint_bytes(net),
+            "neuron_updates": float(neuron_updates.mean()),
         },
         "layers": [
             {"name": c.name, "neurons": c.neurons, "original_neurons": layer.n_original,
@@ -126,6 +156,14 @@ def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, nors
                                "predictions": float((lava_predictions == norse.predictions.numpy()).mean()),
                                "samples_identical": agreement.samples_identical}
     return report
+
+
+def memory_footprint_bytes(net: SparseNet) -> int:
+    """Bytes to store the network's parameters as CSR float32 (values, int32 indices and row pointers)."""
+    total = 0
+    for layer in net.layers:
+        total += layer.n_synapses * (4 + 4) + (layer.n_out + 1) * 4
+    return total
 
 
 def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> dict:
@@ -181,6 +219,13 @@ def render_markdown(report: dict) -> str:
             f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
             f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
         )
+    lines += ["", "## Energy per sample by profile", "",
+              "| model | " + " | ".join(report["energy_profiles"]) + " |",
+              "|---|" + "---|" * len(report["energy_profiles"])]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m['per_sample']['energy_j'][p] * 1e9:.1f} nJ"
+                                                  for p in report["energy_profiles"]) + " |")
+    lines += ["", "Sources: " + "; ".join(f"`{n}`: {p['source']}" for n, p in report["energy_profiles"].items())]
     cmp_ = report["comparison"]
     lines += ["", f"## {cmp_['pruned']} / {cmp_['baseline']} (per sample)", "",
               "| synapses | neurons | spikes | synops | energy |", "|---|---|---|---|---|",

@@ -6,7 +6,9 @@ Definitions (DESIGN.md section 5), all from the run that produced the spikes:
 * synaptic operations (synops) of layer ``l``: every presynaptic spike times
   the number of synapses it still has *into layer l* (its remaining fan-out);
   layer 1's presynaptic spikes are the input spikes;
-* neuron updates: alive neurons of a population times simulated steps.
+* neuron updates: alive neurons of a population times simulated steps;
+* dense MACs: remaining synapses times steps, what a conventional chip
+  computing every synapse at every step would do.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class LayerCounts:
     active_updates: np.ndarray  # neuron-steps with a spike
     synops: np.ndarray  # synaptic operations into the population
     neuron_updates: np.ndarray  # neurons x steps
+    dense_macs: np.ndarray  # synapses x steps: the work of computing every synapse every step
 
 
 def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: list[np.ndarray]) -> list[LayerCounts]:
@@ -60,5 +63,6 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
             active_updates=spikes.copy(),
             synops=synops.astype(np.int64),
             neuron_updates=np.full(n_samples, layer.n_out * n_steps, dtype=np.int64),
+            dense_macs=np.full(n_samples, layer.n_synapses * n_steps, dtype=np.int64),
         ))
     return counts

@@ -1,12 +1,20 @@
 """Energy estimates from operation counts, for named hardware profiles.
 
-Energy = sum over operation kinds of (count x energy per operation). Every
-constant cites its source.
+Energy per sample = synops x e_synop + dense MACs x e_dense_mac
++ active / inactive neuron updates x their energies + spikes x e_spike.
+An event-driven chip (Loihi) pays per synaptic operation; a conventional
+chip doing dense arithmetic (cmos45) pays a multiply-accumulate for every
+remaining synapse at every step, spikes or not. Every constant cites its
+source. Users can bring their own profile as a JSON or TOML file with the
+same fields (``load_profile``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -19,15 +27,23 @@ class EnergyProfile:
 
     name: str
     source: str  # where the constants come from
-    e_synop_pj: float  # per synaptic operation (one spike reaching one synapse)
+    e_synop_pj: float  # per synaptic operation (one spike reaching one synapse), event-driven
+    e_dense_mac_pj: float  # per synapse per step when every synapse is computed every step
     e_neuron_update_active_pj: float  # per neuron-step in which the neuron spikes
     e_neuron_update_inactive_pj: float  # per neuron-step without a spike
     e_spike_pj: float  # per emitted spike (routing it within a tile)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("an energy profile needs a non-empty name")
         for f in fields(self):
-            if f.name.startswith("e_") and not (getattr(self, f.name) >= 0):
-                raise ValueError(f"profile {self.name}: {f.name} must be a non-negative number")
+            value = getattr(self, f.name)
+            if f.name.startswith("e_") and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                                and value >= 0):
+                raise ValueError(f"profile {self.name}: {f.name} must be a non-negative number, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 LOIHI = EnergyProfile(
@@ -38,26 +54,77 @@ LOIHI = EnergyProfile(
     # within-tile spike energy 1.7 pJ.
     source="Davies et al., IEEE Micro 38(1), 2018, Table 2",
     e_synop_pj=23.6,
+    e_dense_mac_pj=0.0,
     e_neuron_update_active_pj=81.0,
     e_neuron_update_inactive_pj=52.0,
     e_spike_pj=1.7,
 )
 
-PROFILES: dict[str, EnergyProfile] = {LOIHI.name: LOIHI}
+CMOS45 = EnergyProfile(
+    name="cmos45",
+    # Horowitz, "Computing's energy problem (and what we can do about it)",
+    # ISSCC 2014, 45 nm: 32-bit float add 0.9 pJ, multiply 3.7 pJ, so a
+    # multiply-accumulate 4.6 pJ. Dense arithmetic: one MAC per remaining
+    # synapse per step; a neuron update is two MACs (current and voltage
+    # decay) and one add (threshold compare): 2 x 4.6 + 0.9 = 10.1 pJ.
+    source="Horowitz, ISSCC 2014 (45 nm): 0.9 pJ add, 4.6 pJ multiply-accumulate",
+    e_synop_pj=0.0,
+    e_dense_mac_pj=4.6,
+    e_neuron_update_active_pj=10.1,
+    e_neuron_update_inactive_pj=10.1,
+    e_spike_pj=0.0,
+)
+
+# Loihi 2 (Intel, 2021): Intel has published chip-level figures but no
+# per-operation energies comparable to Davies et al. 2018, so there is no
+# `loihi2` profile; bring one as a file if you have measured constants.
+PROFILES: dict[str, EnergyProfile] = {LOIHI.name: LOIHI, CMOS45.name: CMOS45}
+
+
+def load_profile(path: str | Path) -> EnergyProfile:
+    """A profile from a JSON or TOML file with EnergyProfile's fields (``source`` optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such energy profile file")
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except Exception as exc:
+        raise ValueError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
+                         f"({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a table of profile fields")
+    names = [f.name for f in fields(EnergyProfile)]
+    data.setdefault("source", f"user file {path.name}")
+    unknown = sorted(set(data) - set(names))
+    missing = sorted(set(names) - set(data))
+    if unknown or missing:
+        raise ValueError(f"{path}: " + "; ".join(
+            part for part in (f"unknown fields {', '.join(unknown)}" if unknown else "",
+                              f"missing fields {', '.join(missing)}" if missing else "") if part))
+    try:
+        return EnergyProfile(**data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def energy_breakdown_j(counts: list[LayerCounts], profile: EnergyProfile) -> dict[str, np.ndarray]:
     """Per-sample energy in joules by operation kind, summed over layers."""
-    synops = sum(c.synops for c in counts)
+    pj = 1e-12
     active = sum(c.active_updates for c in counts)
     inactive = sum(c.neuron_updates - c.active_updates for c in counts)
-    spikes = sum(c.spikes for c in counts)
-    pj = 1e-12
     return {
-        "synops": synops * profile.e_synop_pj * pj,
+        "synops": sum(c.synops for c in counts) * profile.e_synop_pj * pj,
+        "dense_macs": sum(c.dense_macs for c in counts) * profile.e_dense_mac_pj * pj,
         "neuron_updates": (active * profile.e_neuron_update_active_pj
                            + inactive * profile.e_neuron_update_inactive_pj) * pj,
-        "spikes": spikes * profile.e_spike_pj * pj,
+        "spikes": sum(c.spikes for c in counts) * profile.e_spike_pj * pj,
     }
 
 

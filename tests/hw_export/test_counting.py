@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -42,3 +44,31 @@ def test_counts_by_hand():
     assert parts["neuron_updates"][0] == pytest.approx((2 * 81 + 10 * 52) * pj)
     assert parts["spikes"][0] == pytest.approx(2 * 1.7 * pj)
     assert energy_j(counts, LOIHI)[1] == pytest.approx(12 * 52 * pj)
+
+
+def test_cmos45_pays_every_synapse_every_step():
+    from hw_export.energy import CMOS45
+
+    net = SparseNet((3,), (layer("fc1", [[1, 0, 1], [1, 0, 0]], LIF), layer("readout", [[1, 1]], LI)))
+    inputs = np.zeros((4, 1, 3))
+    counts = count_operations(net, inputs, [np.zeros((4, 1, 2), bool)])
+    # 3 + 2 synapses x 4 steps = 20 MACs at 4.6 pJ; 3 neurons x 4 steps = 12 updates at 10.1 pJ.
+    assert energy_j(counts, CMOS45)[0] == pytest.approx((20 * 4.6 + 12 * 10.1) * 1e-12)
+
+
+def test_profiles_from_files_are_validated(tmp_path):
+    from hw_export.energy import load_profile
+
+    fields = dict(name="mine", e_synop_pj=1.0, e_dense_mac_pj=0.0, e_neuron_update_active_pj=2.0,
+                  e_neuron_update_inactive_pj=1.0, e_spike_pj=0.5)
+    (tmp_path / "p.json").write_text(json.dumps(fields))
+    assert load_profile(tmp_path / "p.json").e_synop_pj == 1.0
+    toml = "\n".join(f'{k} = {v!r}' if isinstance(v, str) else f"{k} = {v}" for k, v in fields.items())
+    (tmp_path / "p.toml").write_text(toml.replace("'", '"'))
+    assert load_profile(tmp_path / "p.toml").name == "mine"
+    (tmp_path / "bad.json").write_text(json.dumps({**fields, "e_spike_pj": -1}))
+    with pytest.raises(ValueError, match="e_spike_pj must be a non-negative number"):
+        load_profile(tmp_path / "bad.json")
+    (tmp_path / "typo.json").write_text(json.dumps({**fields, "e_synops_pj": 1}))
+    with pytest.raises(ValueError, match="unknown fields e_synops_pj"):
+        load_profile(tmp_path / "typo.json")
