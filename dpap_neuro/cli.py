@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JSON report to write (default: ARTIFACT-<precision>.json beside the artifact)")
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    cmp_ = commands.add_parser(
+        "compare", help="one report (report.md, report.html, figures) over runs and/or exported networks",
+        description="Compare models from `dpap run` directories and/or SparseNet artifacts (simulated in "
+                    "Lava on their run's test split): report.json, report.md, report.html and figures/.",
+    )
+    cmp_.add_argument("sources", nargs="+", metavar="RUN_DIR_OR_ARTIFACT")
+    cmp_.add_argument("--out", default="compare", metavar="DIR", help="output directory (default: compare)")
+    cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
+
     export = commands.add_parser(
         "export", help="export a checkpoint: SparseNet HDF5, netx HDF5 (Loihi) or NIR",
         description="Export a dpap checkpoint (.pt): `sparsenet` (framework-free HDF5, float, "
@@ -102,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXPORT_PRECISION = {"sparsenet": "float", "nir": "float", "netx": "fixed"}
+
+
+def cmd_compare(args) -> int:
+    from dpap_neuro.pipeline import compare_runs
+
+    report = compare_runs(args.sources, args.out, progress=not args.quiet)
+    ratios = report["comparison"]["ratios"]
+    print(f"{report['comparison']['pruned']} / {report['comparison']['baseline']}: synapses "
+          f"{ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, energy {ratios['energy']:.3f}")
+    print(f"report: {os.path.join(args.out, 'report.html')}")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -170,7 +190,7 @@ def cmd_run(args) -> int:
               f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
     print(f"pruned/dense: synapses {ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, "
           f"energy {ratios['energy']:.3f}")
-    print(f"report: {os.path.join(args.out, 'report.md')}")
+    print(f"report: {os.path.join(args.out, 'report.md')} and report.html")
     return 0
 
 
@@ -185,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from hw_export.h5io import ArtifactError
     from hw_export.lava_process import LavaRunError
 
-    handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export, "compare": cmd_compare}
     try:
         return handlers[args.command](args)
     except (ValueError, CheckpointError, ArtifactError, LavaRunError, OSError) as exc:

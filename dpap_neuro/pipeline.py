@@ -19,6 +19,7 @@ from dpap_neuro.config import RunConfig
 from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset
 from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
+from dpap_neuro.reporting import write_reports
 from dpap_neuro.train import Evaluation, evaluate, train
 from hw_export.counting import count_operations
 from hw_export.energy import PROFILES, energy_breakdown_j, load_profile
@@ -59,7 +60,7 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
         "environment": {"python": platform.python_version(), "torch": torch.__version__},
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out_dir / "report.md", render_markdown(report))
+    write_reports(report, out_dir, progress)
     return report
 
 
@@ -86,6 +87,7 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
                     config.seed, progress=progress, description=f"train {model_name}")
     history_dict = {"loss": history.loss, "train_accuracy": history.train_accuracy,
                     "sparsity": history.sparsity, "neuron_sparsity": history.neuron_sparsity,
+                    "layer_sparsity": history.layer_sparsity,
                     "wall_time_s": history.wall_time_s}
     save_checkpoint(out_dir / f"{model_name}.pt", model, config, model_name, pruner_name,
                     train_data.input_shape, N_CLASSES, history_dict)
@@ -95,9 +97,10 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
-    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress, profiles))
+    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress, profiles,
+                                raster_path=out_dir / f"{model_name}-raster.npz"))
     fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles)
-    entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample")}
+    entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample", "neurobench")}
     entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
     entry["training"] = history_dict
     entry["files"] = {"checkpoint": f"{model_name}.pt", "network": f"{model_name}.h5"}
@@ -105,12 +108,15 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
 
 
 def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, norse: Evaluation | None,
-                   precision: str, batch_size: int, progress: bool, profiles: dict | None = None) -> dict:
+                   precision: str, batch_size: int, progress: bool, profiles: dict | None = None,
+                   raster_path: Path | None = None) -> dict:
     """Simulate ``net`` in Lava on ``test_data``; accuracy, agreement with Norse (if given), counts."""
     inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
     lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision)
     lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
     labels = test_data.labels.numpy()
+    if raster_path is not None:
+        save_raster(raster_path, inputs, lava, net)
     counts = count_operations(net, inputs, lava.layer_spikes)
     profiles = profiles or PROFILES
     breakdown = {name: {kind: float(value.mean()) for kind, value in energy_breakdown_j(counts, profile).items()}
@@ -158,6 +164,25 @@ def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, nors
     return report
 
 
+RASTER_SAMPLE = 0  # the test sample whose spikes the report draws
+
+
+def save_raster(path: Path, inputs: np.ndarray, lava, net: SparseNet) -> None:
+    """Spikes of one test sample (input and every LIF layer, delay removed) for the report's rasters."""
+    from hw_export.h5io import atomic_write
+
+    arrays = {"input": inputs[:, RASTER_SAMPLE].astype(bool),
+              "readout_v": lava.readout_v[:, RASTER_SAMPLE]}
+    for layer, spikes in zip(net.layers, lava.layer_spikes):
+        arrays[f"layer_{layer.name}"] = spikes[:, RASTER_SAMPLE]
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic_write(path, write, suffix=".npz")
+
+
 def memory_footprint_bytes(net: SparseNet) -> int:
     """Bytes to store the network's parameters as CSR float32 (values, int32 indices and row pointers)."""
     total = 0
@@ -196,56 +221,9 @@ def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
     }
 
 
-def render_markdown(report: dict) -> str:
-    ds = report["dataset"]
-    profile = report["energy_profile"]
-    lines = [
-        "# dpap-neuro run report",
-        "",
-        f"Dataset `{ds['name']}`: {ds['n_train']} training and {ds['n_test']} test samples, "
-        f"{ds['timesteps']} steps each. Lava numbers come from simulating every test sample; "
-        f"energy uses the `{profile}` profile.",
-        "",
-        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement "
-        "| Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons "
-        "| spikes/sample | synops/sample | energy/sample |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, m in report["models"].items():
-        lines.append(
-            f"| {name} | {m['pruner']} | {m['accuracy']['norse']:.4f} | {m['accuracy']['lava']:.4f} "
-            f"| {m['agreement']['spikes']:.4f} | {m['agreement']['predictions']:.4f} "
-            f"| {m['fixed']['accuracy']:.4f} | {m['fixed']['agreement']['predictions']:.4f} | {m['synapses']} "
-            f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
-            f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
-        )
-    lines += ["", "## Energy per sample by profile", "",
-              "| model | " + " | ".join(report["energy_profiles"]) + " |",
-              "|---|" + "---|" * len(report["energy_profiles"])]
-    for name, m in report["models"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{m['per_sample']['energy_j'][p] * 1e9:.1f} nJ"
-                                                  for p in report["energy_profiles"]) + " |")
-    lines += ["", "Sources: " + "; ".join(f"`{n}`: {p['source']}" for n, p in report["energy_profiles"].items())]
-    cmp_ = report["comparison"]
-    lines += ["", f"## {cmp_['pruned']} / {cmp_['baseline']} (per sample)", "",
-              "| synapses | neurons | spikes | synops | energy |", "|---|---|---|---|---|",
-              "| " + " | ".join(f"{cmp_['ratios'][k]:.3f}" for k in ("synapses", "neurons", "spikes", "synops", "energy"))
-              + " |", ""]
-    for name, m in report["models"].items():
-        lines += [f"## Layers of `{name}`", "",
-                  "| layer | neurons (of) | synapses (of) | spikes/sample | synops/sample |",
-                  "|---|---|---|---|---|"]
-        for layer in m["layers"]:
-            lines.append(f"| {layer['name']} | {layer['neurons']} ({layer['original_neurons']}) "
-                         f"| {layer['synapses']} ({layer['original_synapses']}) | {layer['spikes']:.1f} "
-                         f"| {layer['synops']:.0f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "float", timesteps: int | None = None,
                       seed: int | None = None, checkpoint: str | Path | None = None, batch_size: int = 128,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, raster_dir: Path | None = None) -> dict:
     """``dpap simulate``: run an exported SparseNet in Lava on a built-in test split.
 
     Timesteps, seed and split default to those stored in the artifact's
@@ -273,5 +251,63 @@ def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "floa
     report = {"artifact": str(artifact), "checkpoint": str(checkpoint) if norse is not None else None,
               "dataset": {"name": dataset, "n_test": len(test_data), "timesteps": timesteps, "seed": seed},
               "model": meta.get("model"), "pruner": meta.get("pruner")}
-    report.update(assess_in_lava(net, artifact, test_data, norse, precision, batch_size, progress))
+    raster = Path(raster_dir) / f"{meta.get('model') or artifact.stem}-raster.npz" if raster_dir else None
+    report.update(assess_in_lava(net, artifact, test_data, norse, precision, batch_size, progress,
+                                 raster_path=raster))
+    return report
+
+
+def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool = True) -> dict:
+    """``dpap compare``: one report over run directories and/or SparseNet artifacts.
+
+    A run directory contributes its report.json's models (named
+    ``<dir>/<model>`` when several directories are given); an artifact is
+    simulated in Lava (float) on its own run's test split. The first model is
+    the baseline of the comparison, the last the pruned one.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models, dataset, profile, profiles = {}, None, "loihi", {n: p.to_dict() for n, p in PROFILES.items()}
+    several = len(sources) > 1
+    for source in map(Path, sources):
+        if source.is_dir():
+            report_file = source / "report.json"
+            if not report_file.is_file():
+                raise ValueError(f"{source}: no report.json (not a `dpap run` directory)")
+            try:
+                run_report = json.loads(report_file.read_text())
+            except json.JSONDecodeError:
+                raise ValueError(f"{report_file}: not valid JSON") from None
+            dataset = dataset or run_report["dataset"]
+            profile = run_report.get("energy_profile", profile)
+            profiles.update(run_report.get("energy_profiles", {}))
+            for name, model in run_report["models"].items():
+                key = f"{source.name}/{name}" if several else name
+                models[key] = model
+                raster = source / f"{name}-raster.npz"
+                if raster.is_file():
+                    (out_dir / f"{key}-raster.npz").parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(raster, out_dir / f"{key}-raster.npz")
+        else:
+            from hw_export.h5io import read_sparsenet
+
+            meta = read_sparsenet(source).metadata
+            if "dataset" not in meta:
+                raise ValueError(f"{source}: the artifact does not name its dataset; use `dpap simulate --dataset`")
+            result = simulate_artifact(source, meta["dataset"], progress=progress, raster_dir=out_dir)
+            key = meta.get("model") or source.stem
+            models[key] = result
+            dataset = dataset or {"name": meta["dataset"], "n_test": result["dataset"]["n_test"],
+                                  "timesteps": result["dataset"]["timesteps"]}
+    if len(models) < 2:
+        raise ValueError("compare needs at least two models (one run directory holds two)")
+    names = list(models)
+    dataset = {"n_train": None, **dataset}
+    report = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "models": models,
+              "comparison": compare(models, names[0], names[-1], profile), "energy_profile": profile,
+              "energy_profiles": profiles, "sources": [str(s) for s in sources]}
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_reports(report, out_dir, progress)
     return report

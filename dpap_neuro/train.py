@@ -20,6 +20,7 @@ class TrainHistory:
     train_accuracy: list[float] = field(default_factory=list)  # 0..1 per epoch
     sparsity: list[float] = field(default_factory=list)  # pruned share of prunable synapses per epoch
     neuron_sparsity: list[float] = field(default_factory=list)  # pruned share of hidden neurons/channels per epoch
+    layer_sparsity: list[list[float]] = field(default_factory=list)  # per epoch: pruned share of each prunable layer
     wall_time_s: float = 0.0
 
 
@@ -73,6 +74,7 @@ def train(
         history.train_accuracy.append(correct / n_samples)
         history.sparsity.append(pruner.sparsity())
         history.neuron_sparsity.append(pruner.neuron_sparsity())
+        history.layer_sparsity.append([1.0 - float(m.mean()) for m in pruner.masks()])
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}",
                         sparsity=f"{history.sparsity[-1]:.2f}", neurons_pruned=f"{history.neuron_sparsity[-1]:.2f}")
     bar.close()

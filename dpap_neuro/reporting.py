@@ -1,0 +1,281 @@
+"""report.md, figures/*.png and a self-contained report.html from a run's report.
+
+Figures (matplotlib, written to ``DIR/figures``): spike rasters of one test
+sample, dense beside pruned; spikes and synaptic operations per layer;
+energy by operation kind for each profile; each layer's sparsity over
+training; accuracy against energy for every model. ``report.html`` embeds
+them as data URIs, so the one file is the whole report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+
+from hw_export.h5io import atomic_write, atomic_write_text
+
+FIGURES = {
+    "rasters": "Spikes of one test sample (input and every LIF layer, Lava float run), model by model",
+    "layers": "Spikes and synaptic operations per layer and sample",
+    "energy": "Energy per sample by operation kind, for each hardware profile",
+    "sparsity": "Pruned share of each prunable layer's synapses over training",
+    "accuracy_energy": "Test accuracy against energy per sample (default profile; hollow: Loihi fixed point)",
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
+    _plt().close(fig)
+
+
+def figure_rasters(report: dict, out_dir: Path, path: Path) -> bool:
+    rasters = {}
+    for name in report["models"]:
+        raster_file = out_dir / f"{name}-raster.npz"
+        if raster_file.is_file():
+            with np.load(raster_file) as data:
+                rasters[name] = {k: data[k] for k in data.files if k != "readout_v"}
+    if not rasters:
+        return False
+    plt = _plt()
+    rows = max(len(r) for r in rasters.values())
+    fig, axes = plt.subplots(rows, len(rasters), figsize=(5 * len(rasters), 2.0 * rows), squeeze=False)
+    for col, (name, layers) in enumerate(rasters.items()):
+        for row, (layer, spikes) in enumerate(layers.items()):
+            ax = axes[row, col]
+            steps, neurons = np.nonzero(spikes)
+            ax.scatter(steps, neurons, s=2, color="black")
+            ax.set_xlim(-0.5, spikes.shape[0] - 0.5)
+            ax.set_ylim(-0.5, max(1, spikes.shape[1]) - 0.5)
+            label = layer.replace("layer_", "")
+            ax.set_title(f"{name}: {label} ({spikes.shape[1]} neurons, {int(spikes.sum())} spikes)", fontsize=9)
+            ax.set_ylabel("neuron")
+        axes[-1, col].set_xlabel("step")
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def figure_layers(report: dict, path: Path) -> bool:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    models = list(report["models"].items())
+    width = 0.8 / max(1, len(models))
+    for index, (name, model) in enumerate(models):
+        layers = model["layers"]
+        x = np.arange(len(layers)) + index * width
+        axes[0].bar(x, [layer["spikes"] for layer in layers], width, label=name)
+        axes[1].bar(x, [layer["synops"] for layer in layers], width, label=name)
+    for ax, title in zip(axes, ("spikes / sample", "synaptic operations / sample")):
+        names = [layer["name"] for layer in models[0][1]["layers"]]
+        ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def figure_energy(report: dict, path: Path) -> bool:
+    plt = _plt()
+    profiles = list(report["energy_profiles"])
+    fig, axes = plt.subplots(1, len(profiles), figsize=(5 * len(profiles), 3.8), squeeze=False)
+    for ax, profile in zip(axes[0], profiles):
+        names = list(report["models"])
+        bottom = np.zeros(len(names))
+        kinds = list(report["models"][names[0]]["per_sample"]["energy_breakdown_j"][profile])
+        for kind in kinds:
+            values = np.array([report["models"][n]["per_sample"]["energy_breakdown_j"][profile][kind] * 1e9
+                               for n in names])
+            ax.bar(names, values, bottom=bottom, label=kind)
+            bottom += values
+        ax.set_title(f"{profile} (nJ / sample)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def figure_sparsity(report: dict, path: Path) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    drawn = False
+    for name, model in report["models"].items():
+        per_epoch = model.get("training", {}).get("layer_sparsity")
+        if not per_epoch:
+            continue
+        per_layer = np.array(per_epoch)  # [epochs, layers]
+        layer_names = [layer["name"] for layer in model["layers"]][: per_layer.shape[1]]
+        for k in range(per_layer.shape[1]):
+            ax.plot(np.arange(1, len(per_layer) + 1), per_layer[:, k], marker=".",
+                    label=f"{name}: {layer_names[k] if k < len(layer_names) else k}")
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pruned share of synapses")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def figure_accuracy_energy(report: dict, path: Path) -> bool:
+    plt = _plt()
+    profile = report["energy_profile"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for index, (name, model) in enumerate(report["models"].items()):
+        color = f"C{index}"
+        accuracy = model["accuracy"].get("norse", model["accuracy"]["lava"])
+        ax.scatter(model["per_sample"]["energy_j"][profile] * 1e9, 100 * accuracy, color=color, s=50, label=name)
+        if "fixed" in model:
+            ax.scatter(model["fixed"]["per_sample"]["energy_j"][profile] * 1e9, 100 * model["fixed"]["accuracy"],
+                       facecolors="none", edgecolors=color, s=80)
+    ax.set_xlabel(f"energy per sample, {profile} (nJ)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def write_figures(report: dict, out_dir: Path) -> list[str]:
+    """Draw every figure the report's data allows; returns their names."""
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    makers = {
+        "rasters": lambda p: figure_rasters(report, out_dir, p),
+        "layers": lambda p: figure_layers(report, p),
+        "energy": lambda p: figure_energy(report, p),
+        "sparsity": lambda p: figure_sparsity(report, p),
+        "accuracy_energy": lambda p: figure_accuracy_energy(report, p),
+    }
+    return [name for name, make in makers.items() if make(figures / f"{name}.png")]
+
+
+def _num(value, fmt: str = ".4f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def render_markdown(report: dict) -> str:
+    ds = report["dataset"]
+    train_part = f"{ds['n_train']} training and " if ds.get("n_train") else ""
+    profile = report["energy_profile"]
+    lines = [
+        "# dpap-neuro run report",
+        "",
+        f"Dataset `{ds['name']}`: {train_part}{ds['n_test']} test samples, "
+        f"{ds['timesteps']} steps each. Lava numbers come from simulating every test sample; "
+        f"energy uses the `{profile}` profile.",
+        "",
+        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement "
+        "| Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons "
+        "| spikes/sample | synops/sample | energy/sample |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["models"].items():
+        agreement, fixed = m.get("agreement", {}), m.get("fixed", {})
+        lines.append(
+            f"| {name} | {m.get('pruner')} | {_num(m['accuracy'].get('norse'))} | {_num(m['accuracy']['lava'])} "
+            f"| {_num(agreement.get('spikes'))} | {_num(agreement.get('predictions'))} "
+            f"| {_num(fixed.get('accuracy'))} | {_num(fixed.get('agreement', {}).get('predictions'))} | {m['synapses']} "
+            f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
+            f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
+        )
+    lines += ["", "## Energy per sample by profile", "",
+              "| model | " + " | ".join(report["energy_profiles"]) + " |",
+              "|---|" + "---|" * len(report["energy_profiles"])]
+    for name, m in report["models"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{m['per_sample']['energy_j'][p] * 1e9:.1f} nJ"
+                                                  for p in report["energy_profiles"]) + " |")
+    lines += ["", "Sources: " + "; ".join(f"`{n}`: {p['source']}" for n, p in report["energy_profiles"].items())]
+    cmp_ = report["comparison"]
+    lines += ["", f"## {cmp_['pruned']} / {cmp_['baseline']} (per sample)", "",
+              "| synapses | neurons | spikes | synops | energy |", "|---|---|---|---|---|",
+              "| " + " | ".join(f"{cmp_['ratios'][k]:.3f}" for k in ("synapses", "neurons", "spikes", "synops", "energy"))
+              + " |", ""]
+    for name, m in report["models"].items():
+        lines += [f"## Layers of `{name}`", "",
+                  "| layer | neurons (of) | synapses (of) | spikes/sample | synops/sample |",
+                  "|---|---|---|---|---|"]
+        for layer in m["layers"]:
+            lines.append(f"| {layer['name']} | {layer['neurons']} ({layer['original_neurons']}) "
+                         f"| {layer['synapses']} ({layer['original_synapses']}) | {layer['spikes']:.1f} "
+                         f"| {layer['synops']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+
+
+def render_html(report: dict, markdown_body: str, out_dir: Path, figures: list[str]) -> str:
+    """One self-contained page: the tables of report.md and every figure as a data URI.
+
+    A small script counts the figures the browser actually decoded and writes
+    the count into ``#figures-loaded`` (tests read it from the rendered DOM).
+    """
+    body = []
+    table: list[str] = []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        rows = [r.strip().strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+        body.append("<table>" + "".join(
+            "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>"
+                             for c in row) + "</tr>" for i, row in enumerate(rows)) + "</table>")
+        table.clear()
+
+    for line in markdown_body.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("!["):
+            continue  # figures are embedded below
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    body.append("<h2>Figures</h2>")
+    for name in figures:
+        data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode("ascii")
+        body.append(f'<figure><img class="figure" alt="{name}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(FIGURES[name])}</figcaption></figure>")
+    script = ("<script>window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.figure');"
+              "var ok=0;imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});"
+              "document.getElementById('figures-loaded').textContent=ok+'/'+imgs.length;});</script>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "font-size:13px}img{max-width:100%}figcaption{color:#555;font-size:13px}")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>dpap-neuro report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}"
+            f"<p>Figures rendered: <span id='figures-loaded'>0/{len(figures)}</span></p>{script}</body></html>")
+
+
+def write_reports(report: dict, out_dir: Path, progress: bool = False) -> None:
+    """report.md, figures/*.png and report.html in ``out_dir`` (each written atomically)."""
+    out_dir = Path(out_dir)
+    figures = write_figures(report, out_dir)
+    markdown = render_markdown(report)
+    markdown += "\n## Figures\n\n" + "\n".join(f"![{FIGURES[n]}](figures/{n}.png)" for n in figures) + "\n"
+    atomic_write_text(out_dir / "report.md", markdown)
+    atomic_write_text(out_dir / "report.html", render_html(report, markdown, out_dir, figures))

@@ -1,0 +1,59 @@
+"""report.html as a person sees it: rendered by a real headless browser (Debian's chromium)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dpap_neuro.reporting import write_reports
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def small_report(models=("dense", "dpap")):
+    model = {
+        "pruner": "none", "accuracy": {"norse": 0.9, "lava": 0.9},
+        "agreement": {"spikes": 1.0, "predictions": 1.0},
+        "fixed": {"accuracy": 0.89, "agreement": {"predictions": 0.99},
+                  "per_sample": {"energy_j": {"loihi": 2e-6}}},
+        "synapses": 100, "neurons": 20,
+        "per_sample": {"spikes": 10.0, "synops": 500.0, "energy_j": {"loihi": 2e-6},
+                       "energy_breakdown_j": {"loihi": {"synops": 1.5e-6, "neuron_updates": 0.5e-6}}},
+        "layers": [{"name": "fc1", "neurons": 10, "original_neurons": 10, "synapses": 80, "original_synapses": 80,
+                    "spikes": 10.0, "synops": 400.0},
+                   {"name": "readout", "neurons": 10, "original_neurons": 10, "synapses": 20,
+                    "original_synapses": 20, "spikes": 0.0, "synops": 100.0}],
+        "training": {"layer_sparsity": [[0.0], [0.5], [0.6]]},
+    }
+    return {"dataset": {"name": "digits", "n_train": 10, "n_test": 5, "timesteps": 4},
+            "models": {m: model for m in models}, "energy_profile": "loihi",
+            "energy_profiles": {"loihi": {"source": "Davies et al. 2018"}},
+            "comparison": {"baseline": models[0], "pruned": models[-1],
+                           "ratios": {k: 1.0 for k in ("synapses", "neurons", "spikes", "synops", "energy")}}}
+
+
+def test_report_files_and_figures_are_written(tmp_path):
+    write_reports(small_report(), tmp_path)
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == {
+        "layers.png", "energy.png", "sparsity.png", "accuracy_energy.png"}
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4, "the page must carry its figures itself"
+    assert "figures/layers.png" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (CI installs Debian's chromium)")
+def test_report_renders_in_a_real_browser_with_every_figure_loaded(tmp_path):
+    write_reports(small_report(), tmp_path)
+    profile = tmp_path / "chrome-profile"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
+         (tmp_path / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    assert "<table>" in dom and "dpap-neuro run report" in dom
+    assert '<span id="figures-loaded">4/4</span>' in dom, "the browser did not decode every figure"
