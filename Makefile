@@ -7,6 +7,7 @@ venv:
 	@bash tools/ensure_venv.sh
 
 demo: venv
+	rm -rf runs/demo
 	$(VENV)/bin/dpap run --out runs/demo
 
 test: venv
