@@ -1,9 +1,7 @@
 """report.html as a person sees it: rendered by a real headless browser (Debian's chromium)."""
 
-import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
