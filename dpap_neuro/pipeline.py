@@ -304,6 +304,10 @@ def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool 
     if len(models) < 2:
         raise ValueError("compare needs at least two models (one run directory holds two)")
     names = list(models)
+    # Only profiles every model was measured with can be compared.
+    common = set.intersection(*(set(m["per_sample"]["energy_j"]) for m in models.values()))
+    profiles = {name: value for name, value in profiles.items() if name in common}
+    profile = profile if profile in common else sorted(common)[0]
     dataset = {"n_train": None, **dataset}
     report = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "models": models,
               "comparison": compare(models, names[0], names[-1], profile), "energy_profile": profile,

@@ -55,3 +55,25 @@ def test_report_renders_in_a_real_browser_with_every_figure_loaded(tmp_path):
     dom = result.stdout
     assert "<table>" in dom and "dpap-neuro run report" in dom
     assert '<span id="figures-loaded">4/4</span>' in dom, "the browser did not decode every figure"
+
+
+def test_compare_merges_run_directories_into_one_report(tmp_path):
+    import json
+
+    from dpap_neuro.pipeline import compare_runs
+
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "report.json").write_text(json.dumps(small_report()))
+    report = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out", progress=False)
+    assert list(report["models"]) == ["a/dense", "a/dpap", "b/dense", "b/dpap"]
+    assert report["comparison"]["baseline"] == "a/dense" and report["comparison"]["pruned"] == "b/dpap"
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert "| b/dpap |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_compare_refuses_what_is_not_a_run(tmp_path):
+    from dpap_neuro.pipeline import compare_runs
+
+    with pytest.raises(ValueError, match="no report.json"):
+        compare_runs([tmp_path], tmp_path / "out", progress=False)
