@@ -35,9 +35,12 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path) -> bool:
+    """Lay out, write atomically as PNG, close; True (the figure was drawn)."""
+    fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
     _plt().close(fig)
+    return True
 
 
 def figure_rasters(report: dict, out_dir: Path, path: Path) -> bool:
@@ -63,9 +66,7 @@ def figure_rasters(report: dict, out_dir: Path, path: Path) -> bool:
             ax.set_title(f"{name}: {label} ({spikes.shape[1]} neurons, {int(spikes.sum())} spikes)", fontsize=9)
             ax.set_ylabel("neuron")
         axes[-1, col].set_xlabel("step")
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+    return _save(fig, path)
 
 
 def figure_layers(report: dict, path: Path) -> bool:
@@ -83,9 +84,7 @@ def figure_layers(report: dict, path: Path) -> bool:
         ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names)
         ax.set_title(title)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+    return _save(fig, path)
 
 
 def figure_energy(report: dict, path: Path) -> bool:
@@ -103,9 +102,7 @@ def figure_energy(report: dict, path: Path) -> bool:
             bottom += values
         ax.set_title(f"{profile} (nJ / sample)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+    return _save(fig, path)
 
 
 def figure_sparsity(report: dict, path: Path) -> bool:
@@ -129,9 +126,7 @@ def figure_sparsity(report: dict, path: Path) -> bool:
     ax.set_ylabel("pruned share of synapses")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+    return _save(fig, path)
 
 
 def figure_accuracy_energy(report: dict, path: Path) -> bool:
@@ -149,9 +144,7 @@ def figure_accuracy_energy(report: dict, path: Path) -> bool:
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+    return _save(fig, path)
 
 
 def write_figures(report: dict, out_dir: Path) -> list[str]:

@@ -29,3 +29,13 @@ def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, g
     pruner.attach(model, total_steps=10)
     pruner.update(10)
     return model
+
+
+def assert_same_lava_result(a, b):
+    """Two LavaResults are identical: every layer's spikes and the readout voltage, bit for bit."""
+    import numpy as np
+
+    assert len(a.layer_spikes) == len(b.layer_spikes)
+    for x, y in zip(a.layer_spikes, b.layer_spikes):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.readout_v, b.readout_v)

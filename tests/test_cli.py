@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import needs_lava
+from conftest import assert_same_lava_result, needs_lava
 
 DPAP = [sys.executable, "-m", "dpap_neuro.cli"]
 
@@ -115,11 +115,8 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     assert exported.metadata["timesteps"] == 10 and exported.metadata["dataset"] == "digits"
     direct = from_norse(list(model), (64,))
     inputs = (np.random.default_rng(0).random((10, 6, 64)) < 0.3).astype(float)
-    a = simulate(direct, inputs, batch_size=6, progress=False)
-    b = simulate(exported, inputs, batch_size=6, progress=False)
-    for x, y in zip(a.layer_spikes, b.layer_spikes):
-        np.testing.assert_array_equal(x, y)
-    np.testing.assert_array_equal(a.readout_v, b.readout_v)
+    assert_same_lava_result(simulate(direct, inputs, batch_size=6, progress=False),
+                            simulate(exported, inputs, batch_size=6, progress=False))
 
     missing = dpap("export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.h5"))
     assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from conftest import needs_lava, pruned_mlp
+from conftest import assert_same_lava_result, needs_lava, pruned_mlp
 from dpap_neuro.models import SpikingMLP, predict
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import write_sparsenet
@@ -88,9 +88,7 @@ def test_batched_simulation_equals_one_sample_at_a_time():
     inputs = (np.random.default_rng(0).random((10, 4, 10)) < 0.4).astype(float)
     batched = simulate(net, inputs, batch_size=4, progress=False)
     single = simulate(net, inputs, batch_size=1, progress=False)
-    for a, b in zip(batched.layer_spikes, single.layer_spikes):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(batched.readout_v, single.readout_v)
+    assert_same_lava_result(batched, single)
 
 
 def test_subprocess_runner_returns_the_same_result(tmp_path):
@@ -103,9 +101,7 @@ def test_subprocess_runner_returns_the_same_result(tmp_path):
     inputs = (np.random.default_rng(1).random((8, 5, 10)) < 0.4).astype(np.uint8)
     child = simulate_in_subprocess(path, inputs, batch_size=2, progress=False)
     here = simulate(net, inputs, batch_size=5, progress=False)
-    for a, b in zip(child.layer_spikes, here.layer_spikes):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(child.readout_v, here.readout_v)
+    assert_same_lava_result(child, here)
 
 
 def test_fixed_point_stays_close_to_float():
