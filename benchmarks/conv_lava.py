@@ -73,7 +73,7 @@ def main() -> int:
 
     from dpap_neuro.data import load_dataset
     from hw_export.lava_sim import simulate
-    from hw_export.sparsenet import from_norse
+    from hw_export.norse_reader import from_norse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=16)

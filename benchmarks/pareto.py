@@ -46,7 +46,7 @@ def one_run(job: dict) -> dict:
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
     from dpap_neuro.train import evaluate, train
-    from hw_export.sparsenet import from_norse
+    from hw_export.norse_reader import from_norse
 
     config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"])
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed)

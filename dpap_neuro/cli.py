@@ -129,7 +129,7 @@ def cmd_export(args) -> int:
     from dpap_neuro.config import RunConfig
     from dpap_neuro.pipeline import artifact_metadata
     from hw_export.h5io import write_sparsenet
-    from hw_export.sparsenet import from_norse
+    from hw_export.norse_reader import from_norse
 
     model, meta = load_checkpoint(args.checkpoint)
     config = RunConfig.from_dict(meta["config"])
@@ -144,7 +144,8 @@ def cmd_export(args) -> int:
 
         write_netx(net, args.out)
     elif args.format == "nir":
-        from hw_export.nir_export import modules_to_nir, write_nir
+        from hw_export.nir_export import write_nir
+        from hw_export.norse_reader import modules_to_nir
 
         write_nir(modules_to_nir(list(model), meta["input_shape"]), args.out)
     else:

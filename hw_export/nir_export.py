@@ -6,9 +6,10 @@ Two sources:
   ``lif<k>``: ``CubaLIF``)* -> ``readout_fc``: ``Affine`` -> ``readout``:
   ``CubaLI`` -> ``output``. Removed neurons are absent, pruned synapses are
   zeros; convolutions appear unrolled, as the SparseNet holds them.
-* ``modules_to_nir(modules, input_shape)`` from a trained model's layers:
-  keeps ``Conv2d``, ``AvgPool2d`` and ``Flatten`` as NIR nodes (pruned
-  channels are zero kernels there). ``dpap export --format nir`` uses this one.
+* ``hw_export.norse_reader.modules_to_nir(modules, input_shape)`` from a
+  trained model's layers: keeps ``Conv2d``, ``AvgPool2d`` and ``Flatten`` as
+  NIR nodes (pruned channels are zero kernels there). ``dpap export --format
+  nir`` uses that one; it builds its neuron nodes with ``neuron_node`` here.
 
 Parameters are NIR's continuous-time ones, time constants in seconds
 (norse 1.1's own ``to_nir`` writes ``dt * tau`` instead; we do not use it):
@@ -30,7 +31,8 @@ from hw_export.h5io import atomic_write
 from hw_export.sparsenet import SparseNet
 
 
-def _neuron_node(params, shape: tuple[int, ...]):
+def neuron_node(params, shape: tuple[int, ...]):
+    """A NIR ``CubaLIF`` (kind "lif") or ``CubaLI`` (kind "li") node of ``shape`` from ``NeuronParams``."""
     import nir
 
     tau_syn = np.full(shape, 1.0 / params.tau_syn_inv_per_s)
@@ -39,64 +41,6 @@ def _neuron_node(params, shape: tuple[int, ...]):
     if params.kind == "lif":
         return nir.CubaLIF(v_threshold=np.full(shape, params.v_th), v_reset=np.full(shape, params.v_reset), **common)
     return nir.CubaLI(**common)
-
-
-def modules_to_nir(modules, input_shape):
-    """NIR graph of a trained Norse model's layers (``list(model)``), structure kept.
-
-    Shapes exclude the batch: a conv population is ``(C, H, W)``; ``Flatten``
-    flattens all of it (``start_dim=0``). Conv and Linear weights are the
-    effective (masked) weights.
-    """
-    import nir
-    from norse.torch import LICell, LIFCell
-    from torch import nn
-
-    from hw_export.sparsenet import SparseNetError, _masked, _pair, linear_operator, neuron_params_of
-
-    shape = tuple(int(d) for d in input_shape)
-    first = next((m for m in modules if not isinstance(m, nn.Flatten)), None)
-    if isinstance(first, nn.Conv2d) and len(shape) != 3:
-        side = int(round(np.prod(shape) ** 0.5))
-        shape = (1, side, side)
-    nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
-    edges, previous, counts = [], "input", {}
-
-    def add(kind: str, node) -> None:
-        nonlocal previous
-        counts[kind] = counts.get(kind, 0) + 1
-        name = f"{kind}{counts[kind]}"
-        nodes[name] = node
-        edges.append((previous, name))
-        previous = name
-
-    for module in modules:
-        if isinstance(module, (LIFCell, LICell)):
-            params = neuron_params_of(module)
-            add("lif" if params.kind == "lif" else "readout", _neuron_node(params, shape))
-            continue
-        _, out_shape = linear_operator(module, shape)  # validates and gives the output shape
-        if isinstance(module, nn.Linear):
-            weight, _ = _masked(module)
-            add("fc", nir.Affine(weight=weight, bias=np.zeros(weight.shape[0])))
-        elif isinstance(module, nn.Conv2d):
-            weight, _ = _masked(module)
-            add("conv", nir.Conv2d(input_shape=shape[1:], weight=weight, stride=_pair(module.stride),
-                                   padding=_pair(module.padding), dilation=(1, 1), groups=1,
-                                   bias=np.zeros(weight.shape[0])))
-        elif isinstance(module, nn.AvgPool2d):
-            kernel = _pair(module.kernel_size)
-            add("pool", nir.AvgPool2d(kernel_size=np.array(kernel),
-                                      stride=np.array(_pair(module.stride or kernel)), padding=np.array([0, 0])))
-        elif isinstance(module, nn.Flatten):
-            add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
-        else:
-            raise SparseNetError(f"cannot export a {type(module).__name__} layer to NIR")
-        shape = out_shape
-    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
-    edges.append((previous, "output"))
-    dt = next(m.dt for m in modules if isinstance(m, (LIFCell, LICell)))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt_s": float(dt), "source": "dpap-neuro"})
 
 
 def to_nir(net: SparseNet):
@@ -108,7 +52,7 @@ def to_nir(net: SparseNet):
         spiking = layer.neuron.kind == "lif"
         synapse_name, neuron_name = (f"fc{index + 1}", f"lif{index + 1}") if spiking else ("readout_fc", "readout")
         nodes[synapse_name] = nir.Affine(weight=layer.weight.toarray(), bias=layer.bias.copy())
-        nodes[neuron_name] = _neuron_node(layer.neuron, (layer.n_out,))
+        nodes[neuron_name] = neuron_node(layer.neuron, (layer.n_out,))
         edges += [(previous, synapse_name), (synapse_name, neuron_name)]
         previous = neuron_name
     nodes["output"] = nir.Output(output_type={"output": np.array([net.layers[-1].n_out])})

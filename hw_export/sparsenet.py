@@ -7,15 +7,14 @@ trained model survive. Dead hidden neurons (no remaining incoming or no
 remaining outgoing synapse) are physically gone: their row and column are
 removed.
 
-This module imports torch/norse only inside ``from_norse``, and never
-imports ``dpap_neuro``.
+This module needs only numpy and scipy: reading a trained Norse model into a
+SparseNet is ``hw_export.norse_reader``'s job (docs/DESIGN.md, "Layering").
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Sequence
 
 import numpy as np
 from scipy import sparse
@@ -237,131 +236,3 @@ def avgpool2d_matrix(in_shape: tuple[int, int, int], kernel: tuple[int, int],
     h_out = (height - kernel[0]) // stride[0] + 1
     w_out = (width - kernel[1]) // stride[1] + 1
     return sparse.block_diag(blocks, format="csr"), (channels, h_out, w_out)
-
-
-def _pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-def _masked(module, name: str = "weight"):
-    """(effective weight, mask) of a module, masks of torch.nn.utils.prune included."""
-    import torch
-
-    with torch.no_grad():
-        if hasattr(module, f"{name}_mask"):
-            mask = getattr(module, f"{name}_mask").cpu().numpy() != 0
-            weight = (getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask")).double().cpu().numpy()
-        else:
-            weight = getattr(module, name).double().cpu().numpy()
-            mask = np.ones_like(weight, dtype=bool)
-    return weight, mask
-
-
-def linear_operator(module, in_shape: tuple[int, ...]) -> tuple[sparse.csr_matrix, tuple[int, ...]]:
-    """A synaptic or reshaping module as a sparse matrix on C-order flattened activity."""
-    import torch
-    from torch import nn
-
-    n_in = int(np.prod(in_shape))
-    bias = getattr(module, "bias", None)
-    if isinstance(bias, torch.Tensor) and bool(torch.any(bias != 0)):
-        raise SparseNetError(
-            f"{type(module).__name__} has a bias: a Norse bias enters the synaptic current, which Lava's "
-            "bias_mant (added to v) cannot reproduce; train without bias (DESIGN.md section 3)")
-    if isinstance(module, (nn.Flatten, nn.Identity)):
-        return sparse.identity(n_in, format="csr"), (n_in,)
-    if isinstance(module, nn.Linear):
-        if module.in_features != n_in:
-            raise SparseNetError(f"Linear expects {module.in_features} inputs, receives {n_in}")
-        weight, mask = _masked(module)
-        rows, cols = np.nonzero(mask)
-        return sparse.csr_matrix((weight[rows, cols], (rows, cols)), shape=weight.shape), (weight.shape[0],)
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or _pair(module.dilation) != (1, 1) or not isinstance(module.padding, tuple):
-            raise SparseNetError("only Conv2d with groups=1, dilation=1 and numeric padding can be exported")
-        if len(in_shape) != 3 or in_shape[0] != module.in_channels:
-            raise SparseNetError(f"Conv2d expects ({module.in_channels}, H, W) inputs, receives {in_shape}")
-        weight, mask = _masked(module)
-        return conv2d_matrix(weight, mask, in_shape, _pair(module.stride), _pair(module.padding))
-    if isinstance(module, nn.AvgPool2d):
-        if _pair(module.padding) != (0, 0) or module.ceil_mode:
-            raise SparseNetError("only AvgPool2d without padding or ceil_mode can be exported")
-        kernel = _pair(module.kernel_size)
-        return avgpool2d_matrix(in_shape, kernel, _pair(module.stride if module.stride else kernel))
-    raise SparseNetError(f"cannot export a {type(module).__name__} layer")
-
-
-def neuron_params_of(cell) -> NeuronParams:
-    """The parameters of a Norse ``LIFCell`` (kind "lif") or ``LICell`` (kind "li")."""
-    import torch
-    from norse.torch import LIFCell
-
-    p, dt = cell.p, cell.dt
-    spiking = isinstance(cell, LIFCell)
-    return NeuronParams(
-        kind="lif" if spiking else "li",
-        tau_syn_inv_per_s=float(p.tau_syn_inv), tau_mem_inv_per_s=float(p.tau_mem_inv),
-        v_th=float(p.v_th) if spiking else math.inf, v_leak=float(p.v_leak),
-        v_reset=float(p.v_reset) if spiking else 0.0, dt_s=float(dt),
-        # Exactly the factors Norse multiplies by (a float32 tensor product).
-        du=float(dt * torch.as_tensor(p.tau_syn_inv)), dv=float(dt * torch.as_tensor(p.tau_mem_inv)),
-    )
-
-
-def from_norse(modules: Sequence, input_shape: Sequence[int], metadata: dict | None = None) -> SparseNet:
-    """Build a SparseNet from a trained Norse model's layers, in forward order.
-
-    ``modules``: e.g. ``list(model)`` for an ``nn.Sequential``: synaptic and
-    reshaping layers (``nn.Linear``, ``nn.Conv2d``, ``nn.AvgPool2d``,
-    ``nn.Flatten``; ``torch.nn.utils.prune`` masks respected) between Norse
-    ``LIFCell`` populations, ending in an ``LICell`` readout. Everything
-    between two populations is one linear map, so it is composed into one
-    sparse matrix: convolutions are unrolled and average pooling is folded
-    into the next layer's weights (exact, as pooling is linear).
-    ``input_shape`` is one sample per step; a conv model's flat input is
-    viewed as its image shape (``model.image_shape``) when it has one.
-    """
-    import torch
-    from norse.torch import LICell, LIFCell
-
-    weights, neurons, names, shapes = [], [], [], []
-    shape: tuple[int, ...] = tuple(int(d) for d in input_shape)
-    first = next((m for m in modules if not isinstance(m, (torch.nn.Flatten, torch.nn.Identity))), None)
-    if isinstance(first, torch.nn.Conv2d) and len(shape) != 3:
-        side = int(round(np.prod(shape) ** 0.5))
-        shape = (1, side, side)
-    operator = sparse.identity(int(np.prod(shape)), format="csr")
-    counts = {"conv": 0, "fc": 0}
-    kind_of_last = None
-    for module in modules:
-        if isinstance(module, (LIFCell, LICell)):
-            if kind_of_last is None:
-                raise SparseNetError(f"a {type(module).__name__} without a synaptic layer before it")
-            weights.append(operator.tocsr())
-            neurons.append(neuron_params_of(module))
-            spiking = isinstance(module, LIFCell)
-            if spiking:
-                counts[kind_of_last] += 1
-                names.append(f"{kind_of_last}{counts[kind_of_last]}")
-            else:
-                names.append("readout")
-            shapes.append(shape)
-            operator = sparse.identity(int(np.prod(shape)), format="csr")
-            kind_of_last = None
-            continue
-        matrix, shape = linear_operator(module, shape)
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-            if kind_of_last is not None:
-                raise SparseNetError("two synaptic layers without a neuron population between them")
-            kind_of_last = "conv" if isinstance(module, torch.nn.Conv2d) else "fc"
-        operator = (matrix @ operator).tocsr()
-    if not weights or kind_of_last is not None:
-        raise SparseNetError("expected synaptic layers each followed by a Norse cell, ending in an LICell")
-    originals = [w.shape[0] for w in weights]
-    kept = [np.arange(n, dtype=np.int64) for n in originals]
-    pruned_w, kept = remove_dead_neurons(weights, kept)
-    layers = tuple(
-        SparseLayer(name=name, weight=w.tocsr(), bias=np.zeros(w.shape[0]), neuron=n, kept=k_idx, n_original=orig)
-        for name, w, n, k_idx, orig in zip(names, pruned_w, neurons, kept, originals)
-    )
-    return SparseNet(tuple(int(d) for d in input_shape), layers, dict(metadata or {}))

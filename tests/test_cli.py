@@ -100,7 +100,7 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     from dpap_neuro.pruning import GMPPruner
     from hw_export.h5io import read_sparsenet
     from hw_export.lava_sim import simulate
-    from hw_export.sparsenet import from_norse
+    from hw_export.norse_reader import from_norse
 
     config = RunConfig(hidden_sizes=(12,), timesteps=10, dataset="digits")
     torch.manual_seed(0)

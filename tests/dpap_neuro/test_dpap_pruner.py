@@ -8,7 +8,7 @@ from dpap_neuro.data import SpikeDataset
 from dpap_neuro.models import SpikingMLP, run_over_time
 from dpap_neuro.pruning import DPAPPruner, Pruner, make_pruner
 from dpap_neuro.train import train
-from hw_export.sparsenet import from_norse
+from hw_export.norse_reader import from_norse
 
 
 def tiny_data(n=48, n_in=10, steps=8, seed=0):

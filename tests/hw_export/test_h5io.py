@@ -6,7 +6,7 @@ import torch
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import GMPPruner
 from hw_export.h5io import ArtifactError, read_sparsenet, write_sparsenet
-from hw_export.sparsenet import from_norse
+from hw_export.norse_reader import from_norse
 
 
 def pruned_net():

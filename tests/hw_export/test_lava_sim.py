@@ -5,7 +5,7 @@ from conftest import assert_same_lava_result, needs_lava, pruned_mlp
 from dpap_neuro.models import SpikingMLP, predict
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import write_sparsenet
-from hw_export.sparsenet import from_norse
+from hw_export.norse_reader import from_norse
 
 pytestmark = needs_lava
 

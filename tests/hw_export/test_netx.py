@@ -7,7 +7,7 @@ import pytest
 from conftest import needs_lava, pruned_mlp
 from hw_export.h5io import ArtifactError
 from hw_export.netx import mantissa_and_exponent, read_netx, write_netx
-from hw_export.sparsenet import from_norse
+from hw_export.norse_reader import from_norse
 
 
 def pruned_net(seed=0):

@@ -6,7 +6,7 @@ import torch
 
 from conftest import pruned_mlp
 from hw_export.nir_export import write_nir
-from hw_export.sparsenet import from_norse
+from hw_export.norse_reader import from_norse
 
 
 def test_nir_file_round_trip_simulates_like_norse(tmp_path):
@@ -74,7 +74,8 @@ def simulate_nir_graph(graph, inputs, dt):
 
 def test_conv_model_keeps_its_structure_in_nir_and_simulates_like_norse(tmp_path):
     from dpap_neuro.models import SpikingConvNet
-    from hw_export.nir_export import modules_to_nir, write_nir
+    from hw_export.nir_export import write_nir
+    from hw_export.norse_reader import modules_to_nir
 
     torch.manual_seed(2)
     model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3).double()

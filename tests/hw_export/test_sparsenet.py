@@ -1,13 +1,8 @@
-import math
-
 import numpy as np
 import pytest
-import torch
 from scipy import sparse
 
-from dpap_neuro.models import SpikingMLP
-from dpap_neuro.pruning import Pruner
-from hw_export.sparsenet import NeuronParams, SparseNetError, from_norse, remove_dead_neurons
+from hw_export.sparsenet import NeuronParams, SparseNetError, avgpool2d_matrix, conv2d_matrix, remove_dead_neurons
 
 
 def csr(rows):
@@ -30,36 +25,6 @@ def test_dead_neurons_are_removed_to_a_fixed_point():
     assert weights[2].toarray().tolist() == [[1]]
 
 
-def test_from_norse_keeps_exactly_the_masked_synapses_and_norse_decays():
-    torch.manual_seed(0)
-    model = SpikingMLP(4, [3], 2)
-    Pruner().attach(model, total_steps=1)
-    with torch.no_grad():
-        model[0].weight_mask.copy_(torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float32))
-    net = from_norse(list(model), (4,))
-    assert [layer.n_out for layer in net.layers] == [2, 2]  # neuron 1 had no input: removed
-    assert net.layers[0].kept.tolist() == [0, 2]
-    assert net.layers[0].n_synapses == 6
-    dense = (model[0].weight_orig * model[0].weight_mask).detach().double().numpy()
-    np.testing.assert_array_equal(net.layers[0].weight.toarray(), dense[[0, 2]])
-    # Readout columns of the removed neuron are gone as well.
-    np.testing.assert_array_equal(net.layers[1].weight.toarray(),
-                                  model[2].weight.detach().double().numpy()[:, [0, 2]])
-    lif = net.layers[0].neuron
-    assert lif.kind == "lif" and lif.v_th == 1.0
-    assert lif.dv == float(torch.tensor(100.0) * 1e-3)  # the float32 product Norse uses
-    assert net.layers[1].neuron.kind == "li" and math.isinf(net.layers[1].neuron.v_th)
-
-
-def test_a_layer_pruned_away_entirely_is_a_clear_error():
-    model = SpikingMLP(4, [3], 2)
-    Pruner().attach(model, total_steps=1)
-    with torch.no_grad():
-        model[0].weight_mask.zero_()
-    with pytest.raises(SparseNetError, match="no neurons left"):
-        from_norse(list(model), (4,))
-
-
 def test_neuron_params_are_validated():
     good = dict(kind="lif", tau_syn_inv_per_s=200.0, tau_mem_inv_per_s=100.0, v_th=1.0, v_leak=0.0,
                 v_reset=0.0, dt_s=1e-3, du=0.2, dv=0.1)
@@ -71,29 +36,25 @@ def test_neuron_params_are_validated():
     assert NeuronParams.from_dict(NeuronParams(**good).to_dict()) == NeuronParams(**good)
 
 
-def test_conv_and_pooling_unroll_to_the_same_linear_map():
-    from torch import nn
-
-    from hw_export.sparsenet import avgpool2d_matrix, linear_operator
-
-    torch.manual_seed(0)
-    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
-    x = torch.rand(2, 2, 5, 6, dtype=torch.float64)
-    matrix, shape = linear_operator(conv.double(), (2, 5, 6))
-    expected = conv(x).detach().flatten(1).numpy()
-    np.testing.assert_allclose((matrix @ x.flatten(1).numpy().T).T, expected, atol=1e-12)
-    assert shape == (3, 5, 6)
-    pool, pooled_shape = avgpool2d_matrix((3, 4, 4), (2, 2), (2, 2))
-    y = torch.rand(1, 3, 4, 4, dtype=torch.float64)
-    np.testing.assert_allclose(pool @ y.flatten().numpy(), nn.AvgPool2d(2)(y).flatten().numpy(), atol=1e-15)
-    assert pooled_shape == (3, 2, 2)
+def test_avgpool_matrix_averages_each_window():
+    # One channel, 4x4 input, 2x2 windows: output k is the mean of its four inputs.
+    pool, shape = avgpool2d_matrix((1, 4, 4), (2, 2), (2, 2))
+    image = np.arange(16, dtype=float)
+    expected = image.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4).mean(axis=1)
+    np.testing.assert_allclose(pool @ image, expected)
+    assert shape == (1, 2, 2) and pool.nnz == 16
 
 
-def test_a_bias_is_refused_rather_than_silently_dropped():
-    from torch import nn
-
-    model = [nn.Linear(3, 2, bias=True), SpikingMLP(3, [2], 2)[1], nn.Linear(2, 2, bias=False), SpikingMLP(3, [2], 2)[3]]
-    with torch.no_grad():
-        model[0].bias.fill_(0.5)
-    with pytest.raises(SparseNetError, match="bias"):
-        from_norse(model, (3,))
+def test_conv_matrix_keeps_only_unmasked_taps_and_respects_padding():
+    # A 1->1 channel 3x3 kernel on a 3x3 image with padding 1: the centre output sees all 9 pixels,
+    # a corner output only 4. Masking one tap removes exactly the synapses of that tap.
+    weight = np.arange(1, 10, dtype=float).reshape(1, 1, 3, 3)
+    mask = np.ones_like(weight, dtype=bool)
+    matrix, shape = conv2d_matrix(weight, mask, (1, 3, 3), (1, 1), (1, 1))
+    assert shape == (1, 3, 3)
+    fan_in = np.diff(matrix.indptr)
+    assert fan_in[4] == 9 and fan_in[0] == 4 and matrix.nnz == 4 * 4 + 4 * 6 + 9
+    mask[0, 0, 1, 1] = False  # the centre tap feeds every output from the pixel under it
+    pruned, _ = conv2d_matrix(weight, mask, (1, 3, 3), (1, 1), (1, 1))
+    assert pruned.nnz == matrix.nnz - 9
+    assert np.all(pruned.diagonal() == 0) and np.all(matrix.diagonal() == 5)
