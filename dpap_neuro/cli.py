@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from dpap_neuro.checkpoint import CheckpointError
     from hw_export.h5io import ArtifactError
-    from hw_export.lava_process import LavaRunError
+    from hw_export.lava_subprocess import LavaRunError
 
     handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export, "compare": cmd_compare}
     try:

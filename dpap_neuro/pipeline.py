@@ -25,7 +25,7 @@ from hw_export.counting import count_operations
 from hw_export.energy import PROFILES, energy_breakdown_j, load_profile
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import atomic_write_text, write_sparsenet
-from hw_export.lava_process import simulate_in_subprocess
+from hw_export.lava_subprocess import simulate_in_subprocess
 from hw_export.norse_reader import from_norse
 from hw_export.sparsenet import SparseNet
 

@@ -92,7 +92,7 @@ def test_batched_simulation_equals_one_sample_at_a_time():
 
 
 def test_subprocess_runner_returns_the_same_result(tmp_path):
-    from hw_export.lava_process import simulate_in_subprocess
+    from hw_export.lava_subprocess import simulate_in_subprocess
     from hw_export.lava_sim import simulate
 
     net = from_norse(list(small_pruned_model(seed=3)), (10,))

@@ -1,8 +1,8 @@
-"""Run a Lava simulation in its own Python process.
+"""Run a Lava simulation in an operating-system subprocess (not a Lava Process: those are in ``lava_procs``).
 
 Lava sets the multiprocessing start method when it is imported and spawns a
 process per Lava process, so it stays out of the training process: the parent
-writes the inputs to a temporary folder, ``python -m hw_export.lava_process``
+writes the inputs to a temporary folder, ``python -m hw_export.lava_subprocess``
 simulates and writes the results there, and the parent reads them back.
 """
 
@@ -32,7 +32,7 @@ def simulate_in_subprocess(
     with tempfile.TemporaryDirectory(prefix="dpap-lava-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.npy", Path(tmp) / "result.npz"
         np.save(in_path, np.asarray(inputs, dtype=np.uint8))
-        cmd = [sys.executable, "-m", "hw_export.lava_process", str(net_path), str(in_path), str(out_path),
+        cmd = [sys.executable, "-m", "hw_export.lava_subprocess", str(net_path), str(in_path), str(out_path),
                "--batch-size", str(batch_size), "--precision", precision] + ([] if progress else ["--no-progress"])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True)
         if proc.returncode != 0 or not out_path.exists():
