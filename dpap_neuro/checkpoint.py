@@ -27,7 +27,7 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | os.PathLike, model: SpikingMLP, config: RunConfig, model_name: str,
                     pruner: str, input_shape, n_classes: int, history: dict | None = None) -> None:
-    from hw_export.h5io import atomic_write
+    from hw_export.files import atomic_write
 
     payload = {
         "format": FORMAT_NAME,

@@ -156,7 +156,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from hw_export.h5io import atomic_write_text
+    from hw_export.files import atomic_write_text
     from dpap_neuro.pipeline import simulate_artifact
 
     report = simulate_artifact(args.artifact, args.dataset, args.precision, args.timesteps, args.seed,
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from dpap_neuro.checkpoint import CheckpointError
-    from hw_export.h5io import ArtifactError
+    from hw_export.files import ArtifactError
     from hw_export.lava_subprocess import LavaRunError
 
     handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export, "compare": cmd_compare}

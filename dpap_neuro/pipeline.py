@@ -24,7 +24,8 @@ from dpap_neuro.train import Evaluation, evaluate, train
 from hw_export.counting import count_operations
 from hw_export.energy import PROFILES, energy_breakdown_j, load_profile
 from hw_export.fidelity import spike_agreement
-from hw_export.h5io import atomic_write_text, write_sparsenet
+from hw_export.files import atomic_write_text
+from hw_export.h5io import write_sparsenet
 from hw_export.lava_subprocess import simulate_in_subprocess
 from hw_export.norse_reader import from_norse
 from hw_export.sparsenet import SparseNet
@@ -170,7 +171,7 @@ RASTER_SAMPLE = 0  # the test sample whose spikes the report draws
 
 def save_raster(path: Path, inputs: np.ndarray, lava, net: SparseNet) -> None:
     """Spikes of one test sample (input and every LIF layer, delay removed) for the report's rasters."""
-    from hw_export.h5io import atomic_write
+    from hw_export.files import atomic_write
 
     arrays = {"input": inputs[:, RASTER_SAMPLE].astype(bool),
               "readout_v": lava.readout_v[:, RASTER_SAMPLE]}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_export.h5io import atomic_write, atomic_write_text
+from hw_export.files import atomic_write, atomic_write_text
 
 FIGURES = {
     "rasters": "Spikes of one test sample (input and every LIF layer, Lava float run), model by model",

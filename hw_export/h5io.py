@@ -1,56 +1,24 @@
 """SparseNet <-> HDF5 (h5py). Schema: docs/sparsenet_hdf5.md.
 
-Writing is atomic (a temporary file in the same folder, then ``os.replace``).
-Reading validates structure, shapes, dtypes, index bounds and finiteness and
-raises ``ArtifactError`` naming the file and the problem.
+Writing is atomic (``hw_export.files.atomic_write``). Reading validates
+structure, shapes, dtypes, index bounds and finiteness and raises
+``ArtifactError`` naming the file and the problem.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
 
+from hw_export.files import ArtifactError, atomic_write
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet, SparseNetError
 
 FORMAT_NAME = "dpap-neuro.sparsenet"
 SCHEMA_VERSION = 1
-
-
-class ArtifactError(ValueError):
-    """A file that cannot be used; ``str()`` is one line naming file and problem."""
-
-    def __init__(self, path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-
-
-def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
-    """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    atomic_write(path, write)
 
 
 def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:

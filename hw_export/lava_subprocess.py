@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     # lock does): it insists on setting the start method itself.
     import lava.magma.core.process.process  # noqa: F401
 
-    from hw_export.h5io import ArtifactError, read_sparsenet, atomic_write
+    from hw_export.files import ArtifactError, atomic_write
+    from hw_export.h5io import read_sparsenet
     from hw_export.lava_sim import simulate
 
     try:

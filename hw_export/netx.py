@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hw_export.h5io import ArtifactError, atomic_write
+from hw_export.files import ArtifactError, atomic_write
 from hw_export.sparsenet import SparseNet
 
 # Input neurons relay spikes: the transform 2*w*x - w + b with w = b = 1 gives

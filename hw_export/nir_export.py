@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from hw_export.h5io import atomic_write
+from hw_export.files import atomic_write
 from hw_export.sparsenet import SparseNet
 
 

@@ -5,7 +5,8 @@ import torch
 
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import GMPPruner
-from hw_export.h5io import ArtifactError, read_sparsenet, write_sparsenet
+from hw_export.files import ArtifactError
+from hw_export.h5io import read_sparsenet, write_sparsenet
 from hw_export.norse_reader import from_norse
 
 

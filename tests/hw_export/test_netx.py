@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_lava, pruned_mlp
-from hw_export.h5io import ArtifactError
+from hw_export.files import ArtifactError
 from hw_export.netx import mantissa_and_exponent, read_netx, write_netx
 from hw_export.norse_reader import from_norse
 

@@ -1,0 +1,46 @@
+"""Files every artifact shares: atomic writes, and the one error for a file that cannot be used.
+
+An output file either appears complete or not at all: it is written to a
+temporary file in the same folder and moved onto its name in one
+``os.replace``. A file that cannot be read (missing, truncated, foreign,
+inconsistent) raises ``ArtifactError``, whose message is one line naming the
+file and the problem; the command line prints it as ``dpap: error: ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class ArtifactError(ValueError):
+    """A file that cannot be used; ``str()`` is one line naming file and problem."""
+
+    def __init__(self, path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
+    """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    atomic_write(path, write)
