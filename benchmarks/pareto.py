@@ -46,6 +46,7 @@ def one_run(job: dict) -> dict:
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
     from dpap_neuro.train import evaluate, train
+    from hw_export.metrics import hidden_sparsity
     from hw_export.norse_reader import from_norse
 
     config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"])
@@ -57,15 +58,13 @@ def one_run(job: dict) -> dict:
                     config.seed, progress=False)
     accuracy = evaluate(model, test_data).accuracy
     net = from_norse(list(model), train_data.input_shape)
-    hidden = net.layers[:-1]
-    fan_in = [net.n_inputs] + [layer.n_original for layer in hidden[:-1]]
-    original_synapses = sum(layer.n_original * n_in for layer, n_in in zip(hidden, fan_in))
+    synapse_sparsity, neuron_sparsity = hidden_sparsity(net)
     layer_mask_sparsity = [1.0 - float(layer.weight_mask.mean()) for layer in pruner.layers]
     return {
         **{k: job[k] for k in ("dataset", "seed", "method", "pruner", "options")},
         "accuracy": accuracy,
-        "synapse_sparsity": 1.0 - sum(layer.n_synapses for layer in hidden) / original_synapses,
-        "neuron_sparsity": 1.0 - sum(layer.n_out for layer in hidden) / sum(layer.n_original for layer in hidden),
+        "synapse_sparsity": synapse_sparsity,
+        "neuron_sparsity": neuron_sparsity,
         "mask_sparsity": pruner.sparsity(),
         "layer_mask_sparsity": layer_mask_sparsity,
         "train_wall_time_s": history.wall_time_s,

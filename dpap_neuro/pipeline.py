@@ -21,12 +21,12 @@ from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
 from dpap_neuro.train import Evaluation, evaluate, train
-from hw_export.counting import count_operations
-from hw_export.energy import PROFILES, energy_breakdown_j, load_profile
+from hw_export.energy import PROFILES, load_profile
 from hw_export.fidelity import spike_agreement
 from hw_export.files import atomic_write_text
 from hw_export.h5io import write_sparsenet
 from hw_export.lava_subprocess import simulate_in_subprocess
+from hw_export.metrics import measure
 from hw_export.norse_reader import from_norse
 from hw_export.sparsenet import SparseNet
 
@@ -119,44 +119,8 @@ def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, nors
     labels = test_data.labels.numpy()
     if raster_path is not None:
         save_raster(raster_path, inputs, lava, net)
-    counts = count_operations(net, inputs, lava.layer_spikes)
-    profiles = profiles or PROFILES
-    breakdown = {name: {kind: float(value.mean()) for kind, value in energy_breakdown_j(counts, profile).items()}
-                 for name, profile in profiles.items()}
-    spikes = sum(c.spikes for c in counts)
-    neuron_updates = sum(c.neuron_updates for c in counts)
-    original_synapses = sum(layer.n_original * fan_in for layer, fan_in in zip(net.layers, original_fan_ins(net)))
-    report = {
-        "precision": precision,
-        "accuracy": {"lava": float((lava_predictions == labels).mean())},
-        "synapses": net.n_synapses,
-        "neurons": net.n_neurons,
-        "per_sample": {
-            "spikes": float(sum(c.spikes for c in counts).mean()),
-            "input_spikes": float(inputs.sum(axis=(0, 2)).mean()),
-            "synops": float(sum(c.synops for c in counts).mean()),
-            "neuron_updates": float(sum(c.neuron_updates for c in counts).mean()),
-            "energy_j": {name: sum(parts.values()) for name, parts in breakdown.items()},
-            "energy_breakdown_j": breakdown,
-        },
-        # NeuroBench's names (Yik et al., "NeuroBench", 2023/2025) where they exist.
-        "neurobench": {
-            "connection_sparsity": 1.0 - net.n_synapses / original_synapses,
-            "activation_sparsity": float(1.0 - spikes.sum() / max(1, neuron_updates.sum())),
-            "synaptic_operations": {"effective_acs": float(sum(c.synops for c in counts).mean()),
-                                    "effective_macs": 0.0,
-                                    "dense": float(sum(c.dense_macs for c in counts).mean())},
-            "memory_footprint_bytes": memory_footprint_bytes(net),
-            "neuron_updates": float(neuron_updates.mean()),
-        },
-        "layers": [
-            {"name": c.name, "neurons": c.neurons, "original_neurons": layer.n_original,
-             "synapses": c.synapses, "original_synapses": layer.n_original * original_fan_in,
-             "spikes": float(c.spikes.mean()), "synops": float(c.synops.mean()),
-             "neuron_updates": float(c.neuron_updates.mean())}
-            for c, layer, original_fan_in in zip(counts, net.layers, original_fan_ins(net))
-        ],
-    }
+    report = {"precision": precision, "accuracy": {"lava": float((lava_predictions == labels).mean())}}
+    report.update(measure(net, inputs, lava.layer_spikes, profiles or PROFILES))
     if norse is not None:
         agreement = spike_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], lava.layer_spikes)
         report["accuracy"] = {"norse": norse.accuracy, "lava": report["accuracy"]["lava"]}
@@ -185,23 +149,10 @@ def save_raster(path: Path, inputs: np.ndarray, lava, net: SparseNet) -> None:
     atomic_write(path, write, suffix=".npz")
 
 
-def memory_footprint_bytes(net: SparseNet) -> int:
-    """Bytes to store the network's parameters as CSR float32 (values, int32 indices and row pointers)."""
-    total = 0
-    for layer in net.layers:
-        total += layer.n_synapses * (4 + 4) + (layer.n_out + 1) * 4
-    return total
-
-
 def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> dict:
     """What a SparseNet file records of its run (lets `dpap simulate` rebuild the same test split)."""
     return {"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
             "timesteps": config.timesteps, "seed": config.seed, "test_fraction": config.test_fraction}
-
-
-def original_fan_ins(net) -> list[int]:
-    """Inputs per neuron of each layer before pruning (the trained layer widths)."""
-    return [net.n_inputs] + [layer.n_original for layer in net.layers[:-1]]
 
 
 def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
