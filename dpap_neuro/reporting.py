@@ -4,7 +4,8 @@ Figures (matplotlib, written to ``DIR/figures``): spike rasters of one test
 sample, dense beside pruned; spikes and synaptic operations per layer;
 energy by operation kind for each profile; each layer's sparsity over
 training; accuracy against energy for every model. ``report.html`` embeds
-them as data URIs, so the one file is the whole report.
+them as data URIs, so the one file is the whole report. Both report.md and
+report.html render the same list of blocks (``report_blocks``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -165,94 +167,101 @@ def _num(value, fmt: str = ".4f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-def render_markdown(report: dict) -> str:
+class Heading(NamedTuple):
+    level: int  # 1 or 2
+    text: str
+
+
+class Paragraph(NamedTuple):
+    text: str
+
+
+class Table(NamedTuple):
+    header: list[str]
+    rows: list[list[str]]
+
+
+def report_blocks(report: dict) -> list:
+    """The report as a list of headings, paragraphs and tables; rendered to Markdown and to HTML alike."""
     ds = report["dataset"]
     train_part = f"{ds['n_train']} training and " if ds.get("n_train") else ""
     profile = report["energy_profile"]
-    lines = [
-        "# dpap-neuro run report",
-        "",
-        f"Dataset `{ds['name']}`: {train_part}{ds['n_test']} test samples, "
-        f"{ds['timesteps']} steps each. Lava numbers come from simulating every test sample; "
-        f"energy uses the `{profile}` profile.",
-        "",
-        "| model | pruner | Norse acc. | Lava acc. | spike agreement | prediction agreement "
-        "| Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons "
-        "| spikes/sample | synops/sample | energy/sample |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    blocks: list = [
+        Heading(1, "dpap-neuro run report"),
+        Paragraph(f"Dataset `{ds['name']}`: {train_part}{ds['n_test']} test samples, {ds['timesteps']} steps "
+                  f"each. Lava numbers come from simulating every test sample; energy uses the `{profile}` "
+                  "profile."),
     ]
+    rows = []
     for name, m in report["models"].items():
         agreement, fixed = m.get("agreement", {}), m.get("fixed", {})
-        lines.append(
-            f"| {name} | {m.get('pruner')} | {_num(m['accuracy'].get('norse'))} | {_num(m['accuracy']['lava'])} "
-            f"| {_num(agreement.get('spikes'))} | {_num(agreement.get('predictions'))} "
-            f"| {_num(fixed.get('accuracy'))} | {_num(fixed.get('agreement', {}).get('predictions'))} | {m['synapses']} "
-            f"| {m['neurons']} | {m['per_sample']['spikes']:.1f} | {m['per_sample']['synops']:.0f} "
-            f"| {m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ |"
-        )
-    lines += ["", "## Energy per sample by profile", "",
-              "| model | " + " | ".join(report["energy_profiles"]) + " |",
-              "|---|" + "---|" * len(report["energy_profiles"])]
-    for name, m in report["models"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{m['per_sample']['energy_j'][p] * 1e9:.1f} nJ"
-                                                  for p in report["energy_profiles"]) + " |")
-    lines += ["", "Sources: " + "; ".join(f"`{n}`: {p['source']}" for n, p in report["energy_profiles"].items())]
+        rows.append([name, str(m.get("pruner")), _num(m["accuracy"].get("norse")), _num(m["accuracy"]["lava"]),
+                     _num(agreement.get("spikes")), _num(agreement.get("predictions")),
+                     _num(fixed.get("accuracy")), _num(fixed.get("agreement", {}).get("predictions")),
+                     str(m["synapses"]), str(m["neurons"]), f"{m['per_sample']['spikes']:.1f}",
+                     f"{m['per_sample']['synops']:.0f}", f"{m['per_sample']['energy_j'][profile] * 1e9:.1f} nJ"])
+    blocks.append(Table(["model", "pruner", "Norse acc.", "Lava acc.", "spike agreement", "prediction agreement",
+                         "Loihi fixed-pt acc.", "fixed-pt prediction agreement", "synapses", "neurons",
+                         "spikes/sample", "synops/sample", "energy/sample"], rows))
+    profiles = report["energy_profiles"]
+    blocks += [
+        Heading(2, "Energy per sample by profile"),
+        Table(["model", *profiles], [[name, *(f"{m['per_sample']['energy_j'][p] * 1e9:.1f} nJ" for p in profiles)]
+                                     for name, m in report["models"].items()]),
+        Paragraph("Sources: " + "; ".join(f"`{n}`: {p['source']}" for n, p in profiles.items())),
+    ]
     cmp_ = report["comparison"]
-    lines += ["", f"## {cmp_['pruned']} / {cmp_['baseline']} (per sample)", "",
-              "| synapses | neurons | spikes | synops | energy |", "|---|---|---|---|---|",
-              "| " + " | ".join(f"{cmp_['ratios'][k]:.3f}" for k in ("synapses", "neurons", "spikes", "synops", "energy"))
-              + " |", ""]
+    kinds = ("synapses", "neurons", "spikes", "synops", "energy")
+    blocks += [Heading(2, f"{cmp_['pruned']} / {cmp_['baseline']} (per sample)"),
+               Table(list(kinds), [[f"{cmp_['ratios'][k]:.3f}" for k in kinds]])]
     for name, m in report["models"].items():
-        lines += [f"## Layers of `{name}`", "",
-                  "| layer | neurons (of) | synapses (of) | spikes/sample | synops/sample |",
-                  "|---|---|---|---|---|"]
-        for layer in m["layers"]:
-            lines.append(f"| {layer['name']} | {layer['neurons']} ({layer['original_neurons']}) "
-                         f"| {layer['synapses']} ({layer['original_synapses']}) | {layer['spikes']:.1f} "
-                         f"| {layer['synops']:.0f} |")
-        lines.append("")
-    return "\n".join(lines)
+        blocks += [Heading(2, f"Layers of `{name}`"),
+                   Table(["layer", "neurons (of)", "synapses (of)", "spikes/sample", "synops/sample"],
+                         [[layer["name"], f"{layer['neurons']} ({layer['original_neurons']})",
+                           f"{layer['synapses']} ({layer['original_synapses']})", f"{layer['spikes']:.1f}",
+                           f"{layer['synops']:.0f}"] for layer in m["layers"]])]
+    return blocks
 
 
+def render_markdown(blocks: list, figures: list[str]) -> str:
+    lines = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            lines += ["#" * block.level + " " + block.text, ""]
+        elif isinstance(block, Paragraph):
+            lines += [block.text, ""]
+        else:
+            cell = lambda text: text.replace("|", "\\|")  # a "|" inside a cell must not end it
+            lines += ["| " + " | ".join(map(cell, block.header)) + " |", "|" + "---|" * len(block.header)]
+            lines += ["| " + " | ".join(map(cell, row)) + " |" for row in block.rows]
+            lines.append("")
+    if figures:
+        lines += ["## Figures", ""] + [f"![{FIGURES[n]}](figures/{n}.png)" for n in figures]
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def render_html(report: dict, markdown_body: str, out_dir: Path, figures: list[str]) -> str:
-    """One self-contained page: the tables of report.md and every figure as a data URI.
+def render_html(blocks: list, out_dir: Path, figures: list[str]) -> str:
+    """One self-contained page: the report's tables and every figure as a data URI.
 
     A small script counts the figures the browser actually decoded and writes
     the count into ``#figures-loaded`` (tests read it from the rendered DOM).
     """
+    esc = html.escape
     body = []
-    table: list[str] = []
-
-    def flush_table() -> None:
-        if not table:
-            return
-        rows = [r.strip().strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-        body.append("<table>" + "".join(
-            "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>"
-                             for c in row) + "</tr>" for i, row in enumerate(rows)) + "</table>")
-        table.clear()
-
-    for line in markdown_body.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("!["):
-            continue  # figures are embedded below
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            body.append(f"<p>{esc(block.text)}</p>")
+        else:
+            header = "".join(f"<th>{esc(cell)}</th>" for cell in block.header)
+            rows = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in block.rows)
+            body.append(f"<table><tr>{header}</tr>{rows}</table>")
     body.append("<h2>Figures</h2>")
     for name in figures:
         data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode("ascii")
         body.append(f'<figure><img class="figure" alt="{name}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{html.escape(FIGURES[name])}</figcaption></figure>")
+                    f"<figcaption>{esc(FIGURES[name])}</figcaption></figure>")
     script = ("<script>window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.figure');"
               "var ok=0;imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});"
               "document.getElementById('figures-loaded').textContent=ok+'/'+imgs.length;});</script>")
@@ -268,7 +277,6 @@ def write_reports(report: dict, out_dir: Path, progress: bool = False) -> None:
     """report.md, figures/*.png and report.html in ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
     figures = write_figures(report, out_dir)
-    markdown = render_markdown(report)
-    markdown += "\n## Figures\n\n" + "\n".join(f"![{FIGURES[n]}](figures/{n}.png)" for n in figures) + "\n"
-    atomic_write_text(out_dir / "report.md", markdown)
-    atomic_write_text(out_dir / "report.html", render_html(report, markdown, out_dir, figures))
+    blocks = report_blocks(report)
+    atomic_write_text(out_dir / "report.md", render_markdown(blocks, figures))
+    atomic_write_text(out_dir / "report.html", render_html(blocks, out_dir, figures))

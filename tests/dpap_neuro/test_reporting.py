@@ -77,3 +77,26 @@ def test_compare_refuses_what_is_not_a_run(tmp_path):
 
     with pytest.raises(ValueError, match="no report.json"):
         compare_runs([tmp_path], tmp_path / "out", progress=False)
+
+
+def test_markdown_and_html_carry_the_same_tables(tmp_path):
+    import html
+    import re
+
+    report = small_report(("dense", "gmp"))
+    report["models"]["gmp"] = {**report["models"]["gmp"], "synapses": 37, "pruner": "gmp | 0.9"}
+    write_reports(report, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    md_rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    html_rows = re.findall(r"<tr>(.*?)</tr>", page)
+    assert len(md_rows) == len(html_rows) > 0
+    first_md = [cell.strip() for cell in md_rows[0].strip("| ").split(" | ")]
+    first_html = [html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", html_rows[0])]
+    assert first_md == first_html
+    # A cell holding "|" or "<" reaches the page as text, not as markup or a broken table.
+    assert "gmp | 0.9" in html.unescape(page) and "<td>gmp | 0.9</td>" in page
+    gmp_row = next(r for r in html_rows if "37" in r)
+    assert re.findall(r"<td>(.*?)</td>", gmp_row)[8] == "37"
+    gmp_md = next(line for line in markdown.splitlines() if "| 37 |" in line)
+    assert "gmp \\| 0.9" in gmp_md and len(re.split(r"(?<!\\)\|", gmp_md)) == len(re.split(r"(?<!\\)\|", md_rows[0]))
