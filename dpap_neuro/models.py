@@ -6,7 +6,7 @@ lets ``hw_export`` read a trained model without importing this package.
 
 Layers that feed LIF neurons carry no bias: a Norse ``Linear`` bias enters the
 synaptic current and decays with it, which Lava's ``bias_mant`` (added to the
-voltage) cannot reproduce (DESIGN.md section 3), and Loihi prefers none.
+voltage) cannot reproduce (docs/DESIGN.md, section 3), and Loihi prefers none.
 """
 
 from __future__ import annotations

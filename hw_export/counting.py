@@ -1,6 +1,6 @@
 """Operation counts of a simulated SparseNet, per layer and per sample.
 
-Definitions (DESIGN.md section 5), all from the run that produced the spikes:
+Definitions (docs/DESIGN.md, section 5), all from the run that produced the spikes:
 
 * spikes: spikes emitted by a population;
 * synaptic operations (synops) of layer ``l``: every presynaptic spike times

@@ -6,7 +6,7 @@ voltage is read every step). Spikes and voltages are recorded by our own
 recorder processes (``hw_export.lava_procs``), which hand the whole record
 back as one file instead of through Lava's element-by-element ``Var.get``.
 
-Parameter mapping (DESIGN.md section 3; Norse and Lava agree spike for spike):
+Parameter mapping (docs/DESIGN.md, section 3; Norse and Lava agree spike for spike):
 ``du = dt * tau_syn_inv``, ``dv = dt * tau_mem_inv``, Lava weight
 ``= dv * W_norse``, ``vth = v_th``; Lava's ``u`` is ``dv`` times Norse's
 current, ``v`` is Norse's voltage.
@@ -55,7 +55,7 @@ def lava_float_mapping(net: SparseNet) -> list[LayerMapping]:
         if np.any(layer.bias != 0):
             raise SparseNetError(
                 f"layer {layer.name}: a Norse bias enters the synaptic current, which Lava's "
-                "bias_mant (added to v) cannot reproduce; train without bias (DESIGN.md section 3)"
+                "bias_mant (added to v) cannot reproduce; train without bias (docs/DESIGN.md, section 3)"
             )
         if n.v_leak != 0 or n.v_reset != 0:
             raise SparseNetError(f"layer {layer.name}: Lava's LIF needs v_leak = v_reset = 0")

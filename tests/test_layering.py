@@ -1,4 +1,4 @@
-"""The layering rules of docs/DESIGN.md ("Layering"), enforced on the source.
+"""The layering rules of docs/DESIGN.md, section 2, enforced on the source.
 
 * ``hw_export`` never imports ``dpap_neuro``.
 * Inside ``hw_export``, only ``norse_reader`` imports torch or norse: the

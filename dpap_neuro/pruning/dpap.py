@@ -35,7 +35,7 @@ from dpap_neuro.pruning.dpap_functional import (
 
 @dataclass(frozen=True)
 class DPAPConfig:
-    """DPAP's settings; the defaults are the authors' constants (DESIGN.md section 4)."""
+    """DPAP's settings; the defaults are the authors' constants (docs/DESIGN.md, section 4)."""
 
     trace_decay: float = 0.5  # delta of the spiking trace e(t) = delta * e(t-1) + s(t)
     schedule_unit: str = "epoch"  # "epoch", or "batches" for a decision every `batches_per_unit` batches

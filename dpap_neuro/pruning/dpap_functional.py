@@ -1,7 +1,7 @@
 """DPAP's maths as pure functions (developmental-plasticity-inspired adaptive pruning).
 
 After the authors' released implementation (TPAMI 2024, arXiv 2211.12714);
-see DESIGN.md section 4 and docs/dpap.md. Notation: ``T`` steps, ``B``
+see docs/DESIGN.md, section 4 and docs/dpap.md. Notation: ``T`` steps, ``B``
 samples, ``i`` a postsynaptic unit (neuron or conv channel), ``j`` a
 presynaptic unit. Nothing here holds state: every function takes the old
 statistics and returns new ones, so each step can be checked by hand.
@@ -26,7 +26,7 @@ class AdaptiveRuleParams(NamedTuple):
     r_init: float = 10.0  # starting value of the accumulator
 
 
-# The authors' constants (DESIGN.md section 4).
+# The authors' constants (docs/DESIGN.md, section 4).
 CONV_CHANNEL_RULE = AdaptiveRuleParams(c=0.65, beta=5.0, tau=12.0)
 FC_NEURON_RULE = AdaptiveRuleParams(c=1.5, beta=2.0, tau=13.0)
 FC_SYNAPSE_RULE = AdaptiveRuleParams(c=1.5, beta=2.0, tau=13.0)
