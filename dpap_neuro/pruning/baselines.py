@@ -75,8 +75,12 @@ class MagnitudePruner(Pruner):
             flat = torch.cat([m.flatten() for m in magnitudes])
             n_prune = int(round(self.target_sparsity * flat.numel()))
             if n_prune:
-                threshold = torch.kthvalue(flat, n_prune).values
-                self._global_masks = [(m > threshold).to(m.dtype) for m in magnitudes]
+                # Exactly the n_prune smallest go; a stable sort breaks ties by position, where a
+                # threshold (|w| > k-th value) would take every weight tied with it as well.
+                keep = torch.ones_like(flat)
+                keep[torch.argsort(flat, stable=True)[:n_prune]] = 0
+                self._global_masks = [part.view_as(m) for part, m in
+                                      zip(keep.split([m.numel() for m in magnitudes]), magnitudes)]
                 super().update(step, epoch_end)
                 self._global_masks = None
 
