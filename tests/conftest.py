@@ -13,7 +13,17 @@ if HAVE_LAVA:
     # must be imported before anything else touches multiprocessing.
     import lava.magma.core.process.process  # noqa: F401
 
-needs_lava = pytest.mark.skipif(not HAVE_LAVA, reason="lava-nc is not installed (it needs Python 3.10)")
+# Tests that run Lava carry the `lava` marker (pyproject.toml); they are skipped where Lava is absent.
+needs_lava = pytest.mark.lava
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAVE_LAVA:
+        return
+    skip = pytest.mark.skip(reason="lava-nc is not installed (it needs Python 3.10)")
+    for item in items:
+        if "lava" in item.keywords:
+            item.add_marker(skip)
 
 
 def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, gain=6.0):
@@ -39,3 +49,18 @@ def assert_same_lava_result(a, b):
     for x, y in zip(a.layer_spikes, b.layer_spikes):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.readout_v, b.readout_v)
+
+
+def tiny_data(n=48, n_in=10, steps=8, seed=0):
+    """Learnable toy task: the class is the input group (of three) that fires most."""
+    import torch
+
+    from dpap_neuro.data import SpikeDataset
+
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    rates = torch.full((n, n_in), 0.1)
+    for k in range(3):
+        rates[labels == k, 3 * k: 3 * k + 3] = 0.6
+    spikes = (torch.rand(steps, n, n_in, generator=generator) < rates).float()
+    return SpikeDataset(spikes, labels)

@@ -4,22 +4,11 @@ import torch
 from norse.torch import LICell, LIFCell
 from torch import nn
 
-from dpap_neuro.data import SpikeDataset
+from conftest import tiny_data
 from dpap_neuro.models import SpikingMLP, run_over_time
-from dpap_neuro.pruning import DPAPPruner, Pruner, make_pruner
+from dpap_neuro.pruning import DPAPPruner, Pruner, effective_weight, make_pruner
 from dpap_neuro.train import train
 from hw_export.norse_reader import from_norse
-
-
-def tiny_data(n=48, n_in=10, steps=8, seed=0):
-    """Learnable toy task: the class is the input group (of three) that fires most."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 3, (n,), generator=generator)
-    rates = torch.full((n, n_in), 0.1)
-    for k in range(3):
-        rates[labels == k, 3 * k: 3 * k + 3] = 0.6
-    spikes = (torch.rand(steps, n, n_in, generator=generator) < rates).float()
-    return SpikeDataset(spikes, labels)
 
 
 def trained(pruner, seed=0, epochs=3):
@@ -64,15 +53,35 @@ def test_pruning_is_permanent_across_decisions():
     torch.manual_seed(0)
     model = SpikingMLP(10, [16, 12], 3)
     data = tiny_data()
-    pruner.attach(model, total_steps=60, steps_per_epoch=6)
+    pruner.attach(model, total_steps=30, steps_per_epoch=6)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     previous = [m.clone() for m in pruner.masks()]
-    for step in range(1, 61):
-        out = model(data.spikes[:, (step % 6) * 8: (step % 6) * 8 + 8])
+    removed_at = []  # steps at which some mask entry went 1 -> 0
+    for step in range(1, 31):
+        idx = slice((step % 6) * 8, (step % 6) * 8 + 8)
+        out = model(data.spikes[:, idx])
+        for layer, mask in zip(pruner.layers, previous):  # the weights this forward pass used
+            assert torch.all(layer.weight[mask == 0] == 0)
+        loss = nn.functional.cross_entropy(out.readout_v.max(dim=0).values, data.labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()  # Adam's momentum keeps moving weight_orig, masked entries included
         pruner.observe(None, out)
         pruner.update(step)
-        for before, after in zip(previous, pruner.masks()):
-            assert torch.all(after <= before)
-        previous = [m.clone() for m in pruner.masks()]
+        current = pruner.masks()
+        for before, after in zip(previous, current):
+            assert not torch.any((before == 0) & (after == 1)), f"a pruned synapse came back at step {step}"
+        if any(torch.any((before == 1) & (after == 0)) for before, after in zip(previous, current)):
+            removed_at.append(step)
+        for layer, mask in zip(pruner.layers, current):
+            assert torch.all(effective_weight(layer)[mask == 0] == 0)
+        previous = [m.clone() for m in current]
+    assert removed_at, "DPAP never pruned anything in 30 decisions"
+    assert pruner.decisions == 30
+    assert pruner.sparsity() > 0
+    # The zeros come from the mask: the parameters under it are not zero (the checks above mean something).
+    first = pruner.layers[0]
+    assert torch.any(first.weight_orig[first.weight_mask == 0] != 0)
 
 
 class TinyConvSNN(nn.Sequential):
@@ -106,3 +115,35 @@ def test_conv_layers_lose_whole_output_channels():
     # One decision cannot take the others from R = 10 below zero: they keep every weight.
     assert torch.all(conv_mask[[0, 2, 3]] == 1)
     assert torch.all(fc_mask[:, 36:72] == 0), "inputs from the pruned channel remain in the next layer"
+
+
+def test_conv_rule_prunes_a_silent_channel_by_itself():
+    """No hand-set rewards: a channel that never spikes loses its reward and goes, with its columns downstream."""
+    torch.manual_seed(0)
+    model = TinyConvSNN()
+    with torch.no_grad():
+        model[0].weight.uniform_(0.3, 0.7)  # channels 0, 2, 3 excitatory: they fire at similar rates
+        model[0].weight[1] = -1.0  # channel 1 is inhibited by every input: it never spikes
+    # r_init 2 (instead of 10) so that a few decisions suffice. FC neurons and synapses are kept
+    # (c = -1 makes every FC neuron's delta = 2u + 1 + beta > 0; synapse pruning off), so the FC
+    # mask shows only what the channel rule removed.
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, r_init=2.0,
+                        prune_synapses=False, fc_neuron_c=-1.0)
+    pruner.attach(model, total_steps=6)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(1, 7):
+        x = (torch.rand(6, 4, 2, 8, 8, generator=generator) < 0.3).float()  # [T, B, C, H, W]
+        out = model(x)
+        channel_spikes = out.layer_spikes[0].sum(dim=(0, 1, 3, 4))
+        assert channel_spikes[1] == 0 and torch.all(channel_spikes[[0, 2, 3]] > 0)
+        pruner.observe(x, out)
+        pruner.update(step)
+    assert pruner.decisions == 6
+    assert pruner.records[0].unit_alive.tolist() == [True, False, True, True]
+    conv_mask, fc_mask = pruner.masks()
+    assert torch.all(conv_mask[1] == 0)
+    assert torch.all(conv_mask[[0, 2, 3]] == 1)
+    # Flatten of [4, 6, 6]: channel c feeds columns 36c .. 36c+35 of the next layer.
+    assert torch.all(fc_mask[:, 36:72] == 0), "inputs from the pruned channel remain in the next layer"
+    assert pruner.records[1].unit_alive.all()
+    assert torch.all(fc_mask[:, :36] == 1) and torch.all(fc_mask[:, 72:] == 1)

@@ -1,0 +1,104 @@
+"""RunConfig: validation, the JSON round trip, pruner options and model keyword arguments."""
+
+import json
+
+import pytest
+import torch
+
+from dpap_neuro.config import RunConfig
+from dpap_neuro.models import build_model
+
+
+def test_defaults_are_valid():
+    config = RunConfig()
+    assert config.hidden_sizes == (256, 256)
+    assert config.model == "mlp" and config.pruner == "dpap"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("timesteps", 0, "timesteps"),
+    ("test_fraction", 1.0, "test_fraction"),
+    ("test_fraction", 0.0, "test_fraction"),
+    ("hidden_sizes", (), "hidden_sizes"),
+    ("hidden_sizes", (8, 0), "hidden_sizes"),
+    ("dt_s", 0.0, "dt_s"),
+    ("dt_s", 0.02, "dt_s \\* tau_inv"),  # 0.02 s * 100 /s = 2 > 1: unstable Euler step
+    ("tau_syn_inv_per_s", 2000.0, "dt_s \\* tau_inv"),  # 1e-3 * 2000 = 2
+    ("tau_mem_inv_per_s", -1.0, "time constants"),
+    ("epochs", 0, "epochs"),
+    ("batch_size", 0, "batch_size"),
+    ("learning_rate", 0.0, "learning_rate"),
+    ("lava_batch_size", 0, "lava_batch_size"),
+    ("model", "rnn", "model must be 'mlp' or 'conv'"),
+    ("conv_channels", (), "conv_channels"),
+    ("conv_channels", (4, 0), "conv_channels"),
+])
+def test_invalid_field_is_refused_by_name(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**{field: value})
+
+
+def test_a_stable_euler_step_at_the_limit_is_accepted():
+    RunConfig(dt_s=0.005, tau_syn_inv_per_s=200.0, tau_mem_inv_per_s=100.0)  # 0.005 * 200 = 1
+
+
+def test_dict_round_trip_through_json_restores_tuples():
+    config = RunConfig(hidden_sizes=(32, 16), conv_channels=(8,), model="conv", epochs=3, seed=7,
+                       pruner="gmp", pruner_options={"target_sparsity": 0.5}, weight_init_gain=2.5)
+    data = json.loads(json.dumps(config.to_dict()))  # as saved with a run: tuples become lists
+    assert data["hidden_sizes"] == [32, 16]
+    restored = RunConfig.from_dict(data)
+    assert restored == config
+    assert isinstance(restored.hidden_sizes, tuple) and isinstance(restored.conv_channels, tuple)
+
+
+def test_from_dict_refuses_unknown_keys():
+    data = RunConfig().to_dict()
+    data["hiden_sizes"] = [8]
+    with pytest.raises(ValueError, match="unknown config keys: hiden_sizes"):
+        RunConfig.from_dict(data)
+
+
+def test_dpap_gets_the_builtin_options_when_none_are_given():
+    options = RunConfig(pruner="dpap").resolved_pruner_options()
+    # docs/dpap.md and config.py: a decision every 5 batches, hidden neurons judged with c = 1.0.
+    assert options == {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0}
+    options["fc_neuron_c"] = 99.0  # a copy: changing it changes nothing for the next caller
+    assert RunConfig().resolved_pruner_options()["fc_neuron_c"] == 1.0
+
+
+def test_other_pruners_have_no_builtin_options():
+    assert RunConfig(pruner="gmp").resolved_pruner_options() == {}
+    assert RunConfig(pruner="random").resolved_pruner_options() == {}
+
+
+def test_given_options_replace_the_builtin_ones_entirely():
+    """Current behaviour: options given are used as they are, not merged into the built-in defaults."""
+    config = RunConfig(pruner="dpap", pruner_options={"warmup_units": 2})
+    assert config.resolved_pruner_options() == {"warmup_units": 2}
+    assert RunConfig(pruner="dpap", pruner_options={}).resolved_pruner_options() == {}
+
+
+def test_model_kwargs_pass_weight_init_gain_only_when_set():
+    assert "weight_init_gain" not in RunConfig().model_kwargs()
+    config = RunConfig(weight_init_gain=2.0, hidden_sizes=(8,))
+    kwargs = config.model_kwargs()
+    assert kwargs["weight_init_gain"] == 2.0
+    assert kwargs["architecture"] == "mlp"
+    # Unset, the model's own default (4 for the MLP) applies; set, it replaces it.
+    torch.manual_seed(0)
+    default = build_model((10,), config.hidden_sizes, 3, **RunConfig(hidden_sizes=(8,)).model_kwargs())
+    torch.manual_seed(0)
+    halved = build_model((10,), config.hidden_sizes, 3, **kwargs)
+    torch.testing.assert_close(halved[0].weight, default[0].weight / 2)
+
+
+def test_model_kwargs_carry_the_neuron_settings():
+    config = RunConfig(model="conv", conv_channels=(3,), dt_s=5e-4, tau_syn_inv_per_s=300.0,
+                       tau_mem_inv_per_s=150.0, v_th=0.5)
+    kwargs = config.model_kwargs()
+    assert kwargs == {"architecture": "conv", "conv_channels": (3,), "dt_s": 5e-4, "tau_syn_inv_per_s": 300.0,
+                      "tau_mem_inv_per_s": 150.0, "v_th": 0.5}
+    model = build_model((2, 8, 8), [4], 3, **kwargs)
+    assert model[0].out_channels == 3
+    assert float(model[1].p.v_th) == 0.5 and model[1].dt == 5e-4

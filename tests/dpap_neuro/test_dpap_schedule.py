@@ -1,0 +1,86 @@
+"""When DPAP decides: per epoch (the authors' schedule) or per block of batches, after a warm-up."""
+
+import pytest
+import torch
+
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import DPAPPruner
+
+
+class UnitRecordingDPAP(DPAPPruner):
+    """DPAP that also notes the schedule-unit index each decision gets (it sets the rule's step size)."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.units = []
+
+    def decide(self, unit):
+        self.units.append(unit)
+        super().decide(unit)
+
+
+def decision_steps(pruner, steps_per_epoch, epochs, seed=0):
+    """Step ``observe`` / ``update`` by hand as the trainer does; the steps at which a decision was made."""
+    torch.manual_seed(seed)
+    model = SpikingMLP(6, [5, 4], 3)
+    pruner.attach(model, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+    generator = torch.Generator().manual_seed(seed)
+    made = []
+    for step in range(1, epochs * steps_per_epoch + 1):
+        spikes = (torch.rand(4, 3, 6, generator=generator) < 0.4).float()  # [T, B, n_in]
+        before = pruner.decisions
+        pruner.observe(spikes, model(spikes))
+        pruner.update(step, epoch_end=step % steps_per_epoch == 0)
+        assert pruner.decisions - before in (0, 1), "more than one decision in one step"
+        if pruner.decisions > before:
+            made.append(step)
+    return made
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_epoch_schedule_decides_once_per_epoch_end_after_the_warmup(warmup):
+    steps_per_epoch, epochs = 3, 5
+    pruner = UnitRecordingDPAP(warmup_units=warmup)
+    made = decision_steps(pruner, steps_per_epoch, epochs)
+    # Epochs 1..warmup (1-based) are the warm-up; the first decision ends epoch warmup + 1,
+    # then one at the last batch of every later epoch, never at a batch in the middle of one.
+    expected = [epoch * steps_per_epoch for epoch in range(warmup + 1, epochs + 1)]
+    assert made == expected
+    assert pruner.units == list(range(warmup, epochs))  # 0-based epoch index
+
+
+def test_epoch_is_the_default_schedule_with_five_warmup_epochs():
+    made = decision_steps(DPAPPruner(), steps_per_epoch=2, epochs=7)
+    assert made == [12, 14]  # ends of epochs 6 and 7
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 3])
+def test_batch_schedule_decides_every_k_batches_after_the_warmup(warmup):
+    k, steps_per_epoch, epochs = 2, 3, 4  # units of 2 batches do not line up with epochs of 3
+    pruner = UnitRecordingDPAP(schedule_unit="batches", batches_per_unit=k, warmup_units=warmup)
+    made = decision_steps(pruner, steps_per_epoch, epochs)
+    # Unit u (0-based) ends at batch k * (u + 1); units 0 .. warmup - 1 are the warm-up.
+    # Epoch ends (batches 3, 9) that are not unit ends trigger nothing.
+    n_units = steps_per_epoch * epochs // k
+    assert made == [k * (unit + 1) for unit in range(warmup, n_units)]
+    assert pruner.units == list(range(warmup, n_units))
+
+
+def test_disabled_pruner_never_decides():
+    made = decision_steps(DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, enabled=False),
+                          steps_per_epoch=2, epochs=2)
+    assert made == []
+
+
+@pytest.mark.parametrize("options", [
+    {"schedule_unit": "weeks"},
+    {"schedule_unit": "batches"},  # needs batches_per_unit >= 1
+    {"warmup_units": -1},
+    {"trace_decay": 1.0},
+    {"r_init": 0.0},
+    {"r_decay": 0.0},
+    {"conv_channel_tau": 0.0},
+])
+def test_bad_schedule_options_are_refused(options):
+    with pytest.raises(ValueError):
+        DPAPPruner(**options)
