@@ -8,7 +8,7 @@ when DPAP starts cutting). Same architecture, data and
 epochs everywhere. Sparsities are measured on the exported SparseNet (what
 hardware gets: dead neurons removed).
 
-    python benchmarks/pareto.py [--epochs 20] [--seeds 0 1 2] [--workers 2]
+    python benchmarks/pareto.py [--epochs 20] [--seeds 0 1 2] [--workers 2] [--datasets ...] [--hidden N ...] [--out DIR]
 
 Prints a table and the goal checks; writes benchmarks/results/pareto.json and
 benchmarks/results/pareto_<dataset>.png.
@@ -49,7 +49,8 @@ def one_run(job: dict) -> dict:
     from hw_export.metrics import hidden_sparsity
     from hw_export.norse_reader import from_norse
 
-    config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"])
+    config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"],
+                       hidden_sizes=tuple(job.get("hidden", RunConfig().hidden_sizes)))
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed)
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
@@ -100,7 +101,7 @@ def summarise(results: list[dict]) -> dict:
     return summary
 
 
-def plot(results: list[dict], summary: dict) -> list[Path]:
+def plot(results: list[dict], summary: dict, out_dir: Path = RESULTS) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,6 +112,7 @@ def plot(results: list[dict], summary: dict) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
         # Zoom on the working models; a model stuck at chance is drawn on the bottom edge.
         working = [100 * m["accuracy"][0] for m in methods.values() if m["accuracy"][0] > 0.5]
+        working = working or [100 * m["accuracy"][0] for m in methods.values()]  # nothing learned yet: show all
         low, high = min(working) - 2.0, max(working) + 1.5
         for ax, key, label in ((axes[0], "synapse_sparsity", "hidden-synapse sparsity"),
                                (axes[1], "neuron_sparsity", "hidden-neuron sparsity")):
@@ -132,30 +134,34 @@ def plot(results: list[dict], summary: dict) -> list[Path]:
         axes[1].legend(fontsize=8, loc="lower left")
         fig.suptitle(f"{dataset}: accuracy vs sparsity (mean ± std over seeds; faint: single seeds)")
         fig.tight_layout()
-        path = RESULTS / f"pareto_{dataset}.png"
+        path = out_dir / f"pareto_{dataset}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--plot-only", action="store_true", help="redraw the figures from results/pareto.json")
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("--hidden", type=int, nargs="+", default=None,
+                        help="hidden layer sizes (default: dpap run's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for pareto.json and figures ({RESULTS})")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figures from OUT/pareto.json")
+    args = parser.parse_args(argv)
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
     if args.plot_only:
-        saved = json.loads((RESULTS / "pareto.json").read_text())
-        print("figures: " + ", ".join(str(p) for p in plot(saved["runs"], saved["summary"])))
+        saved = json.loads((out_dir / "pareto.json").read_text())
+        print("figures: " + ", ".join(str(p) for p in plot(saved["runs"], saved["summary"], out_dir)))
         return 0
 
     def job(dataset, seed, method, pruner, options):
         return {"dataset": dataset, "seed": seed, "method": method, "pruner": pruner,
-                "options": options, "epochs": args.epochs}
+                "options": options, "epochs": args.epochs, **({"hidden": args.hidden} if args.hidden else {})}
 
     print("phase 1: dense and DPAP settings", flush=True)
     first = [job(d, s, "dense", "none", {}) for d in args.datasets for s in args.seeds]
@@ -180,9 +186,9 @@ def main() -> int:
     results += run_all(second, args.workers)
 
     summary = summarise(results)
-    (RESULTS / "pareto.json").write_text(json.dumps({"epochs": args.epochs, "seeds": args.seeds,
+    (out_dir / "pareto.json").write_text(json.dumps({"epochs": args.epochs, "seeds": args.seeds,
                                                      "runs": results, "summary": summary}, indent=2) + "\n")
-    figures = plot(results, summary)
+    figures = plot(results, summary, out_dir)
 
     print(f"\n{'dataset':<14} {'method':<12} {'accuracy %':>14} {'synapse sp.':>13} {'neuron sp.':>12}")
     for dataset, methods in summary.items():
