@@ -72,13 +72,17 @@ def block_diagonal(weight: sparse.csr_matrix, copies: int) -> sparse.csr_matrix:
 PRECISIONS = ("float", "fixed")
 
 
-def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float") -> LavaResult:
+def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float",
+                   work_dir: str | None = None) -> LavaResult:
     """Run one Lava simulation of ``B`` samples at once.
 
     ``inputs``: ``[T, B, n_inputs]`` (0/1). ``precision``: ``"float"`` (Lava's
     floating-point models) or ``"fixed"`` (bit-accurate Loihi models on
     ``hw_export.quantize``'s parameters; the readout voltage is returned
     divided by its fixed-point scale). Always stops the runtime, also on failure.
+    The recorders' files go to a temporary folder inside ``work_dir`` (default:
+    the system's), so a supervisor that owns ``work_dir`` can remove them even
+    if this process is killed.
     """
     import tempfile
 
@@ -102,7 +106,7 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float")
     # Neuron index inside a population is sample * n + neuron (sample-major).
     source_data = np.zeros((batch * n_in, n_steps))
     source_data[:, :n_steps_in] = inputs.transpose(1, 2, 0).reshape(batch * n_in, n_steps_in)
-    with tempfile.TemporaryDirectory(prefix="dpap-lava-rec-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dpap-lava-rec-", dir=work_dir) as tmp:
         source = SpikeSource(data=source_data)
         previous = source.s_out
         spike_files = []
@@ -154,7 +158,7 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float")
 
 
 def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
-             precision: str = "float") -> LavaResult:
+             precision: str = "float", work_dir: str | None = None) -> LavaResult:
     """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in chunks of ``batch_size``."""
     from tqdm.auto import tqdm
 
@@ -165,7 +169,7 @@ def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress
     starts = range(0, n_samples, batch_size)
     for start in tqdm(starts, desc=f"lava {precision} {net.metadata.get('model', '')}".strip(), disable=not progress,
                       unit="chunk", leave=False):
-        results.append(simulate_chunk(net, inputs[:, start : start + batch_size], precision))
+        results.append(simulate_chunk(net, inputs[:, start : start + batch_size], precision, work_dir))
     return LavaResult(
         [np.concatenate([r.layer_spikes[k] for r in results], axis=1) for k in range(net.depth - 1)],
         np.concatenate([r.readout_v for r in results], axis=1),

@@ -64,3 +64,29 @@ def tiny_data(n=48, n_in=10, steps=8, seed=0):
         rates[labels == k, 3 * k: 3 * k + 3] = 0.6
     spikes = (torch.rand(steps, n, n_in, generator=generator) < rates).float()
     return SpikeDataset(spikes, labels)
+
+
+def processes_with_env(token: str) -> list[int]:
+    """PIDs of live processes whose environment holds ``DPAP_TEST_TOKEN=<token>``.
+
+    A test gives a command this variable; every process it starts (the Lava
+    subprocess, Lava's workers, multiprocessing's resource tracker) inherits
+    it, so after the command has ended none of them may be left.
+    """
+    import os
+
+    needle = f"DPAP_TEST_TOKEN={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in environ and state != b"Z":
+            found.append(int(entry))
+    return found
