@@ -55,11 +55,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
     except Exception:  # torch raises many kinds for bad or foreign files
         raise CheckpointError(f"{path}: not a readable checkpoint (not a PyTorch file, truncated, "
                               "or holding objects other than tensors and plain data)") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+    if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) \
+            or payload["format"] != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a dpap-neuro checkpoint")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload.get('format_version')} is not supported")
+    version = payload.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {version!r} is not supported (this reader knows "
+                              f"{FORMAT_VERSION})")
     try:
+        if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
+            raise ValueError("config and state_dict must be tables")
         config = RunConfig.from_dict(payload["config"])
         model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.model_kwargs())
         state = payload["state_dict"]
@@ -67,7 +72,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
             if f"{name}.weight_mask" in state:
                 ensure_mask(module)
         model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
+        # Whatever a damaged payload makes torch or our constructors raise, the user gets one line.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line})") from None
     model.eval()

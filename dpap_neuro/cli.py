@@ -24,6 +24,43 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {text!r}")
+    return value
+
+
+def check_output_path(path: str, kind: str) -> None:
+    """Refuse, before any work, an output path that cannot be written as ``kind`` ("file" or "directory")."""
+    from pathlib import Path
+
+    target = Path(path)
+    if kind == "directory" and target.exists() and not target.is_dir():
+        raise ValueError(f"--out {path}: is a file, not a directory")
+    if kind == "file" and target.is_dir():
+        raise ValueError(f"--out {path}: is a directory, not a file")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {path}: {parent} is a file, so nothing can be written inside it")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"--out {path}: {parent} is not writable")
+            break
+
+
+def require_lava(command: str) -> None:
+    """Lava must be importable before a command that simulates starts its work (training included)."""
+    import importlib.util
+
+    if importlib.util.find_spec("lava") is None:
+        raise ValueError(f"`dpap {command}` simulates in Lava, and lava-nc is not installed in this Python "
+                         f"({sys.version.split()[0]}); lava-nc 0.10 needs Python 3.10 (see the README's set-up)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dpap_neuro.config import RunConfig
     from dpap_neuro.data import DATASETS
@@ -54,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"pruning method of the pruned model (default: {defaults.pruner})")
     run.add_argument("--pruner-option", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
                      help="option of the pruner, e.g. target_sparsity=0.9 for gmp or fc_neuron_c=1.5 for dpap "
-                          "(repeatable; giving any replaces the built-in-data defaults)")
+                          "(repeatable; each one overrides that option of the built-in-data defaults, the "
+                          "others stay)")
     run.add_argument("--epochs", type=int, default=defaults.epochs,
                      help=f"training epochs of each model (default: {defaults.epochs})")
     run.add_argument("--timesteps", type=int, default=defaults.timesteps,
@@ -66,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--energy-profile", default=defaults.energy_profile, metavar="NAME_OR_FILE",
                      help="energy profile of the report's energy ratio: loihi, cmos45, or a JSON/TOML file "
                           f"with EnergyProfile's fields (default: {defaults.energy_profile})")
+    run.add_argument("--lava-timeout", type=_seconds, default=defaults.lava_timeout_s, metavar="SECONDS",
+                     help=f"wall-clock limit of each Lava simulation (default: {defaults.lava_timeout_s:g})")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sim = commands.add_parser(
@@ -84,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Norse checkpoint for spike agreement (default: ARTIFACT with .pt, if present)")
     sim.add_argument("--out", default=None, metavar="FILE",
                      help="JSON report to write (default: ARTIFACT-<precision>.json beside the artifact)")
+    sim.add_argument("--lava-timeout", type=_seconds, default=defaults.lava_timeout_s, metavar="SECONDS",
+                     help=f"wall-clock limit of the Lava simulation (default: {defaults.lava_timeout_s:g})")
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
 
     cmp_ = commands.add_parser(
@@ -113,13 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
 EXPORT_PRECISION = {"sparsenet": "float", "nir": "float", "netx": "fixed"}
 
 
+def _ratio(value) -> str:
+    return "undefined (dense is 0)" if value is None else f"{value:.3f}"
+
+
 def cmd_compare(args) -> int:
     from dpap_neuro.pipeline import compare_runs
+
+    check_output_path(args.out, "directory")
+    if any(os.path.isfile(source) for source in args.sources):
+        require_lava("compare")  # artifacts are simulated; run directories are only read
 
     report = compare_runs(args.sources, args.out, progress=not args.quiet)
     ratios = report["comparison"]["ratios"]
     print(f"{report['comparison']['pruned']} / {report['comparison']['baseline']}: synapses "
-          f"{ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, energy {ratios['energy']:.3f}")
+          f"{_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, energy {_ratio(ratios['energy'])}")
     print(f"report: {os.path.join(args.out, 'report.html')}")
     return 0
 
@@ -131,6 +181,7 @@ def cmd_export(args) -> int:
     from hw_export.h5io import write_sparsenet
     from hw_export.norse_reader import from_norse
 
+    check_output_path(args.out, "file")
     model, meta = load_checkpoint(args.checkpoint)
     config = RunConfig.from_dict(meta["config"])
     net = from_norse(list(model), meta["input_shape"],
@@ -156,14 +207,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from dpap_neuro.pipeline import simulate_artifact, strict_json
     from hw_export.files import atomic_write_text
-    from dpap_neuro.pipeline import simulate_artifact
 
-    report = simulate_artifact(args.artifact, args.dataset, args.precision, args.timesteps, args.seed,
-                               args.checkpoint, progress=not args.quiet)
     base = os.path.splitext(args.artifact)[0]
     out = args.out or f"{base}-{args.precision}.json"
-    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+    check_output_path(out, "file")
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+    require_lava("simulate")
+    report = simulate_artifact(args.artifact, args.dataset, args.precision, args.timesteps, args.seed,
+                               args.checkpoint, progress=not args.quiet, timeout_s=args.lava_timeout)
+    atomic_write_text(out, strict_json(report))
     line = f"{args.precision}: Lava accuracy {report['accuracy']['lava']:.4f}"
     if "agreement" in report:
         line += (f", Norse accuracy {report['accuracy']['norse']:.4f}, spike agreement "
@@ -181,7 +236,10 @@ def cmd_run(args) -> int:
                        pruner_options=dict(args.pruner_option) if args.pruner_option else None,
                        epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
                        hidden_sizes=tuple(args.hidden), model=args.model,
-                       conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile)
+                       conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile,
+                       lava_timeout_s=args.lava_timeout)
+    check_output_path(args.out, "directory")
+    require_lava("run")
     report = run(config, args.out, progress=not args.quiet)
     ratios = report["comparison"]["ratios"]
     for name, model in report["models"].items():
@@ -189,13 +247,33 @@ def cmd_run(args) -> int:
               f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
               f"{model['synapses']} synapses, {model['neurons']} neurons; Loihi fixed point: accuracy "
               f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
-    print(f"pruned/dense: synapses {ratios['synapses']:.3f}, synops {ratios['synops']:.3f}, "
-          f"energy {ratios['energy']:.3f}")
+    print(f"pruned/dense: synapses {_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, "
+          f"energy {_ratio(ratios['energy'])}")
     print(f"report: {os.path.join(args.out, 'report.md')} and report.html")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done; 2 bad input or a failed step (one ``dpap: error:`` line); 130 / 143 interrupted
+    by SIGINT / SIGTERM (one ``dpap: interrupted`` line; the Lava subprocess and its temporary files are gone)."""
+    import signal
+
+    from hw_export.lava_subprocess import Terminated, raise_terminated
+
+    previous_sigterm = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("dpap: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated as stop:
+        print("dpap: interrupted", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _main(argv: list[str] | None) -> int:
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -212,9 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, CheckpointError, ArtifactError, LavaRunError, OSError) as exc:
         print(f"dpap: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dpap: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

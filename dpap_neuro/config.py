@@ -40,16 +40,15 @@ class RunConfig:
     seed: int = 0  # seeds the split, the encoding, initialisation and batch order
     # --- pruning ----------------------------------------------------------
     pruner: str = "dpap"  # pruning method for the pruned model (see dpap_neuro.pruning.PRUNERS)
-    pruner_options: dict | None = None  # keyword arguments of that pruner; None: BUILTIN_PRUNER_OPTIONS
+    pruner_options: dict | None = None  # keyword arguments of that pruner, merged over BUILTIN_PRUNER_OPTIONS
     # --- hardware side ----------------------------------------------------
     lava_batch_size: int = 128  # samples simulated at once as independent network copies
+    lava_timeout_s: float = 3600.0  # wall-clock limit of each Lava simulation (all test samples, one precision)
     energy_profile: str = "loihi"  # default profile for report.json's "energy"
 
     def resolved_pruner_options(self) -> dict:
-        """The pruner's options: those given, else the defaults chosen for the built-in data."""
-        if self.pruner_options is not None:
-            return dict(self.pruner_options)
-        return dict(BUILTIN_PRUNER_OPTIONS.get(self.pruner, {}))
+        """The pruner's options: the defaults chosen for the built-in data, overridden by those given."""
+        return {**BUILTIN_PRUNER_OPTIONS.get(self.pruner, {}), **(self.pruner_options or {})}
 
     def __post_init__(self) -> None:
         checks = [
@@ -64,6 +63,7 @@ class RunConfig:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
+            (self.lava_timeout_s > 0, "lava_timeout_s must be positive"),
             (self.model in ("mlp", "conv"), f"model must be 'mlp' or 'conv', got {self.model!r}"),
             (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
         ]

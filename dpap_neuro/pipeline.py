@@ -8,6 +8,7 @@ the keys of ``report.json``'s ``models``. Every file is written atomically.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # report.json only ever describes a finished run: one left by an earlier run in this folder goes first.
+    for stale in REPORT_FILES:
+        (out_dir / stale).unlink(missing_ok=True)
     atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
@@ -61,9 +65,31 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
         "energy_profiles": {name: profile.to_dict() for name, profile in profiles.items()},
         "environment": {"python": platform.python_version(), "torch": torch.__version__},
     }
-    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_reports(report, out_dir, progress)
+    write_report_json(out_dir, report)
     return report
+
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+def write_report_json(out_dir: Path, report: dict) -> None:
+    """report.json, written last: its presence means the run finished."""
+    atomic_write_text(out_dir / "report.json", strict_json(report))
+
+
+def strict_json(value) -> str:
+    """JSON that every parser reads: a NaN or infinite number (a diverged loss, say) becomes null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=2, allow_nan=False) + "\n"
 
 
 def resolve_profiles(name_or_file: str) -> dict:
@@ -74,6 +100,9 @@ def resolve_profiles(name_or_file: str) -> dict:
             raise ValueError(f"unknown energy profile {name_or_file!r}; choose one of {', '.join(PROFILES)} "
                              "or give a .json/.toml file")
         custom = load_profile(name_or_file)
+        if custom.name in PROFILES:
+            raise ValueError(f"{name_or_file}: profile name {custom.name!r} is a built-in profile's; "
+                             "give yours another name")
         profiles[custom.name] = custom
     return profiles
 
@@ -100,8 +129,9 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
     entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress, profiles,
-                                raster_path=out_dir / f"{model_name}-raster.npz"))
-    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles)
+                                raster_path=out_dir / f"{model_name}-raster.npz", timeout_s=config.lava_timeout_s))
+    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles,
+                           timeout_s=config.lava_timeout_s)
     entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample", "neurobench")}
     entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
     entry["training"] = history_dict
@@ -111,10 +141,11 @@ def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, prune
 
 def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, norse: Evaluation | None,
                    precision: str, batch_size: int, progress: bool, profiles: dict | None = None,
-                   raster_path: Path | None = None) -> dict:
+                   raster_path: Path | None = None, timeout_s: float | None = None) -> dict:
     """Simulate ``net`` in Lava on ``test_data``; accuracy, agreement with Norse (if given), counts."""
     inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
-    lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision)
+    lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision,
+                                  timeout_s=timeout_s)
     lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
     labels = test_data.labels.numpy()
     if raster_path is not None:
@@ -158,8 +189,8 @@ def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> d
 def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
     base, other = models[baseline], models[pruned]
 
-    def ratio(a: float, b: float) -> float:
-        return float(b / a) if a else float("nan")
+    def ratio(a: float, b: float) -> float | None:
+        return float(b / a) if a else None  # undefined when dense is 0 (JSON null, not NaN)
 
     return {
         "baseline": baseline,
@@ -176,7 +207,7 @@ def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
 
 def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "float", timesteps: int | None = None,
                       seed: int | None = None, checkpoint: str | Path | None = None, batch_size: int = 128,
-                      progress: bool = True, raster_dir: Path | None = None) -> dict:
+                      progress: bool = True, raster_dir: Path | None = None, timeout_s: float | None = None) -> dict:
     """``dpap simulate``: run an exported SparseNet in Lava on a built-in test split.
 
     Timesteps, seed and split default to those stored in the artifact's
@@ -197,6 +228,8 @@ def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "floa
         raise ValueError(f"{artifact}: the network takes inputs of shape {net.input_shape}, "
                          f"dataset {dataset} gives {tuple(test_data.input_shape)}")
     norse = None
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ValueError(f"{checkpoint}: no such checkpoint")
     checkpoint = Path(checkpoint) if checkpoint else artifact.with_suffix(".pt")
     if checkpoint.is_file():
         model, _ = load_checkpoint(checkpoint)
@@ -206,7 +239,7 @@ def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "floa
               "model": meta.get("model"), "pruner": meta.get("pruner")}
     raster = Path(raster_dir) / f"{meta.get('model') or artifact.stem}-raster.npz" if raster_dir else None
     report.update(assess_in_lava(net, artifact, test_data, norse, precision, batch_size, progress,
-                                 raster_path=raster))
+                                 raster_path=raster, timeout_s=timeout_s))
     return report
 
 
@@ -224,47 +257,93 @@ def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool 
     out_dir.mkdir(parents=True, exist_ok=True)
     models, dataset, profile, profiles = {}, None, "loihi", {n: p.to_dict() for n, p in PROFILES.items()}
     several = len(sources) > 1
+
+    def add(key: str, model: dict, source: Path) -> None:
+        if key in models:
+            raise ValueError(f"{source}: a model named {key!r} came already from an earlier source; "
+                             "give the run directories (or artifacts) distinct names")
+        models[key] = model
+
+    profiles_of_sources: dict = {}
+
+    def add_profiles(new: dict, source: Path) -> None:
+        for name, values in new.items():
+            if profiles_of_sources.setdefault(name, values) != values:
+                raise ValueError(f"{source}: energy profile {name!r} has other constants than in an earlier source")
+            profiles[name] = values
+
     for source in map(Path, sources):
         if source.is_dir():
             report_file = source / "report.json"
             if not report_file.is_file():
-                raise ValueError(f"{source}: no report.json (not a `dpap run` directory)")
+                raise ValueError(f"{source}: no report.json (not a finished `dpap run` directory)")
             try:
                 run_report = json.loads(report_file.read_text())
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 raise ValueError(f"{report_file}: not valid JSON") from None
+            check_report(report_file, run_report)
             dataset = dataset or run_report["dataset"]
             profile = run_report.get("energy_profile", profile)
-            profiles.update(run_report.get("energy_profiles", {}))
+            add_profiles(run_report.get("energy_profiles", {}), source)
             for name, model in run_report["models"].items():
                 key = f"{source.name}/{name}" if several else name
-                models[key] = model
+                add(key, model, source)
                 raster = source / f"{name}-raster.npz"
                 if raster.is_file():
                     (out_dir / f"{key}-raster.npz").parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(raster, out_dir / f"{key}-raster.npz")
-        else:
+        elif source.is_file():
             from hw_export.h5io import read_sparsenet
 
             meta = read_sparsenet(source).metadata
             if "dataset" not in meta:
                 raise ValueError(f"{source}: the artifact does not name its dataset; use `dpap simulate --dataset`")
             result = simulate_artifact(source, meta["dataset"], progress=progress, raster_dir=out_dir)
-            key = meta.get("model") or source.stem
-            models[key] = result
+            add(meta.get("model") or source.stem, result, source)
             dataset = dataset or {"name": meta["dataset"], "n_test": result["dataset"]["n_test"],
                                   "timesteps": result["dataset"]["timesteps"]}
+        else:
+            raise ValueError(f"{source}: no such run directory or artifact")
     if len(models) < 2:
         raise ValueError("compare needs at least two models (one run directory holds two)")
     names = list(models)
     # Only profiles every model was measured with can be compared.
     common = set.intersection(*(set(m["per_sample"]["energy_j"]) for m in models.values()))
+    if not common:
+        raise ValueError("the models share no energy profile, so their energies cannot be compared")
     profiles = {name: value for name, value in profiles.items() if name in common}
     profile = profile if profile in common else sorted(common)[0]
     dataset = {"n_train": None, **dataset}
     report = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "models": models,
               "comparison": compare(models, names[0], names[-1], profile), "energy_profile": profile,
               "energy_profiles": profiles, "sources": [str(s) for s in sources]}
-    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_reports(report, out_dir, progress)
+    write_report_json(out_dir, report)
     return report
+
+
+# What `dpap compare` reads of a run's report.json (None: any value; a dict: the keys it must hold).
+MODEL_FIELDS = {"accuracy": {"lava": None}, "synapses": None, "neurons": None,
+                "per_sample": {"spikes": None, "synops": None, "energy_j": None, "energy_breakdown_j": None},
+                "layers": None}
+REPORT_FIELDS = {"dataset": {"name": None, "n_test": None, "timesteps": None}, "models": None}
+
+
+def check_report(path: Path, report) -> None:
+    """Raise ValueError naming the first field a run report lacks (instead of a KeyError later)."""
+    def walk(value, fields: dict, where: str) -> None:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: {where or 'the report'} must be a JSON object")
+        for key, inner in fields.items():
+            if key not in value:
+                raise ValueError(f"{path}: incomplete report, {where + '.' if where else ''}{key} is missing")
+            if inner is not None:
+                walk(value[key], inner, f"{where + '.' if where else ''}{key}")
+
+    walk(report, REPORT_FIELDS, "")
+    if not isinstance(report["models"], dict) or not report["models"]:
+        raise ValueError(f"{path}: models must be a non-empty JSON object")
+    for name, model in report["models"].items():
+        walk(model, MODEL_FIELDS, f"models.{name}")
+        if not isinstance(model["per_sample"]["energy_j"], dict) or not isinstance(model["layers"], list):
+            raise ValueError(f"{path}: models.{name} has malformed energy_j or layers")

@@ -213,7 +213,7 @@ def report_blocks(report: dict) -> list:
     cmp_ = report["comparison"]
     kinds = ("synapses", "neurons", "spikes", "synops", "energy")
     blocks += [Heading(2, f"{cmp_['pruned']} / {cmp_['baseline']} (per sample)"),
-               Table(list(kinds), [[f"{cmp_['ratios'][k]:.3f}" for k in kinds]])]
+               Table(list(kinds), [[_num(cmp_['ratios'][k], ".3f") for k in kinds]])]
     for name, m in report["models"].items():
         blocks += [Heading(2, f"Layers of `{name}`"),
                    Table(["layer", "neurons (of)", "synapses (of)", "spikes/sample", "synops/sample"],

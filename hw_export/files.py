@@ -23,6 +23,19 @@ class ArtifactError(ValueError):
         self.problem = problem
 
 
+# What h5py raises on a damaged or unexpected file, besides the ArtifactError of our own checks:
+# KeyError for a missing member, TypeError/AttributeError when a group stands where a dataset
+# should (or the reverse), OSError/RuntimeError for damaged blocks, ValueError/IndexError for
+# data of another shape or kind. Readers turn these into one ArtifactError line.
+MALFORMED_HDF5 = (KeyError, TypeError, AttributeError, OSError, RuntimeError, ValueError, IndexError)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line, or its class name when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
 def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
     """Call ``write_fn(tmp_path)`` then move the result onto ``path`` in one step."""
     path = Path(path)

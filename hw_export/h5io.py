@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from hw_export.files import ArtifactError, atomic_write
+from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_line
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet, SparseNetError
 
 FORMAT_NAME = "dpap-neuro.sparsenet"
@@ -75,56 +75,66 @@ def read_sparsenet(path: str | os.PathLike) -> SparseNet:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT_NAME:
-            raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
-        version = int(_attr(path, f, "schema_version"))
-        if version != SCHEMA_VERSION:
-            raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})")
-        input_shape = tuple(int(d) for d in np.atleast_1d(_attr(path, f, "input_shape")))
-        if not input_shape or min(input_shape) < 1:
-            raise ArtifactError(path, f"input_shape {input_shape} is not a positive shape")
+    try:
+        with f:
+            return _read_sparsenet_file(path, f)
+    except ArtifactError:
+        raise
+    except MALFORMED_HDF5 as exc:
+        raise ArtifactError(path, f"damaged or malformed SparseNet file ({first_line(exc)})") from None
+
+
+def _read_sparsenet_file(path: Path, f) -> SparseNet:
+    """The SparseNet in an open file; ArtifactError for what our checks find, h5py's errors otherwise."""
+    if f.attrs.get("format") != FORMAT_NAME:
+        raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
+    version = int(_attr(path, f, "schema_version"))
+    if version != SCHEMA_VERSION:
+        raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})")
+    input_shape = tuple(int(d) for d in np.atleast_1d(_attr(path, f, "input_shape")))
+    if not input_shape or min(input_shape) < 1:
+        raise ArtifactError(path, f"input_shape {input_shape} is not a positive shape")
+    try:
+        metadata = json.loads(str(f.attrs.get("metadata_json", "{}")))
+    except json.JSONDecodeError:
+        raise ArtifactError(path, "metadata_json is not valid JSON") from None
+    if "layers" not in f or not len(f["layers"]):
+        raise ArtifactError(path, "group /layers is missing or empty")
+    group = f["layers"]
+    expected = [str(i) for i in range(len(group))]
+    if sorted(group.keys(), key=lambda k: (len(k), k)) != expected:
+        raise ArtifactError(path, f"/layers must hold groups 0..{len(group) - 1}, found {sorted(group.keys())}")
+    layers = []
+    for key in expected:
+        g = group[key]
+        shape = tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape")))
+        if len(shape) != 2 or min(shape) < 0:
+            raise ArtifactError(path, f"{g.name}: shape {shape} is not a 2-D matrix shape")
+        if shape[0] == 0:
+            raise ArtifactError(path, f"{g.name}: layer has no neurons left")
+        data = _dataset(path, g, "weight_data", "f")
+        indices = _dataset(path, g, "weight_indices", "iu")
+        indptr = _dataset(path, g, "weight_indptr", "iu")
+        if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
+            raise ArtifactError(path, f"{g.name}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
+        if len(indices) != len(data):
+            raise ArtifactError(path, f"{g.name}: weight_indices and weight_data differ in length")
+        if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+            raise ArtifactError(path, f"{g.name}/weight_indices out of range 0..{shape[1] - 1}")
+        neuron_dict = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
         try:
-            metadata = json.loads(str(f.attrs.get("metadata_json", "{}")))
-        except json.JSONDecodeError:
-            raise ArtifactError(path, "metadata_json is not valid JSON") from None
-        if "layers" not in f or not len(f["layers"]):
-            raise ArtifactError(path, "group /layers is missing or empty")
-        group = f["layers"]
-        expected = [str(i) for i in range(len(group))]
-        if sorted(group.keys(), key=lambda k: (len(k), k)) != expected:
-            raise ArtifactError(path, f"/layers must hold groups 0..{len(group) - 1}, found {sorted(group.keys())}")
-        layers = []
-        for key in expected:
-            g = group[key]
-            shape = tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape")))
-            if len(shape) != 2 or min(shape) < 0:
-                raise ArtifactError(path, f"{g.name}: shape {shape} is not a 2-D matrix shape")
-            if shape[0] == 0:
-                raise ArtifactError(path, f"{g.name}: layer has no neurons left")
-            data = _dataset(path, g, "weight_data", "f")
-            indices = _dataset(path, g, "weight_indices", "iu")
-            indptr = _dataset(path, g, "weight_indptr", "iu")
-            if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
-                raise ArtifactError(path, f"{g.name}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
-            if len(indices) != len(data):
-                raise ArtifactError(path, f"{g.name}: weight_indices and weight_data differ in length")
-            if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
-                raise ArtifactError(path, f"{g.name}/weight_indices out of range 0..{shape[1] - 1}")
-            neuron_dict = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
-            try:
-                layer = SparseLayer(
-                    name=str(_attr(path, g, "name")),
-                    weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
-                    bias=_dataset(path, g, "bias", "f"),
-                    neuron=NeuronParams.from_dict(neuron_dict),
-                    kept=_dataset(path, g, "kept", "iu").astype(np.int64),
-                    n_original=int(_attr(path, g, "n_original")),
-                )
-            except SparseNetError as exc:
-                raise ArtifactError(path, f"{g.name}: {exc}") from None
-            layers.append(layer)
-        try:
-            return SparseNet(input_shape, tuple(layers), metadata)
+            layer = SparseLayer(
+                name=str(_attr(path, g, "name")),
+                weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
+                bias=_dataset(path, g, "bias", "f"),
+                neuron=NeuronParams.from_dict(neuron_dict),
+                kept=_dataset(path, g, "kept", "iu").astype(np.int64),
+                n_original=int(_attr(path, g, "n_original")),
+            )
         except SparseNetError as exc:
-            raise ArtifactError(path, str(exc)) from None
+            raise ArtifactError(path, f"{g.name}: {exc}") from None
+        layers.append(layer)
+    try:
+        return SparseNet(input_shape, tuple(layers), metadata)
+    except SparseNetError as exc:
+        raise ArtifactError(path, str(exc)) from None

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hw_export.files import ArtifactError, atomic_write
+from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_line
 from hw_export.sparsenet import SparseNet
 
 # Input neurons relay spikes: the transform 2*w*x - w + b with w = b = 1 gives
@@ -105,42 +105,57 @@ def _scalar(path, group, key):
 
 
 def read_netx(path: str | os.PathLike) -> NetxNetwork:
-    """Read a netx file with an input layer followed by dense CUBA layers; validate it."""
+    """Read a netx file with an input layer followed by dense CUBA layers; validate it.
+
+    Any file that is not such a network raises ``ArtifactError`` (one line), never another exception.
+    """
     import h5py
 
+    if not os.path.isfile(path):
+        raise ArtifactError(path, "no such file")
     try:
         f = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as exc:
         raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
-    with f:
-        if "layer" not in f or not len(f["layer"]):
-            raise ArtifactError(path, "group /layer is missing or empty")
-        groups = [f["layer"][str(i)] for i in range(len(f["layer"])) if str(i) in f["layer"]]
-        if len(groups) != len(f["layer"]):
-            raise ArtifactError(path, "/layer must hold groups 0..n-1")
-        first = groups[0]
-        if _scalar(path, first, "type") != "input":
-            raise ArtifactError(path, "layer/0 must be the input layer")
-        n_inputs = int(np.prod(first["shape"][()]))
-        neuron_keys = ("iDecay", "vDecay", "vThMant")
-        input_neuron = {k: int(_scalar(path, first["neuron"], k)) for k in neuron_keys}
-        layers, n_pre = [], n_inputs
-        for g in groups[1:]:
-            kind = _scalar(path, g, "type")
-            if kind != "dense":
-                raise ArtifactError(path, f"{g.name}: layer type {kind!r} is not supported by this reader")
-            if _scalar(path, g["neuron"], "type") not in ("CUBA", "LOIHI"):
-                raise ArtifactError(path, f"{g.name}: only CUBA neurons are supported")
-            weight = g["weight"][()]
-            n_out = int(np.prod(g["shape"][()]))
-            if weight.shape != (n_out, n_pre) or weight.dtype.kind not in "iu":
-                raise ArtifactError(path, f"{g.name}/weight must be integer [{n_out}, {n_pre}], got "
-                                          f"{weight.dtype} {weight.shape}")
-            neuron = {k: int(_scalar(path, g["neuron"], k)) for k in neuron_keys}
-            layers.append(NetxLayer(weight.astype(np.int64), neuron["iDecay"], neuron["vDecay"], neuron["vThMant"]))
-            n_pre = n_out
-        return NetxNetwork(n_inputs, int(_scalar(path, first, "weight")), int(_scalar(path, first, "bias")),
-                           input_neuron, layers)
+    try:
+        with f:
+            return _read_netx_layers(path, f)
+    except ArtifactError:
+        raise
+    except MALFORMED_HDF5 as exc:
+        raise ArtifactError(path, f"incomplete or malformed netx file ({first_line(exc)})") from None
+
+
+def _read_netx_layers(path, f) -> NetxNetwork:
+    """The network in an open netx file; raises ArtifactError, or KeyError/TypeError for the caller to word."""
+    if "layer" not in f or not len(f["layer"]):
+        raise ArtifactError(path, "group /layer is missing or empty")
+    groups = [f["layer"][str(i)] for i in range(len(f["layer"])) if str(i) in f["layer"]]
+    if len(groups) != len(f["layer"]):
+        raise ArtifactError(path, "/layer must hold groups 0..n-1")
+    first = groups[0]
+    if _scalar(path, first, "type") != "input":
+        raise ArtifactError(path, "layer/0 must be the input layer")
+    n_inputs = int(np.prod(first["shape"][()]))
+    neuron_keys = ("iDecay", "vDecay", "vThMant")
+    input_neuron = {k: int(_scalar(path, first["neuron"], k)) for k in neuron_keys}
+    layers, n_pre = [], n_inputs
+    for g in groups[1:]:
+        kind = _scalar(path, g, "type")
+        if kind != "dense":
+            raise ArtifactError(path, f"{g.name}: layer type {kind!r} is not supported by this reader")
+        if _scalar(path, g["neuron"], "type") not in ("CUBA", "LOIHI"):
+            raise ArtifactError(path, f"{g.name}: only CUBA neurons are supported")
+        weight = g["weight"][()]
+        n_out = int(np.prod(g["shape"][()]))
+        if weight.shape != (n_out, n_pre) or weight.dtype.kind not in "iu":
+            raise ArtifactError(path, f"{g.name}/weight must be integer [{n_out}, {n_pre}], got "
+                                      f"{weight.dtype} {weight.shape}")
+        neuron = {k: int(_scalar(path, g["neuron"], k)) for k in neuron_keys}
+        layers.append(NetxLayer(weight.astype(np.int64), neuron["iDecay"], neuron["vDecay"], neuron["vThMant"]))
+        n_pre = n_out
+    return NetxNetwork(n_inputs, int(_scalar(path, first, "weight")), int(_scalar(path, first, "bias")),
+                       input_neuron, layers)
 
 
 def mantissa_and_exponent(weight: np.ndarray) -> tuple[np.ndarray, int]:

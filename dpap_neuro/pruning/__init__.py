@@ -33,7 +33,10 @@ def make_pruner(name: str, **options) -> Pruner:
     if unknown:
         raise ValueError(f"pruner {name!r} has no option {', '.join(unknown)}; "
                          f"its options are: {', '.join(sorted(accepted)) or 'none'}")
-    return cls(**options)
+    try:
+        return cls(**options)
+    except TypeError as exc:  # a value of the wrong kind that slipped past the pruner's own checks
+        raise ValueError(f"pruner {name!r}: bad option value ({exc})") from None
 
 
 __all__ = ["PRUNERS", "Pruner", "DPAPConfig", "DPAPPruner", "GMPPruner", "MagnitudePruner", "RandomPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]

@@ -32,6 +32,28 @@ from torch.nn.utils import prune
 from dpap_neuro.models import SNNOutput, weight_layers
 
 
+def check_type(owner: str, name: str, value, kind: type):
+    """``value`` if it is of ``kind`` (float: a finite int or float; never a bool for numbers), else ValueError.
+
+    Pruner options come from the command line as JSON values, so "abc" or
+    "high" must be refused before training, with the option's name.
+    """
+    import math
+
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        wanted = "a finite number"
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        wanted = "an integer"
+    else:
+        ok = isinstance(value, kind)
+        wanted = {bool: "true or false", str: "a string"}.get(kind, kind.__name__)
+    if not ok:
+        raise ValueError(f"{owner}: option {name} must be {wanted}, got {value!r}")
+    return value
+
+
 def prunable_layers(model: nn.Module) -> list[nn.Module]:
     """Synaptic layers a pruner may mask: every one but the readout's."""
     return weight_layers(model)[:-1]

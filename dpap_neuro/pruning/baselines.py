@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from dpap_neuro.pruning.base import Pruner
+from dpap_neuro.pruning.base import Pruner, check_type
 
 
 class RandomPruner(Pruner):
@@ -20,7 +20,13 @@ class RandomPruner(Pruner):
 
     def __init__(self, sparsity: float | Sequence[float] = 0.8, at_fraction: float = 0.0, seed: int = 0) -> None:
         super().__init__()
+        if not isinstance(sparsity, (list, tuple)):
+            sparsity = check_type("random", "sparsity", sparsity, float)
         values = [sparsity] if isinstance(sparsity, (int, float)) else list(sparsity)
+        for value in values:
+            check_type("random", "sparsity", value, float)
+        check_type("random", "at_fraction", at_fraction, float)
+        check_type("random", "seed", seed, int)
         if not values or any(not 0.0 <= s < 1.0 for s in values):
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
         if not 0.0 <= at_fraction < 1.0:
@@ -59,6 +65,8 @@ class MagnitudePruner(Pruner):
 
     def __init__(self, sparsity: float = 0.8, at_epoch: int = 5) -> None:
         super().__init__()
+        check_type("magnitude", "sparsity", sparsity, float)
+        check_type("magnitude", "at_epoch", at_epoch, int)
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
         if at_epoch < 0:

@@ -22,7 +22,7 @@ from norse.torch import LIFCell
 from torch import nn
 
 from dpap_neuro.models import SNNOutput
-from dpap_neuro.pruning.base import Pruner
+from dpap_neuro.pruning.base import Pruner, check_type
 from dpap_neuro.pruning.dpap_functional import (
     AdaptiveRuleParams,
     adaptive_prune,
@@ -57,6 +57,9 @@ class DPAPConfig:
     enabled: bool = True  # False: gather statistics but never prune (for checks)
 
     def __post_init__(self) -> None:
+        kinds = {"float": float, "int": int, "str": str, "bool": bool}
+        for f in fields(self):
+            check_type("dpap", f.name, getattr(self, f.name), kinds[f.type])
         if self.schedule_unit not in ("epoch", "batches"):
             raise ValueError(f"schedule_unit must be 'epoch' or 'batches', got {self.schedule_unit!r}")
         if self.schedule_unit == "batches" and self.batches_per_unit < 1:

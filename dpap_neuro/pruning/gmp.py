@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from dpap_neuro.pruning.base import Pruner
+from dpap_neuro.pruning.base import Pruner, check_type
 
 
 def cubic_sparsity(step: int, start_step: int, end_step: int, final: float, initial: float = 0.0) -> float:
@@ -54,6 +54,9 @@ class GMPPruner(Pruner):
         update_every_steps: int = 10,
     ) -> None:
         super().__init__()
+        for name, kind in (("target_sparsity", float), ("start_fraction", float), ("end_fraction", float),
+                           ("update_every_steps", int)):
+            check_type("gmp", name, locals()[name], kind)
         if not 0.0 <= target_sparsity < 1.0:
             raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
         if not 0.0 <= start_fraction < end_fraction <= 1.0:

@@ -173,3 +173,178 @@ def test_bad_checkpoint_gets_one_line(tmp_path):
     bad.write_bytes(b"\x80\x04junk")
     result = dpap("export", str(bad), "--out", str(tmp_path / "x.h5"))
     assert result.returncode == 2 and str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def long_simulation_artifact(tmp_path):
+    """A network on the built-in digits with 400 steps per sample: Lava runs long enough to be interrupted."""
+    import torch
+
+    from dpap_neuro.models import SpikingMLP
+    from hw_export.h5io import write_sparsenet
+    from hw_export.norse_reader import from_norse
+
+    torch.manual_seed(0)
+    path = tmp_path / "net.h5"
+    meta = {"dataset": "digits", "timesteps": 400, "seed": 0, "test_fraction": 0.2, "model": "m"}
+    write_sparsenet(from_norse(list(SpikingMLP(64, [64], 10)), (64,), meta), path)
+    return path
+
+
+@needs_lava
+@pytest.mark.parametrize("how, status", [("SIGINT to the process group (Ctrl-C)", 130),
+                                         ("SIGTERM to dpap alone (kill, timeout, schedulers)", 143)])
+def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_path, how, status):
+    import os
+    import signal
+    import time
+    import uuid
+
+    from conftest import processes_with_env
+
+    artifact = long_simulation_artifact(tmp_path)
+    token, temp = uuid.uuid4().hex, tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "DPAP_TEST_TOKEN": token, "TMPDIR": str(temp)}
+    proc = subprocess.Popen([*DPAP, "simulate", str(artifact), "--dataset", "digits", "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(processes_with_env(token)) < 4 and time.monotonic() < deadline:  # dpap, child, 2+ workers
+        time.sleep(0.05)
+    assert len(processes_with_env(token)) >= 4, "Lava never started"
+    if status == 130:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == status
+    assert stderr.strip().splitlines() == ["dpap: interrupted"]
+    assert processes_with_env(token) == []
+    assert os.listdir(temp) == []
+    assert not (tmp_path / "net-float.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pruner", "dpap", "--pruner-option", "fc_neuron_c=abc"], "dpap: option fc_neuron_c must be a finite number"),
+    (["--pruner", "dpap", "--pruner-option", "schedule_unit=weekly"], "schedule_unit must be 'epoch' or 'batches'"),
+    (["--pruner", "gmp", "--pruner-option", "target_sparsity=high"], "gmp: option target_sparsity must be a finite"),
+    (["--pruner", "random", "--pruner-option", "sparsity=[0.5, \"x\"]"], "random: option sparsity must be a finite"),
+    (["--pruner", "magnitude", "--pruner-option", "at_epoch=1.5"], "magnitude: option at_epoch must be an integer"),
+    (["--energy-profile", "loihi3"], "unknown energy profile 'loihi3'"),
+])
+def test_bad_options_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = dpap("run", "--out", str(out), "--quiet", *args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "loihi"}, "is a built-in profile's; give yours another name"),
+    ({"e_synop_pj": -1.0}, "e_synop_pj must be a non-negative number"),
+    ({"e_spike_pj": "NaN"}, "e_spike_pj must be a non-negative number"),
+    ({"e_typo_pj": 1.0}, "unknown fields e_typo_pj"),
+])
+def test_bad_energy_profiles_fail_before_any_work(tmp_path, change, message):
+    from hw_export.energy import LOIHI
+
+    fields = {**LOIHI.to_dict(), "name": "mine", **change}
+    profile = tmp_path / "mine.json"
+    profile.write_text(json.dumps(fields).replace('"NaN"', "NaN"))
+    out = tmp_path / "run"
+    result = dpap("run", "--out", str(out), "--quiet", "--energy-profile", str(profile))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_bad_paths_are_refused_before_any_work(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (["run", "--out", str(a_file), "--quiet"], "is a file, not a directory"),
+        (["run", "--out", str(a_file / "run"), "--quiet"], "is a file, so nothing can be written inside it"),
+        (["export", str(small_checkpoint(tmp_path)), "--out", str(tmp_path)], "is a directory, not a file"),
+        (["compare", str(tmp_path / "nowhere"), str(tmp_path / "nothing"), "--out", str(tmp_path / "c")],
+         "no such run directory or artifact"),
+    ]
+    artifact = tmp_path / "m.h5"
+    assert dpap("export", str(small_checkpoint(tmp_path)), "--out", str(artifact)).returncode == 0
+    cases.append((["simulate", str(artifact), "--dataset", "digits", "--checkpoint", str(tmp_path / "typo.pt")],
+                  "typo.pt: no such file"))
+    for args, message in cases:
+        result = dpap(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr)
+    assert a_file.read_text() == "x"
+
+
+def test_a_missing_lava_is_reported_before_training(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from dpap_neuro import cli
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lava" else real_find_spec(name, *a))
+    status = cli.main(["run", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "lava-nc is not installed" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def fake_run(directory, models=("dense", "dpap"), spikes=10.0):
+    from test_reporting import small_report
+
+    directory.mkdir(parents=True)
+    report = small_report(models)
+    for model in report["models"].values():
+        model["per_sample"] = {**model["per_sample"], "spikes": spikes}
+    (directory / "report.json").write_text(json.dumps(report))
+    return directory
+
+
+def test_compare_refuses_two_runs_that_give_the_same_model_name(tmp_path):
+    first, second = fake_run(tmp_path / "a" / "run"), fake_run(tmp_path / "b" / "run")
+    result = dpap("compare", str(first), str(second), "--out", str(tmp_path / "c"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "'run/dense' came already from an earlier source" in lines[0]
+
+
+def test_compare_names_what_an_incomplete_report_lacks(tmp_path):
+    run = fake_run(tmp_path / "x")
+    report = json.loads((run / "report.json").read_text())
+    del report["models"]["dpap"]["per_sample"]["synops"]
+    (run / "report.json").write_text(json.dumps(report))
+    result = dpap("compare", str(run), "--out", str(tmp_path / "c"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "models.dpap.per_sample.synops is missing" in lines[0]
+
+
+def test_an_undefined_ratio_is_json_null_not_nan(tmp_path):
+    run = fake_run(tmp_path / "x", spikes=0.0)
+    result = dpap("compare", str(run), "--out", str(tmp_path / "c"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "c" / "report.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
+    assert report["comparison"]["ratios"]["spikes"] is None
+    assert "spikes undefined" not in result.stdout  # only synapses, synops and energy are printed
+
+
+@needs_lava
+def test_the_same_command_twice_gives_the_same_report(tmp_path):
+    def without_wall_times(value):
+        if isinstance(value, dict):
+            return {k: without_wall_times(v) for k, v in value.items() if k != "wall_time_s"}
+        if isinstance(value, list):
+            return [without_wall_times(v) for v in value]
+        return value
+
+    reports = []
+    for name in ("first", "second"):
+        result = dpap("run", "--out", str(tmp_path / name), "--quiet", "--epochs", "2", "--timesteps", "6",
+                      "--hidden", "16", "--dataset", "digits-events", "--pruner", "dpap",
+                      "--pruner-option", "batches_per_unit=2", "--pruner-option", "warmup_units=1")
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    assert reports[0]["models"]["dpap"]["training"]["sparsity"][-1] > 0  # DPAP did prune, both times
+    assert without_wall_times(reports[0]) == without_wall_times(reports[1])

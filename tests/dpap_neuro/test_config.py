@@ -72,11 +72,15 @@ def test_other_pruners_have_no_builtin_options():
     assert RunConfig(pruner="random").resolved_pruner_options() == {}
 
 
-def test_given_options_replace_the_builtin_ones_entirely():
-    """Current behaviour: options given are used as they are, not merged into the built-in defaults."""
-    config = RunConfig(pruner="dpap", pruner_options={"warmup_units": 2})
-    assert config.resolved_pruner_options() == {"warmup_units": 2}
-    assert RunConfig(pruner="dpap", pruner_options={}).resolved_pruner_options() == {}
+def test_given_options_override_only_their_own_builtin_defaults():
+    config = RunConfig(pruner="dpap", pruner_options={"warmup_units": 2, "fc_neuron_c": 1.5})
+    assert config.resolved_pruner_options() == {"schedule_unit": "batches", "batches_per_unit": 5,
+                                                "fc_neuron_c": 1.5, "warmup_units": 2}
+    assert RunConfig(pruner="dpap", pruner_options={}).resolved_pruner_options() == \
+        RunConfig(pruner="dpap").resolved_pruner_options()
+    # The authors' per-epoch schedule stays reachable.
+    authors = RunConfig(pruner="dpap", pruner_options={"schedule_unit": "epoch"}).resolved_pruner_options()
+    assert authors["schedule_unit"] == "epoch"
 
 
 def test_model_kwargs_pass_weight_init_gain_only_when_set():

@@ -1,7 +1,6 @@
 """dpap_neuro/pipeline.py called directly: the run, its report contract, comparisons, profiles."""
 
 import json
-import math
 
 import pytest
 
@@ -24,9 +23,9 @@ def test_compare_gives_pruned_over_dense_ratios():
                                               "energy": 0.25})
 
 
-def test_compare_with_a_zero_baseline_is_not_a_number_rather_than_a_crash():
+def test_compare_with_a_zero_baseline_is_undefined_rather_than_a_crash():
     models = {"dense": model_entry(100, 20, 0.0, 400.0, 4e-6), "dpap": model_entry(25, 5, 0.0, 100.0, 1e-6)}
-    assert math.isnan(compare(models, "dense", "dpap", "loihi")["ratios"]["spikes"])
+    assert compare(models, "dense", "dpap", "loihi")["ratios"]["spikes"] is None  # JSON null, never NaN
 
 
 def test_profiles_are_the_built_ins_plus_a_user_file(tmp_path):
@@ -75,3 +74,26 @@ def test_run_returns_and_writes_the_same_report(tmp_path):
     # Hidden synapses halved; the readout layer stays dense.
     assert pruned["layers"][0]["synapses"] <= 0.5 * dense["layers"][0]["synapses"] + 1
     assert report["comparison"]["ratios"]["synapses"] == pytest.approx(pruned["synapses"] / dense["synapses"])
+
+
+def test_an_interrupted_run_leaves_no_report_even_where_an_earlier_run_left_one(tmp_path, monkeypatch):
+    import dpap_neuro.pipeline as pipeline
+
+    for name in ("report.json", "report.md", "report.html"):
+        (tmp_path / name).write_text("from an earlier run")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train_and_assess", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(RunConfig(dataset="digits", epochs=1, hidden_sizes=(8,)), tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_reports_are_strict_json_even_with_a_diverged_number():
+    from dpap_neuro.pipeline import strict_json
+
+    text = strict_json({"loss": [0.5, float("nan")], "ratio": float("inf"), "nested": {"x": (1.0, -float("inf"))}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "loss": [0.5, None], "ratio": None, "nested": {"x": [1.0, None]}}
