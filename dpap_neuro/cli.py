@@ -79,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "export both as SparseNet HDF5, simulate both in Lava on the test set, and write "
                     "report.json and report.md to the output folder.",
     )
-    run.add_argument("--out", required=True, metavar="DIR", help="run directory to write (created if missing)")
+    run.add_argument("--out", metavar="DIR", help="run directory to write (created if missing)")
+    run.add_argument("--resume", metavar="DIR",
+                     help="continue the run in DIR (killed or interrupted) from its last finished epoch, with "
+                          "DIR/config.json's settings (only --device, --lava-timeout and --quiet apply)")
+    run.add_argument("--device", default=None, metavar="auto|cpu|cuda[:N]",
+                     help=f"training device (default: {defaults.device}: CUDA when available); "
+                          "export and Lava always run on the CPU")
     run.add_argument("--dataset", default=defaults.dataset, choices=DATASETS,
                      help=f"built-in dataset (default: {defaults.dataset})")
     run.add_argument("--model", default=defaults.model, choices=("mlp", "conv"),
@@ -229,18 +235,44 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    import dataclasses
+
     from dpap_neuro.config import RunConfig
+    from dpap_neuro.distributed import resolve_device, shutdown
     from dpap_neuro.pipeline import run
 
-    config = RunConfig(dataset=args.dataset, pruner=args.pruner,
-                       pruner_options=dict(args.pruner_option) if args.pruner_option else None,
-                       epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
-                       hidden_sizes=tuple(args.hidden), model=args.model,
-                       conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile,
-                       lava_timeout_s=args.lava_timeout)
+    if (args.out is None) == (args.resume is None):
+        raise ValueError("give either --out DIR (a new run) or --resume DIR (continue one)")
+    if args.resume is not None:
+        saved = os.path.join(args.resume, "config.json")
+        if not os.path.isfile(saved):
+            raise ValueError(f"--resume {args.resume}: no config.json (not a `dpap run` directory)")
+        try:
+            with open(saved) as fh:
+                config = RunConfig.from_dict(json.load(fh))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"{saved}: not a valid run config ({exc})") from None
+        changes = {"lava_timeout_s": args.lava_timeout}
+        if args.device is not None:
+            changes["device"] = args.device
+        config = dataclasses.replace(config, **changes)
+        args.out = args.resume
+    else:
+        config = RunConfig(dataset=args.dataset, pruner=args.pruner,
+                           pruner_options=dict(args.pruner_option) if args.pruner_option else None,
+                           epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
+                           hidden_sizes=tuple(args.hidden), model=args.model,
+                           conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile,
+                           lava_timeout_s=args.lava_timeout, device=args.device or RunConfig().device)
     check_output_path(args.out, "directory")
+    resolve_device(config.device)  # a device that is not there: one line before any work
     require_lava("run")
-    report = run(config, args.out, progress=not args.quiet)
+    try:
+        report = run(config, args.out, progress=not args.quiet, resume=args.resume is not None)
+    finally:
+        shutdown()
+    if report is None:  # a data-parallel rank other than 0: rank 0 reports
+        return 0
     ratios = report["comparison"]["ratios"]
     for name, model in report["models"].items():
         print(f"{name:>10}: Norse accuracy {model['accuracy']['norse']:.4f}, Lava accuracy "

@@ -38,6 +38,7 @@ class RunConfig:
     batch_size: int = 64  # samples per optimiser step
     learning_rate: float = 5e-3  # Adam step size
     seed: int = 0  # seeds the split, the encoding, initialisation and batch order
+    device: str = "auto"  # training device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
     # --- pruning ----------------------------------------------------------
     pruner: str = "dpap"  # pruning method for the pruned model (see dpap_neuro.pruning.PRUNERS)
     pruner_options: dict | None = None  # keyword arguments of that pruner, merged over BUILTIN_PRUNER_OPTIONS

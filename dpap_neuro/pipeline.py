@@ -35,26 +35,44 @@ SCHEMA_VERSION = 1
 DENSE = "dense"
 
 
-def run(config: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run the whole pipeline; returns the report that is also written to ``out_dir``."""
+def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: bool = False) -> dict | None:
+    """Run the whole pipeline; returns the report that is also written to ``out_dir``.
+
+    Training runs on ``config.device`` (data parallel under ``torchrun``: every
+    rank trains, only rank 0 writes files, assesses in Lava and returns the
+    report; the other ranks return None). Each model's training state is saved
+    after every epoch (``<model>.train.pt``); ``resume`` continues the run in
+    ``out_dir`` from there, and reuses models whose training had finished.
+    """
+    from dpap_neuro.distributed import init_from_env, rank, resolve_device
+
     if config.pruner == "none":
         raise ValueError("the dense model is always trained; choose a pruner other than 'none'")
     profiles = resolve_profiles(config.energy_profile)
     default_profile = config.energy_profile if config.energy_profile in PROFILES else list(profiles)[-1]
     make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
+    device = init_from_env(resolve_device(config.device))
+    main = rank() == 0
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # report.json only ever describes a finished run: one left by an earlier run in this folder goes first.
-    for stale in REPORT_FILES:
-        (out_dir / stale).unlink(missing_ok=True)
-    atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # report.json only ever describes a finished run: one left by an earlier run in this folder goes first.
+        for stale in REPORT_FILES:
+            (out_dir / stale).unlink(missing_ok=True)
+        atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
-    models = {}
+    trained = {}
     for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
         options = config.resolved_pruner_options() if pruner_name == config.pruner else {}
-        models[model_name] = train_and_assess(config, model_name, pruner_name, options,
-                                              train_data, test_data, out_dir, progress, profiles)
+        trained[model_name] = (pruner_name, options,
+                               train_model(config, model_name, pruner_name, options, train_data, out_dir,
+                                           progress, device, resume))
+    if not main:
+        return None
+    models = {name: assess_model(config, name, pruner_name, options, model, history, train_data, test_data,
+                                 out_dir, progress, profiles)
+              for name, (pruner_name, options, (model, history)) in trained.items()}
     report = {
         "schema_version": SCHEMA_VERSION,
         "dataset": {"name": config.dataset, "n_train": len(train_data), "n_test": len(test_data),
@@ -107,22 +125,40 @@ def resolve_profiles(name_or_file: str) -> dict:
     return profiles
 
 
-def train_and_assess(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict,
-                     train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path, progress: bool,
-                     profiles: dict | None = None) -> dict:
-    """Train one model, export it, simulate it in Lava and measure it: one ``models`` entry."""
+def train_model(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict,
+                train_data: SpikeDataset, out_dir: Path, progress: bool, device, resume: bool):
+    """Train one model (or, resuming, continue or reuse it); returns ``(model on the CPU, history dict)``."""
+    from dpap_neuro.checkpoint import load_checkpoint
+    from dpap_neuro.distributed import rank
+    from dpap_neuro.train import load_training_state
+
+    final, state_path = out_dir / f"{model_name}.pt", out_dir / f"{model_name}.train.pt"
+    if resume and final.is_file():
+        model, meta = load_checkpoint(final)  # its training had finished
+        return model, meta["history"]
     torch.manual_seed(config.seed)  # same initial weights for every model of the run
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     pruner = make_pruner(pruner_name, **pruner_options)
+    state = load_training_state(state_path) if resume and state_path.is_file() else None
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
-                    config.seed, progress=progress, description=f"train {model_name}")
+                    config.seed, progress=progress, description=f"train {model_name}", device=device,
+                    state_path=state_path, resume_from=state)
+    model.cpu()  # export, Lava and the Norse reference run on the CPU
     history_dict = {"loss": history.loss, "train_accuracy": history.train_accuracy,
                     "sparsity": history.sparsity, "neuron_sparsity": history.neuron_sparsity,
                     "layer_sparsity": history.layer_sparsity,
                     "wall_time_s": history.wall_time_s}
-    save_checkpoint(out_dir / f"{model_name}.pt", model, config, model_name, pruner_name,
-                    train_data.input_shape, N_CLASSES, history_dict)
+    if rank() == 0:
+        save_checkpoint(final, model, config, model_name, pruner_name, train_data.input_shape, N_CLASSES,
+                        history_dict)
+        state_path.unlink(missing_ok=True)  # the checkpoint now holds the finished model
+    return model, history_dict
 
+
+def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict, model,
+                 history_dict: dict, train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path,
+                 progress: bool, profiles: dict | None = None) -> dict:
+    """Export a trained model, simulate it in Lava and measure it: one ``models`` entry."""
     norse = evaluate(model, test_data)
     net = from_norse(list(model), train_data.input_shape, metadata=artifact_metadata(config, model_name, pruner_name))
     net_path = out_dir / f"{model_name}.h5"

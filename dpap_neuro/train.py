@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -34,52 +36,124 @@ def train(
     seed: int,
     progress: bool = True,
     description: str = "train",
+    device: torch.device | str = "cpu",
+    state_path: str | Path | None = None,
+    resume_from: dict | None = None,
 ) -> TrainHistory:
     """Train ``model`` on ``data`` for ``epochs``; ``pruner`` masks weights during the run.
 
     Loss: cross-entropy of the readout voltage's maximum over time, the
-    quantity ``predict`` takes the argmax of.
+    quantity ``predict`` takes the argmax of. ``device``: where the model,
+    the batches and the pruner's statistics live (the model stays there).
+
+    Data parallel (under ``torchrun``, see ``dpap_neuro.distributed``): every
+    rank draws the same batch order, takes its share of each global batch of
+    ``batch_size`` and scales its summed loss so that DDP's gradient average
+    equals the gradient of the global batch's mean loss, as in one process.
+
+    ``state_path``: after every epoch the whole training state (model with
+    masks, optimiser, pruner, batch-order RNG, history) is written there
+    atomically by rank 0; ``resume_from`` (``load_training_state``'s result)
+    continues such a run exactly where that epoch ended.
     """
     import time
 
+    from dpap_neuro.distributed import all_reduce_sum, is_distributed, local_share, rank, world_size
+
+    device = torch.device(device)
+    model.to(device)
     generator = torch.Generator().manual_seed(seed)
     n_samples = len(data)
     steps_per_epoch = (n_samples + batch_size - 1) // batch_size
     pruner.attach(model, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+    net = model
+    if is_distributed():
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history = TrainHistory()
-    step = 0
-    started = time.perf_counter()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=description, disable=not progress, leave=False, unit="batch")
+    first_epoch = 0
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        pruner.load_state_dict(resume_from["pruner"])
+        generator.set_state(resume_from["batch_order_rng"])
+        history = TrainHistory(**resume_from["history"])
+        first_epoch = int(resume_from["epoch"])
+    step = first_epoch * steps_per_epoch
+    started = time.perf_counter() - history.wall_time_s
+    bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=description,
+               disable=not progress or rank() != 0, leave=False, unit="batch")
     model.train()
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         order = torch.randperm(n_samples, generator=generator)
-        loss_sum, correct = 0.0, 0
+        totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct predictions
         for batch_index in range(steps_per_epoch):
-            idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
-            spikes = data.spikes[:, idx]  # [T, B, ...]
-            labels = data.labels[idx]
-            output = model(spikes)
-            loss = nn.functional.cross_entropy(output.readout_v.max(dim=0).values, labels)
+            global_idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
+            idx = local_share(global_idx)
+            spikes = data.spikes[:, idx].to(device, non_blocking=True)  # [T, B_local, ...]
+            labels = data.labels[idx].to(device, non_blocking=True)
+            output = net(spikes)
+            summed = nn.functional.cross_entropy(output.readout_v.max(dim=0).values, labels, reduction="sum")
+            # DDP averages gradients over ranks: sum / global batch * world gives the global mean.
+            loss = summed * (world_size() / len(global_idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             pruner.observe(spikes, output)
             pruner.update(step, epoch_end=batch_index == steps_per_epoch - 1)
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((predict(output.readout_v.detach()) == labels).sum())
+            totals[0] += summed.detach()
+            totals[1] += (predict(output.readout_v.detach()) == labels).sum()
             bar.update(1)
+        loss_sum, correct = all_reduce_sum(totals).tolist()  # one host sync per epoch
         history.loss.append(loss_sum / n_samples)
         history.train_accuracy.append(correct / n_samples)
         history.sparsity.append(pruner.sparsity())
         history.neuron_sparsity.append(pruner.neuron_sparsity())
         history.layer_sparsity.append([1.0 - float(m.mean()) for m in pruner.masks()])
+        history.wall_time_s = time.perf_counter() - started
         bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}",
                         sparsity=f"{history.sparsity[-1]:.2f}", neurons_pruned=f"{history.neuron_sparsity[-1]:.2f}")
+        if state_path is not None and rank() == 0:
+            save_training_state(state_path, model, optimizer, pruner, generator, history, epoch + 1)
     bar.close()
     history.wall_time_s = time.perf_counter() - started
     return history
+
+
+TRAIN_STATE_FORMAT = "dpap-neuro.training-state"
+
+
+def save_training_state(path, model, optimizer, pruner, generator, history: TrainHistory, epoch: int) -> None:
+    """The whole training state after ``epoch`` epochs; tensors and plain data (``weights_only`` loads it)."""
+    from hw_export.files import atomic_write
+
+    def cpu(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [cpu(v) for v in value]
+        return value
+
+    payload = {"format": TRAIN_STATE_FORMAT, "epoch": epoch, "model": cpu(model.state_dict()),
+               "optimizer": cpu(optimizer.state_dict()), "pruner": cpu(pruner.state_dict()),
+               "batch_order_rng": generator.get_state(), "history": dataclasses.asdict(history)}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
+
+
+def load_training_state(path) -> dict:
+    """A state written by ``save_training_state``; ValueError (one line) for anything else."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many kinds for foreign or damaged files
+        raise ValueError(f"{path}: not a readable training state") from None
+    if not isinstance(payload, dict) or payload.get("format") != TRAIN_STATE_FORMAT:
+        raise ValueError(f"{path}: not a dpap-neuro training state")
+    return payload
 
 
 class Evaluation(NamedTuple):

@@ -1,6 +1,7 @@
 """Shared test helpers (no module-scoped fixtures holding state)."""
 
 import importlib.util
+import multiprocessing
 import warnings
 
 import pytest
@@ -8,9 +9,10 @@ import pytest
 warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
 
 HAVE_LAVA = importlib.util.find_spec("lava") is not None
-if HAVE_LAVA:
+if HAVE_LAVA and multiprocessing.current_process().name == "MainProcess":
     # Lava insists on choosing the multiprocessing start method at import, so it
-    # must be imported before anything else touches multiprocessing.
+    # must be imported before anything else touches multiprocessing. (Not in
+    # workers that tests spawn: their start method is already chosen.)
     import lava.magma.core.process.process  # noqa: F401
 
 # Tests that run Lava carry the `lava` marker (pyproject.toml); they are skipped where Lava is absent.

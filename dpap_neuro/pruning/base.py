@@ -108,6 +108,13 @@ class Pruner:
             if new_mask is not layer.weight_mask:  # unchanged masks cost nothing
                 layer.weight_mask.mul_(new_mask.to(layer.weight_mask.dtype))
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue exactly (tensors and plain data; masks live in the model)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``'s result, after ``attach``."""
+
     def masks(self) -> list[torch.Tensor]:
         return [layer.weight_mask.detach().clone() for layer in self.layers]
 

@@ -44,6 +44,12 @@ class RandomPruner(Pruner):
         self.prune_step = max(1, int(self.at_fraction * total_steps))
         self.generator = torch.Generator().manual_seed(self.seed)
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
     def compute_mask(self, layer_index, weight, mask, step):
         if step != self.prune_step:
             return mask

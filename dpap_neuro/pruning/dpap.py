@@ -23,11 +23,15 @@ from torch import nn
 
 from dpap_neuro.models import SNNOutput
 from dpap_neuro.pruning.base import Pruner, check_type
+from dpap_neuro.distributed import all_reduce_sum, is_distributed
 from dpap_neuro.pruning.dpap_functional import (
     AdaptiveRuleParams,
+    PlasticitySums,
+    PlasticityState,
     adaptive_prune,
+    apply_plasticity,
     initial_plasticity,
-    plasticity_step,
+    plasticity_sums,
     spike_trace,
     spine_importance,
 )
@@ -86,13 +90,31 @@ class _LayerRecord:
         self.is_conv = isinstance(layer, nn.Conv2d)
         n_post = layer.out_channels if self.is_conv else layer.out_features
         n_pre = layer.in_channels if self.is_conv else layer.in_features
+        device = layer.weight_orig.device  # statistics live where training runs: no host round-trips
         self.pre_steps: list[torch.Tensor] = []
         self.post_steps: list[torch.Tensor] = []
-        self.stats = initial_plasticity(n_post, n_pre)
-        self.unit_reward = torch.full((n_post,), r_init, dtype=torch.float64)
-        self.unit_alive = torch.ones(n_post, dtype=torch.bool)
-        self.synapse_reward = None if self.is_conv else torch.full((n_post, n_pre), r_init, dtype=torch.float64)
-        self.synapse_alive = None if self.is_conv else torch.ones(n_post, n_pre, dtype=torch.bool)
+        self.stats = initial_plasticity(n_post, n_pre, device=device)
+        self.unit_reward = torch.full((n_post,), r_init, dtype=torch.float64, device=device)
+        self.unit_alive = torch.ones(n_post, dtype=torch.bool, device=device)
+        self.synapse_reward = None if self.is_conv else torch.full((n_post, n_pre), r_init, dtype=torch.float64,
+                                                                   device=device)
+        self.synapse_alive = None if self.is_conv else torch.ones(n_post, n_pre, dtype=torch.bool, device=device)
+
+    STATE_TENSORS = ("unit_reward", "unit_alive", "synapse_reward", "synapse_alive")
+
+    def state_dict(self) -> dict:
+        state = {name: getattr(self, name) for name in self.STATE_TENSORS if getattr(self, name) is not None}
+        state.update(activity=self.stats.activity, plasticity=self.stats.plasticity, theta=self.stats.theta,
+                     n_samples=self.stats.n_samples)
+        return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.unit_reward.device
+        for name in self.STATE_TENSORS:
+            if getattr(self, name) is not None:
+                setattr(self, name, state[name].to(device))
+        self.stats = PlasticityState(state["activity"].to(device), state["plasticity"].to(device),
+                                     state["theta"].to(device), int(state["n_samples"]))
 
 
 class DPAPPruner(Pruner):
@@ -135,14 +157,29 @@ class DPAPPruner(Pruner):
     # -- per batch -----------------------------------------------------------
     @torch.no_grad()
     def observe(self, inputs: torch.Tensor, output: SNNOutput) -> None:
-        for record in self.records:
-            if not record.pre_steps:
-                continue
+        recorded = [r for r in self.records if r.pre_steps]
+        sums = []
+        for record in recorded:
             pre = spike_trace(torch.stack(record.pre_steps), self.config.trace_decay)  # [B, n_pre]
             post = spike_trace(torch.stack(record.post_steps), self.config.trace_decay)  # [B, n_post]
-            record.stats = plasticity_step(record.stats, post, pre)
+            sums.append(plasticity_sums(record.stats, post, pre))
             record.pre_steps.clear()
             record.post_steps.clear()
+        if not sums:
+            return
+        # Data parallel: every rank saw its share of the global batch; one all-reduce of all layers'
+        # sums (and the sample count) gives every rank the statistics of the whole batch.
+        flat = torch.cat([torch.cat([s.bcm_pre.flatten(), s.post]) for s in sums]
+                         + [torch.tensor([float(sums[0].count)], dtype=torch.float64, device=sums[0].post.device)])
+        flat = all_reduce_sum(flat)
+        # The global sample count is read back only when several ranks added theirs up.
+        count, offset = (int(flat[-1].item()) if is_distributed() else sums[0].count), 0
+        for record, local in zip(recorded, sums):
+            n_m, n_post = local.bcm_pre.numel(), local.post.numel()
+            bcm_pre = flat[offset: offset + n_m].view_as(local.bcm_pre)
+            post = flat[offset + n_m: offset + n_m + n_post]
+            offset += n_m + n_post
+            record.stats = apply_plasticity(record.stats, PlasticitySums(bcm_pre, post, count))
 
     def _unit_completed(self, step: int, epoch_end: bool) -> int | None:
         """Index (0-based) of the schedule unit that ends at this step, if one does."""
@@ -190,6 +227,17 @@ class DPAPPruner(Pruner):
                 per_unit = weight.shape[1] // previous.numel()  # >1 when a conv output is flattened
                 keep = keep & previous.repeat_interleave(per_unit)[None, :]
         return keep.to(mask.dtype)
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs besides the masks (which are the model's buffers)."""
+        return {"decisions": self.decisions, "records": [record.state_dict() for record in self.records]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["records"]) != len(self.records):
+            raise ValueError(f"DPAP state for {len(state['records'])} layers, model has {len(self.records)}")
+        self.decisions = int(state["decisions"])
+        for record, saved in zip(self.records, state["records"]):
+            record.load_state_dict(saved)
 
     def unit_survival(self) -> list[float]:
         """Share of neurons / channels alive per prunable layer (0..1)."""

@@ -57,9 +57,33 @@ class PlasticityState(NamedTuple):
     n_samples: int  # samples seen (for the running mean)
 
 
-def initial_plasticity(n_post: int, n_pre: int, dtype=torch.float64) -> PlasticityState:
-    return PlasticityState(torch.zeros(n_post, dtype=dtype), torch.zeros(n_post, n_pre, dtype=dtype),
-                           torch.zeros(n_post, dtype=dtype), 0)
+def initial_plasticity(n_post: int, n_pre: int, dtype=torch.float64, device=None) -> PlasticityState:
+    return PlasticityState(torch.zeros(n_post, dtype=dtype, device=device),
+                           torch.zeros(n_post, n_pre, dtype=dtype, device=device),
+                           torch.zeros(n_post, dtype=dtype, device=device), 0)
+
+
+class PlasticitySums(NamedTuple):
+    """One batch's contributions, sums over its samples: data-parallel ranks add theirs up."""
+
+    bcm_pre: torch.Tensor  # [n_post, n_pre]: sum_b x_bi (x_bi - theta_i) x_bj
+    post: torch.Tensor  # [n_post]: sum_b x_bi
+    count: int  # samples in the batch
+
+
+def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticitySums:
+    """The batch's sums, all against the same ``theta`` (the value before this batch)."""
+    post = post_trace.to(state.plasticity.dtype)
+    pre = pre_trace.to(state.plasticity.dtype)
+    bcm = post * (post - state.theta)  # [B, n_post]
+    return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0])
+
+
+def apply_plasticity(state: PlasticityState, sums: PlasticitySums) -> PlasticityState:
+    """Add a batch's sums; ``theta`` becomes the running mean over all samples seen, *after* the M term."""
+    seen = state.n_samples + sums.count
+    theta = state.theta + (sums.post - sums.count * state.theta) / seen if seen else state.theta
+    return PlasticityState(state.activity + sums.post, state.plasticity + sums.bcm_pre, theta, seen)
 
 
 def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticityState:
@@ -72,15 +96,11 @@ def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace:
       sliding threshold, LTD below it)
     * ``theta_i`` <- running mean of ``x_i`` over all samples seen, updated
       *after* the M term.
+
+    Every term is a sum over the batch, so splitting a batch over several
+    processes and adding their ``plasticity_sums`` gives the same step.
     """
-    post = post_trace.to(state.plasticity.dtype)
-    pre = pre_trace.to(state.plasticity.dtype)
-    bcm = post * (post - state.theta)  # [B, n_post]
-    plasticity = state.plasticity + bcm.T @ pre  # [n_post, n_pre]
-    activity = state.activity + post.sum(dim=0)
-    seen = state.n_samples + post.shape[0]
-    theta = state.theta + (post.sum(dim=0) - post.shape[0] * state.theta) / seen
-    return PlasticityState(activity, plasticity, theta, seen)
+    return apply_plasticity(state, plasticity_sums(state, post_trace, pre_trace))
 
 
 def min_max(values: torch.Tensor) -> torch.Tensor:

@@ -66,3 +66,9 @@ def test_lava_throughput(tmp_path):
     assert made.returncode == 0, made.stderr[-3000:]
     out = run_script("lava_throughput.py", "--run", run, "--single", "2", "--batch", "16")
     last_number(out, "batched_speedup")
+
+
+def test_train_throughput():
+    out = run_script("train_throughput.py", "--dataset", "digits", "--epochs", "1")
+    assert "dpap_overhead_1proc:" in out
+    last_number(out, "ddp_scaling_2proc")

@@ -85,7 +85,7 @@ def test_an_interrupted_run_leaves_no_report_even_where_an_earlier_run_left_one(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "train_and_assess", interrupted)
+    monkeypatch.setattr(pipeline, "train_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(RunConfig(dataset="digits", epochs=1, hidden_sizes=(8,)), tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
