@@ -2,15 +2,19 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv netx-env bench clean
 venv:
 	@bash tools/ensure_venv.sh
+
+# lava-dl in its own venv (.venv-netx): the oracle for our netx files (tests marked netx).
+netx-env:
+	@bash tools/ensure_netx_venv.sh
 
 demo: venv
 	rm -rf runs/demo
 	$(VENV)/bin/dpap run --out runs/demo
 
-test: venv
+test: venv netx-env
 	$(PY) -m pytest
 
 bench: venv

@@ -1,14 +1,16 @@
 """netx HDF5: the layout lava-dl's ``netx.hdf5.Network`` loads (docs/netx_hdf5.md).
 
 Writer: ``write_netx`` turns a SparseNet into Loihi fixed point and writes
-``layer/0`` (input) .. ``layer/L`` (the SparseNet's layers as ``dense``).
+``layer/0`` (input: its shape only, so spikes sent to netx's ``net.inp`` reach
+the first synapses, as slayer's exports of spike-input networks do) ..
+``layer/L`` (the SparseNet's layers as ``dense``).
 
 Reader: ``read_netx`` + ``simulate_netx`` rebuild Lava fixed-point processes
 from the file alone, following the layout as netx interprets it (integer
 weights split into an 8-bit mantissa and an exponent, ``du = iDecay - 1``,
-``dv = vDecay``, ``vth = vThMant``, the input layer's affine transform
-``2 w x - w + b`` feeding input neurons). It shares no code with the writer,
-so a round trip checks the file, not our own assumptions twice.
+``dv = vDecay``, ``vth = vThMant``). It shares no code with the writer, so a
+round trip checks the file, not our own assumptions twice. It is the fast
+check; lava-dl's own reader is the oracle (``tools/netx_oracle.py``, run by ``tests/hw_export/test_netx_lavadl.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,6 @@ import numpy as np
 
 from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_line
 from hw_export.sparsenet import SparseNet
-
-# Input neurons relay spikes: the transform 2*w*x - w + b with w = b = 1 gives
-# 2 for a spike and 0 otherwise; the bias enters v shifted by 6 bits, so with
-# full decays v = 128 x, above the threshold 1 << 6 exactly when x = 1.
-INPUT_TRANSFORM_WEIGHT = 1
-INPUT_TRANSFORM_BIAS = 1
-RELAY_NEURON = {"type": "CUBA", "iDecay": 4096, "vDecay": 4096, "vThMant": 1, "refDelay": 1, "gradedSpike": False}
 
 
 def _string(group, name: str, value: str) -> None:
@@ -52,23 +47,25 @@ def write_netx(net: SparseNet, path: str | os.PathLike) -> None:
 
     from hw_export.quantize import quantize
 
-    fixed = quantize(net)  # exponents >= 0: integer weights, as netx stores them
+    fixed = quantize(net)
+    if any(q.weight_exp != 0 for q in fixed):
+        # netx stores weights as integers that lava-dl clips to 8 bits, so there is no room for an exponent
+        raise ValueError("netx needs weight exponent 0 in every layer; hw_export.quantize chose "
+                         f"{[q.weight_exp for q in fixed]}")
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
             layers = f.create_group("layer")
             first = layers.create_group("0")
             _string(first, "type", "input")
+            # No neuron group: netx then builds no Input block (whose only input is its
+            # bias) and net.inp is the first dense layer's synapses.
             first.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))
-            first.create_dataset("weight", data=np.int64(INPUT_TRANSFORM_WEIGHT))
-            first.create_dataset("bias", data=np.int64(INPUT_TRANSFORM_BIAS))
-            _neuron(first, RELAY_NEURON)
             for index, (layer, q) in enumerate(zip(net.layers, fixed), start=1):
                 g = layers.create_group(str(index))
                 _string(g, "type", "dense")
                 g.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
-                weight = q.weight.toarray().astype(np.int64) << q.weight_exp
-                g.create_dataset("weight", data=weight)
+                g.create_dataset("weight", data=q.weight.toarray().astype(np.int64))
                 _neuron(g, {"type": "CUBA", "iDecay": q.du + 1, "vDecay": q.dv, "vThMant": q.vth,
                             "refDelay": 1, "gradedSpike": False})
 
@@ -86,10 +83,7 @@ class NetxLayer(NamedTuple):
 
 
 class NetxNetwork(NamedTuple):
-    n_inputs: int
-    input_weight: int
-    input_bias: int
-    input_neuron: dict
+    n_inputs: int  # spikes sent to net.inp reach layers[0]'s synapses
     layers: list[NetxLayer]
 
 
@@ -105,7 +99,7 @@ def _scalar(path, group, key):
 
 
 def read_netx(path: str | os.PathLike) -> NetxNetwork:
-    """Read a netx file with an input layer followed by dense CUBA layers; validate it.
+    """Read a netx file with a spike input layer followed by dense CUBA layers; validate it.
 
     Any file that is not such a network raises ``ArtifactError`` (one line), never another exception.
     """
@@ -136,9 +130,11 @@ def _read_netx_layers(path, f) -> NetxNetwork:
     first = groups[0]
     if _scalar(path, first, "type") != "input":
         raise ArtifactError(path, "layer/0 must be the input layer")
+    if "neuron" in first:
+        raise ArtifactError(path, "layer/0 has neurons (inputs through their bias); this reader takes spike "
+                                  "inputs, which go straight to layer/1")
     n_inputs = int(np.prod(first["shape"][()]))
     neuron_keys = ("iDecay", "vDecay", "vThMant")
-    input_neuron = {k: int(_scalar(path, first["neuron"], k)) for k in neuron_keys}
     layers, n_pre = [], n_inputs
     for g in groups[1:]:
         kind = _scalar(path, g, "type")
@@ -154,8 +150,7 @@ def _read_netx_layers(path, f) -> NetxNetwork:
         neuron = {k: int(_scalar(path, g["neuron"], k)) for k in neuron_keys}
         layers.append(NetxLayer(weight.astype(np.int64), neuron["iDecay"], neuron["vDecay"], neuron["vThMant"]))
         n_pre = n_out
-    return NetxNetwork(n_inputs, int(_scalar(path, first, "weight")), int(_scalar(path, first, "bias")),
-                       input_neuron, layers)
+    return NetxNetwork(n_inputs, layers)
 
 
 def mantissa_and_exponent(weight: np.ndarray) -> tuple[np.ndarray, int]:
@@ -191,23 +186,13 @@ def simulate_netx(network: NetxNetwork, inputs: np.ndarray) -> np.ndarray:
     from hw_export.lava_procs.process import VarRecorder
 
     n_steps_in, batch, _ = inputs.shape
-    # The input layer's transform, applied to every input value; it reaches the
-    # input neurons through a unit synapse (u decays fully each step, so this
-    # equals netx's per-step bias), which adds one step of delay.
-    transformed = 2 * network.input_weight * inputs - network.input_weight + network.input_bias
-    depth = len(network.layers) + 2  # unit synapse + input neurons + layers
+    depth = len(network.layers)  # one step of delay per layer
     n_steps = n_steps_in + depth
     data = np.zeros((batch * network.n_inputs, n_steps), dtype=np.int64)
-    data[:, :n_steps_in] = transformed.transpose(1, 2, 0).reshape(batch * network.n_inputs, n_steps_in)
+    data[:, :n_steps_in] = inputs.transpose(1, 2, 0).reshape(batch * network.n_inputs, n_steps_in)
     with tempfile.TemporaryDirectory() as tmp:
         source = RingBuffer(data=data)
-        relay_synapse = Sparse(weights=sp.identity(batch * network.n_inputs, format="csr", dtype=np.int64),
-                               num_message_bits=16)  # graded: carries the transform's value
-        relay = LIF(shape=(batch * network.n_inputs,), du=network.input_neuron["iDecay"] - 1,
-                    dv=network.input_neuron["vDecay"], vth=network.input_neuron["vThMant"], bias_mant=0)
-        source.s_out.connect(relay_synapse.s_in)
-        relay_synapse.a_out.connect(relay.a_in)
-        previous = relay
+        previous = source
         for layer in network.layers:
             mantissa, exponent = mantissa_and_exponent(layer.weight)
             block = sp.kron(sp.identity(batch, format="csr"), sp.csr_matrix(mantissa), format="csr")
@@ -226,4 +211,4 @@ def simulate_netx(network: NetxNetwork, inputs: np.ndarray) -> np.ndarray:
             source.stop()
         voltage = np.load(f"{tmp}/v.npy")  # [n_steps, batch * n_out]
     n_out = network.layers[-1].weight.shape[0]
-    return voltage[depth - 1 : depth - 1 + n_steps_in].reshape(n_steps_in, batch, n_out)
+    return voltage[depth : depth + n_steps_in].reshape(n_steps_in, batch, n_out)

@@ -168,7 +168,8 @@ def modules_to_nir(modules: Sequence[nn.Module], input_shape: Sequence[int]):
     """NIR graph of a trained Norse model's layers (``list(model)``), structure kept.
 
     Shapes exclude the batch: a conv population is ``(C, H, W)``; ``Flatten``
-    flattens all of it (``start_dim=0``). Conv and Linear weights are the
+    flattens all of it (``start_dim=0``). An MLP given image-shaped inputs
+    (it flattens them in ``forward``) starts with a ``Flatten`` node. Conv and Linear weights are the
     effective (masked) weights; pruned channels are zero kernels. Parameters
     follow ``hw_export.nir_export`` (time constants in seconds).
     """
@@ -177,6 +178,8 @@ def modules_to_nir(modules: Sequence[nn.Module], input_shape: Sequence[int]):
     shape = _image_shape(modules, input_shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges, previous, counts = [], "input", {}
+    first = next((m for m in modules if isinstance(m, (nn.Linear, nn.Conv2d, nn.Flatten))), None)
+    flatten_first = isinstance(first, nn.Linear) and len(shape) > 1  # an MLP flattens image inputs in forward()
 
     def add(kind: str, node) -> None:
         nonlocal previous
@@ -186,6 +189,9 @@ def modules_to_nir(modules: Sequence[nn.Module], input_shape: Sequence[int]):
         edges.append((previous, name))
         previous = name
 
+    if flatten_first:
+        add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
+        shape = (int(np.prod(shape)),)
     for module in modules:
         if isinstance(module, (LIFCell, LICell)):
             params = neuron_params_of(module)

@@ -12,16 +12,20 @@ What Lava 0.10's ``fixed_pt`` models do (``lava/proc/lif/models.py``,
   ``v`` saturates at 24 bits; it spikes when ``v > vth << 6``.
 
 So with a per-layer scale ``K`` (fixed-point units per float unit before the
-6-bit shift), float weights ``w = dv * W`` become ``w * K ~= mant * 2**exp``,
-the threshold ``vth_mant = round(K * v_th)``, and a fixed-point voltage is
-``64 * K`` times the float one. We pick the smallest exponent for which the
-threshold mantissa gets at least ``MIN_VTH_MANT`` (10 bits of resolution),
-then ``K`` so that the largest weight uses the full mantissa range.
+6-bit shift), float weights ``w = dv * W`` become ``w * K ~= mant`` with
+weight exponent 0, the threshold ``vth_mant = round(K * v_th)``, and a
+fixed-point voltage is ``64 * K`` times the float one. ``K`` makes the
+largest (possibly clipped) weight use the full mantissa range.
+
+Why exponent 0: a netx file stores each weight as one integer and lava-dl
+clips it to 8 bits (``lava.lib.dl.netx.utils.optimize_weight_bits``), so a
+positive exponent cannot be carried; a negative one would right-shift (floor)
+every synaptic sum. With exponent 0, ``dpap simulate --precision fixed``
+computes exactly what lava-dl computes from our netx file.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,14 +34,9 @@ from scipy import sparse
 from hw_export.sparsenet import SparseNet
 
 WEIGHT_MANT_MAX = 254  # largest even 8-bit mixed-sign mantissa Lava keeps (min -256)
-# Exponents we use. Loihi allows -8..7, but a negative exponent right-shifts
-# (floors) every synaptic sum and cannot be written as netx's integer
-# weights, so we raise K instead (a finer threshold) and keep exponents >= 0.
-WEIGHT_EXP_RANGE = (0, 7)
 DECAY_UNITY = 4096  # 12-bit decays
 ACT_SHIFT = 6  # input and threshold are MSB-aligned by 6 bits
 VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa
-MIN_VTH_MANT = 1024  # resolution we ask of the threshold (10 bits; more leaves u too little headroom before its 24-bit wrap)
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +44,7 @@ class FixedLayer:
     """One layer in Loihi fixed point."""
 
     weight: sparse.csr_matrix  # int32 weight mantissas (even, -256..254), [n_out, n_in]
-    weight_exp: int  # shift applied to the synaptic sum
+    weight_exp: int  # shift applied to the synaptic sum (always 0: see the module docstring)
     du: int  # 12-bit current decay (Lava adds 1)
     dv: int  # 12-bit voltage decay
     vth: int  # 17-bit threshold mantissa (compared with v >> 0 after << 6)
@@ -58,7 +57,7 @@ def quantize_decay(decay: float, offset: int) -> int:
 
 
 def quantize_layer(weight: sparse.csr_matrix, du: float, dv: float, v_th: float, spiking: bool,
-                   clip_fraction: float | None = None, min_weight_exp: int = WEIGHT_EXP_RANGE[0]) -> FixedLayer:
+                   clip_fraction: float | None = None) -> FixedLayer:
     """Quantize one layer; ``clip_fraction`` of the largest |weight| maps to the top mantissa.
 
     ``None`` picks, among a few clipping levels, the one with the smallest
@@ -67,20 +66,17 @@ def quantize_layer(weight: sparse.csr_matrix, du: float, dv: float, v_th: float,
     """
     lava_weight = (weight * dv).tocsr()  # float Lava weights
     if clip_fraction is None:
-        candidates = [quantize_layer(weight, du, dv, v_th, spiking, f, min_weight_exp) for f in CLIP_FRACTIONS]
+        candidates = [quantize_layer(weight, du, dv, v_th, spiking, f) for f in CLIP_FRACTIONS]
         errors = [weight_error(c, lava_weight) for c in candidates]
         return candidates[int(np.argmin(errors))]
     w_max = float(np.abs(lava_weight.data).max()) * clip_fraction if lava_weight.nnz else 1.0
-    nominal_vth = v_th if spiking else 1.0  # the readout never fires; its scale still needs a reference
-    exponent = math.ceil(math.log2(MIN_VTH_MANT * w_max / (WEIGHT_MANT_MAX * nominal_vth)))
-    exponent = int(min(max(exponent, min_weight_exp), WEIGHT_EXP_RANGE[1]))
-    scale = WEIGHT_MANT_MAX * 2.0**exponent / w_max  # K
-    mantissa = 2 * np.round(lava_weight.data * scale / 2.0**exponent / 2)  # even values
+    scale = WEIGHT_MANT_MAX / w_max  # K
+    mantissa = 2 * np.round(lava_weight.data * scale / 2)  # even values
     mantissa = np.clip(mantissa, -256, WEIGHT_MANT_MAX).astype(np.int32)
     fixed_weight = sparse.csr_matrix((mantissa, lava_weight.indices.copy(), lava_weight.indptr.copy()),
                                      shape=lava_weight.shape)
     vth = int(min(VTH_MANT_MAX, round(scale * v_th))) if spiking else VTH_MANT_MAX
-    return FixedLayer(fixed_weight, exponent, quantize_decay(du, 1), quantize_decay(dv, 0), vth,
+    return FixedLayer(fixed_weight, 0, quantize_decay(du, 1), quantize_decay(dv, 0), vth,
                       float(scale * 2**ACT_SHIFT))
 
 
@@ -90,11 +86,11 @@ CLIP_FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6)
 def weight_error(layer: FixedLayer, lava_weight: sparse.csr_matrix) -> float:
     """Mean squared error of the dequantized weights against the float Lava weights."""
     scale = layer.voltage_scale / 2**ACT_SHIFT
-    restored = layer.weight.data.astype(np.float64) * 2.0**layer.weight_exp / scale
+    restored = layer.weight.data.astype(np.float64) / scale
     return float(np.mean((restored - lava_weight.data) ** 2)) if lava_weight.nnz else 0.0
 
 
-def quantize(net: SparseNet, min_weight_exp: int = WEIGHT_EXP_RANGE[0]) -> list[FixedLayer]:
+def quantize(net: SparseNet) -> list[FixedLayer]:
     """Fixed-point parameters for every layer of ``net`` (same order)."""
     return [quantize_layer(layer.weight, layer.neuron.du, layer.neuron.dv, layer.neuron.v_th,
-                           layer.neuron.kind == "lif", min_weight_exp=min_weight_exp) for layer in net.layers]
+                           layer.neuron.kind == "lif") for layer in net.layers]

@@ -2,7 +2,9 @@
 
 import importlib.util
 import multiprocessing
+import os
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -18,14 +20,19 @@ if HAVE_LAVA and multiprocessing.current_process().name == "MainProcess":
 # Tests that run Lava carry the `lava` marker (pyproject.toml); they are skipped where Lava is absent.
 needs_lava = pytest.mark.lava
 
+# lava-dl lives in its own venv (`make netx-env`); DPAP_NETX_PYTHON points elsewhere if wanted.
+NETX_PYTHON = Path(os.environ.get("DPAP_NETX_PYTHON", Path(__file__).parents[1] / ".venv-netx" / "bin" / "python"))
+HAVE_NETX = NETX_PYTHON.is_file()
+
 
 def pytest_collection_modifyitems(config, items):
-    if HAVE_LAVA:
-        return
-    skip = pytest.mark.skip(reason="lava-nc is not installed (it needs Python 3.10)")
+    skip_lava = pytest.mark.skip(reason="lava-nc is not installed (it needs Python 3.10)")
+    skip_netx = pytest.mark.skip(reason=f"lava-dl's venv {NETX_PYTHON} is absent: build it with `make netx-env`")
     for item in items:
-        if "lava" in item.keywords:
-            item.add_marker(skip)
+        if "lava" in item.keywords and not HAVE_LAVA:
+            item.add_marker(skip_lava)
+        if "netx" in item.keywords and not HAVE_NETX:
+            item.add_marker(skip_netx)
 
 
 def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, gain=6.0):

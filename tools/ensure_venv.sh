@@ -6,19 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP="$VENV/.dpap-installed"
 
-find_python310() {
-    local candidates=(python3.10)
-    if command -v pyenv >/dev/null 2>&1; then
-        candidates+=("$(pyenv root)"/versions/3.10*/bin/python3.10)
-    fi
-    candidates+=("$HOME"/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10)
-    for py in "${candidates[@]}"; do
-        if "$py" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
-            echo "$py"; return 0
-        fi
-    done
-    return 1
-}
+source tools/python310.sh
 
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
     echo "ensure_venv: $VENV is not Python 3.10; recreating it" >&2

@@ -123,18 +123,42 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def small_checkpoint(tmp_path):
+def small_checkpoint(tmp_path, input_shape=(64,), model="mlp"):
     import torch
 
     from dpap_neuro.checkpoint import save_checkpoint
     from dpap_neuro.config import RunConfig
     from dpap_neuro.models import build_model
 
-    config = RunConfig(hidden_sizes=(12,), timesteps=10, dataset="digits")
+    dataset = "digits" if input_shape == (64,) else "digits-events"
+    config = RunConfig(hidden_sizes=(12,), timesteps=10, dataset=dataset, model=model, conv_channels=(4, 6))
     torch.manual_seed(0)
-    model = build_model((64,), config.hidden_sizes, 10, **config.model_kwargs())
-    save_checkpoint(tmp_path / "m.pt", model, config, "dense", "none", (64,), 10)
+    net = build_model(input_shape, config.hidden_sizes, 10, **config.model_kwargs())
+    save_checkpoint(tmp_path / "m.pt", net, config, "dense", "none", input_shape, 10)
     return tmp_path / "m.pt"
+
+
+@pytest.mark.parametrize("input_shape, model, nodes", [
+    ((64,), "mlp", ["fc1", "lif1", "fc2", "readout1"]),
+    ((2, 8, 8), "mlp", ["flatten1", "fc1", "lif1", "fc2", "readout1"]),  # the MLP flattens event frames
+    ((2, 8, 8), "conv", ["conv1", "lif1", "pool1", "conv2", "lif2", "pool2", "flatten1", "fc1", "lif3", "fc2",
+                         "readout1"]),
+])
+def test_every_model_kind_exports_to_nir_with_its_structure(tmp_path, input_shape, model, nodes):
+    import nir
+
+    ckpt = small_checkpoint(tmp_path, input_shape, model)
+    result = dpap("export", str(ckpt), "--out", str(tmp_path / "m.nir"), "--format", "nir")
+    assert result.returncode == 0, result.stderr
+    graph = nir.read(tmp_path / "m.nir")
+    chain, node = [], "input"
+    successors = dict(graph.edges)
+    while successors.get(node, "output") != "output":
+        node = successors[node]
+        chain.append(node)
+    assert chain == nodes
+    assert list(graph.nodes["input"].input_type["input"]) == list(input_shape)
+    assert list(graph.nodes["output"].output_type["output"]) == [10]
 
 
 def test_export_formats_and_precision_rules(tmp_path):

@@ -92,3 +92,23 @@ def test_conv_model_keeps_its_structure_in_nir_and_simulates_like_norse(tmp_path
     for simulated, reference in zip(spikes, norse.layer_spikes):
         assert torch.equal(simulated, reference.bool())
     torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)
+
+
+def test_mlp_on_event_frames_starts_with_flatten_and_simulates_like_norse(tmp_path):
+    from dpap_neuro.models import SpikingMLP
+    from hw_export.norse_reader import modules_to_nir
+
+    torch.manual_seed(4)
+    model = SpikingMLP(128, [16], 3).double()  # flattens [T, B, 2, 8, 8] frames in forward()
+    path = tmp_path / "mlp.nir"
+    write_nir(modules_to_nir(list(model), (2, 8, 8)), path)
+    graph = nir.read(path)
+    assert isinstance(graph.nodes["flatten1"], nir.Flatten) and ("input", "flatten1") in graph.edges
+    inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(5)) < 0.3).double()
+    with torch.no_grad():
+        norse = model(inputs)
+    spikes, readout = simulate_nir_graph(graph, inputs, dt=1e-3)
+    assert sum(int(s.sum()) for s in spikes) > 10
+    for simulated, reference in zip(spikes, norse.layer_spikes):
+        assert torch.equal(simulated, reference.bool())
+    torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from hw_export.quantize import ACT_SHIFT, MIN_VTH_MANT, VTH_MANT_MAX, quantize_decay, quantize_layer, weight_error
+from hw_export.quantize import ACT_SHIFT, VTH_MANT_MAX, quantize_decay, quantize_layer, weight_error
 
 DECAY_UNITY = 4096  # Lava's 12-bit decays
 
@@ -19,7 +19,7 @@ def test_decays_are_the_12_bit_values_whose_lava_factor_is_closest(decay):
     assert quantize_decay(decay, offset=0) == best_dv
 
 
-def test_weights_become_even_8bit_mantissas_with_a_shared_exponent():
+def test_weights_become_even_8bit_mantissas_at_exponent_0():
     weight = sparse.csr_matrix(np.array([[1.0, -0.5, 0.0], [0.25, 2.0, -2.0]]))
     layer = quantize_layer(weight, du=0.2, dv=0.1, v_th=1.0, spiking=True, clip_fraction=1.0)
     mant = layer.weight.toarray()
@@ -27,23 +27,18 @@ def test_weights_become_even_8bit_mantissas_with_a_shared_exponent():
     assert np.abs(mant).max() == 254  # the largest weight uses the full range
     assert layer.weight.nnz == weight.nnz  # no synapse appears or vanishes
     k = layer.voltage_scale / 2**ACT_SHIFT
-    # Dequantised weights are within half a mantissa step (2 * 2^exp / K) of dv * W.
-    restored = mant * 2.0**layer.weight_exp / k
-    np.testing.assert_allclose(restored, weight.toarray() * 0.1, atol=2.0**layer.weight_exp / k)
+    assert layer.weight_exp == 0  # netx cannot carry another exponent
+    # Dequantised weights are within half a mantissa step (2 / K) of dv * W.
+    np.testing.assert_allclose(mant / k, weight.toarray() * 0.1, atol=1.0 / k)
 
 
-@pytest.mark.parametrize("w_max, expected_exp", [
-    # Lava weights dv * W = 0.2 at most: K = 254 / 0.2 = 1270 already gives the threshold 1270 >= 1024.
-    (2.0, 0),
-    # dv * W = 2.0: K = 254 * 2^e / 2.0 = 127 * 2^e; 127 * 2^3 = 1016 < 1024 <= 127 * 2^4 = 2032.
-    (20.0, 4),
-])
-def test_exponent_is_the_smallest_that_gives_the_threshold_10_bits(w_max, expected_exp):
+@pytest.mark.parametrize("w_max", [2.0, 20.0])
+def test_scale_maps_the_largest_weight_to_254_and_sets_the_threshold(w_max):
     weight = sparse.csr_matrix(np.array([[w_max, -w_max / 3], [w_max / 7, 0.0]]))
     layer = quantize_layer(weight, du=0.2, dv=0.1, v_th=1.0, spiking=True, clip_fraction=1.0)
-    assert layer.weight_exp == expected_exp
-    k_expected = 254 * 2.0**expected_exp / (0.1 * w_max)
-    assert layer.vth == round(k_expected) and layer.vth >= MIN_VTH_MANT
+    k_expected = 254 / (0.1 * w_max)  # fixed-point units per float unit: dv * w_max -> 254
+    assert layer.weight_exp == 0
+    assert layer.vth == round(k_expected * 1.0)
     assert layer.voltage_scale == pytest.approx(64 * k_expected)
 
 
@@ -58,7 +53,7 @@ def test_clipping_happens_exactly_when_it_lowers_the_weight_error():
     chosen = quantize_layer(many, 0.2, 0.1, 1.0, True)
     unclipped = quantize_layer(many, 0.2, 0.1, 1.0, True, clip_fraction=1.0)
     k = chosen.voltage_scale / 2**ACT_SHIFT
-    outlier_restored = chosen.weight[0, -1] * 2.0**chosen.weight_exp / k
+    outlier_restored = chosen.weight[0, -1] / k
     assert 0.1 * 0.6 <= outlier_restored < 0.1 * 1.0 * 0.95  # clipped, but not into the bulk
     lava_weight = (many * 0.1).tocsr()
     assert weight_error(chosen, lava_weight) < 0.8 * weight_error(unclipped, lava_weight)
@@ -68,15 +63,15 @@ def test_clipping_happens_exactly_when_it_lowers_the_weight_error():
     few[0, 0] = 3.0
     chosen = quantize_layer(sparse.csr_matrix(few), 0.2, 0.1, 1.0, True)
     k = chosen.voltage_scale / 2**ACT_SHIFT
-    assert chosen.weight[0, 0] * 2.0**chosen.weight_exp / k == pytest.approx(0.3, rel=0.01)
+    assert chosen.weight[0, 0] / k == pytest.approx(0.3, rel=0.01)
 
 
 def test_without_outliers_nothing_is_clipped():
     weight = sparse.csr_matrix(np.linspace(-1.0, 1.0, 40).reshape(5, 8))
     chosen = quantize_layer(weight, 0.2, 0.1, 1.0, True)
     k = chosen.voltage_scale / 2**ACT_SHIFT
-    restored = chosen.weight.toarray() * 2.0**chosen.weight_exp / k
-    np.testing.assert_allclose(restored, weight.toarray() * 0.1, atol=2.0**chosen.weight_exp / k)
+    restored = chosen.weight.toarray() / k
+    np.testing.assert_allclose(restored, weight.toarray() * 0.1, atol=1.0 / k)
 
 
 def test_readout_threshold_is_out_of_reach():

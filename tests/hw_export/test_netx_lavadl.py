@@ -1,0 +1,74 @@
+"""lava-dl decides: our netx files, loaded by lava-dl's own reader and fed spikes at
+``net.inp``, must compute bit for bit what ``dpap simulate --precision fixed`` computes.
+
+lava-dl runs in its own venv (`make netx-env`) through ``tools/netx_oracle.py``.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import NETX_PYTHON, pruned_mlp
+from hw_export.netx import write_netx
+from hw_export.norse_reader import from_norse
+
+ORACLE = Path(__file__).parents[2] / "tools" / "netx_oracle.py"
+pytestmark = [pytest.mark.lava, pytest.mark.netx]
+
+
+def lava_dl_voltage(net_path: Path, spikes: np.ndarray, tmp_path: Path) -> np.ndarray:
+    """The readout voltage ``[T, N, n_out]`` lava-dl computes from the netx file."""
+    inputs, out = tmp_path / "inputs.npz", tmp_path / "voltage.npz"
+    np.savez(inputs, spikes=spikes.astype(np.uint8))
+    done = subprocess.run([str(NETX_PYTHON), str(ORACLE), str(net_path), str(inputs), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.load(out)["voltage"]
+
+
+def assert_lava_dl_matches_fixed_point(net, spikes, tmp_path):
+    from hw_export.lava_sim import simulate
+    from hw_export.quantize import quantize
+
+    path = tmp_path / "net.h5"
+    write_netx(net, path)
+    theirs = lava_dl_voltage(path, spikes, tmp_path)
+    ours = simulate(net, spikes.astype(float), batch_size=spikes.shape[1], progress=False, precision="fixed")
+    ours_v = np.rint(ours.readout_v * quantize(net)[-1].voltage_scale).astype(np.int64)
+    np.testing.assert_array_equal(theirs, ours_v)
+    # Not a vacuous match: every hidden layer fired and the readout moved.
+    assert all(s.any() for s in ours.layer_spikes) and np.abs(theirs).max() > 0
+    # So the predictions (largest readout voltage over time) agree on every sample.
+    np.testing.assert_array_equal(theirs.max(0).argmax(-1), ours_v.max(0).argmax(-1))
+
+
+def test_lava_dl_runs_a_pruned_mlp_exactly_as_our_fixed_point_path(tmp_path):
+    net = from_norse(list(pruned_mlp(seed=3)), (10,))
+    spikes = np.random.default_rng(0).random((14, 6, 10)) < 0.4
+    assert_lava_dl_matches_fixed_point(net, spikes, tmp_path)
+
+
+def test_lava_dl_runs_an_unrolled_conv_net_exactly_as_our_fixed_point_path(tmp_path):
+    from dpap_neuro.models import SpikingConvNet
+
+    torch.manual_seed(0)
+    model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3, weight_init_gain=20.0)  # gain: every layer fires
+    with torch.no_grad():
+        model[0].weight[1] = 0.0  # a dead channel: its neurons are removed from the file
+    net = from_norse(list(model), (2, 8, 8))
+    spikes = np.random.default_rng(1).random((12, 5, 128)) < 0.4
+    assert_lava_dl_matches_fixed_point(net, spikes, tmp_path)
+
+
+def test_oracle_refuses_inputs_of_the_wrong_width(tmp_path):
+    net = from_norse(list(pruned_mlp(seed=3)), (10,))
+    path = tmp_path / "net.h5"
+    write_netx(net, path)
+    np.savez(tmp_path / "inputs.npz", spikes=np.zeros((3, 2, 7), dtype=np.uint8))
+    done = subprocess.run([str(NETX_PYTHON), str(ORACLE), str(path), str(tmp_path / "inputs.npz"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "takes (10,) inputs, the spikes have 7" in done.stderr
