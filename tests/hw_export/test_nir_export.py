@@ -84,11 +84,16 @@ def test_conv_model_keeps_its_structure_in_nir_and_simulates_like_norse(tmp_path
     graph = nir.read(path)
     kinds = [type(graph.nodes[k]).__name__ for k in ("conv1", "lif1", "pool1", "conv2", "flatten1", "fc1", "readout1")]
     assert kinds == ["Conv2d", "CubaLIF", "AvgPool2d", "Conv2d", "Flatten", "Affine", "CubaLI"]
-    inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(3)) < 0.3).double()
+    assert_graph_simulates_like_norse(graph, model, input_seed=3, min_spikes=50)
+
+
+def assert_graph_simulates_like_norse(graph, model, input_seed: int, min_spikes: int) -> None:
+    """The graph, simulated from NIR's equations on random event frames, spikes exactly as Norse."""
+    inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(input_seed)) < 0.3).double()
     with torch.no_grad():
         norse = model(inputs)
     spikes, readout = simulate_nir_graph(graph, inputs, dt=1e-3)
-    assert sum(int(s.sum()) for s in spikes) > 50
+    assert sum(int(s.sum()) for s in spikes) > min_spikes  # not a vacuous match
     for simulated, reference in zip(spikes, norse.layer_spikes):
         assert torch.equal(simulated, reference.bool())
     torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)
@@ -104,11 +109,4 @@ def test_mlp_on_event_frames_starts_with_flatten_and_simulates_like_norse(tmp_pa
     write_nir(modules_to_nir(list(model), (2, 8, 8)), path)
     graph = nir.read(path)
     assert isinstance(graph.nodes["flatten1"], nir.Flatten) and ("input", "flatten1") in graph.edges
-    inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(5)) < 0.3).double()
-    with torch.no_grad():
-        norse = model(inputs)
-    spikes, readout = simulate_nir_graph(graph, inputs, dt=1e-3)
-    assert sum(int(s.sum()) for s in spikes) > 10
-    for simulated, reference in zip(spikes, norse.layer_spikes):
-        assert torch.equal(simulated, reference.bool())
-    torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)
+    assert_graph_simulates_like_norse(graph, model, input_seed=5, min_spikes=10)
