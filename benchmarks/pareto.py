@@ -1,17 +1,30 @@
-"""Test accuracy against synapse and hidden-neuron sparsity: DPAP and the baselines.
+"""Energy-accuracy Pareto benchmark: DPAP against the baselines, every setting chosen on validation.
 
-For each built-in dataset and seed: a dense model, DPAP with a few threshold
-settings, and the baselines pruned to the sparsity DPAP (built-in defaults)
-reached on the same seed — gmp and magnitude to its overall share of pruned
-hidden synapses, random to its per-layer shares (applied at 15 % of the run,
-when DPAP starts cutting). Same architecture, data and
-epochs everywhere. Sparsities are measured on the exported SparseNet (what
-hardware gets: dead neurons removed).
+For every dataset x model x seed, each method is trained at several
+strengths; where a method has free settings besides its strength (a
+schedule), each candidate is trained too and the one with the best mean
+*validation* accuracy over the seeds is kept, for every method alike. Test
+accuracy is read once, for the kept settings. Every run is the one training
+run of `dpap run` (same data, split, architecture, epochs and seed as its
+dense model), on the training split minus a stratified 10 % validation split.
 
-    python benchmarks/pareto.py [--epochs 20] [--seeds 0 1 2] [--workers 2] [--datasets ...] [--hidden N ...] [--out DIR]
+Measured per run, on the exported network (what hardware gets: dead neurons
+removed): hidden synapses and neurons kept (shares of the dense network's),
+and Loihi energy per test sample (`hw_export.energy`, Loihi profile) from the
+Norse model's spikes on the test set (Lava reproduces them spike for spike;
+README, *Lava simulation*), with its ratio to the dense model of the seed.
 
-Prints a table and the goal checks; writes benchmarks/results/pareto.json and
-benchmarks/results/pareto_<dataset>.png.
+    python benchmarks/pareto.py [--datasets digits-events digits] [--models mlp conv] [--seeds 0 1 2]
+                                [--epochs 20] [--workers 2] [--grid full|quick] [--methods ...] [--hidden N ...]
+                                [--out DIR]
+    python benchmarks/pareto.py --plot-only [--markdown] [--out DIR]
+
+Prints one row per method and strength (means over seeds, with the standard
+deviation of accuracy), each method's Pareto front, whether any baseline
+point dominates a DPAP point (>= test accuracy at <= energy, better in one),
+and the goal checks. Writes OUT/pareto.json (every run, the selection, the
+git commit) and OUT/pareto_<dataset>_<model>.png (test accuracy against
+energy ratio and against synapses kept; fronts drawn as lines).
 """
 
 from __future__ import annotations
@@ -27,11 +40,35 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BUILTIN = {"schedule_unit": "batches", "batches_per_unit": 5}
-DPAP_SETTINGS = {
-    "dpap": {**BUILTIN, "fc_neuron_c": 1.0},  # the defaults of `dpap run` on built-in data
-    "dpap c=1.5": {**BUILTIN, "fc_neuron_c": 1.5},  # the authors' c for neurons
-    "dpap mild": {**BUILTIN, "fc_neuron_c": 0.8, "fc_synapse_c": 1.2},
+VAL_FRACTION = 0.1  # of the training split: where every setting is chosen
+BATCHES = {"schedule_unit": "batches"}
+DPAP_METHODS = ("dpap", "dpap (authors)", "dpap+")
+
+# method -> strength label -> (pruner, options); schedule candidates chosen on validation below.
+# DPAP has no target: its strength is the offset c of the adaptive rule (higher c: more pruned).
+GRIDS = {
+    "full": {
+        "dpap (authors)": {"authors": ("dpap", {})},  # DPAPConfig's defaults: the authors' constants
+        "dpap": {f"c={c}": ("dpap", {**BATCHES, "fc_neuron_c": c, "fc_synapse_c": 1.5, "conv_channel_c": c / 1.5 * 0.65})
+                 for c in (0.8, 1.0, 1.25, 1.5)},
+        # dpap+: the authors' schedule and constants with a magnitude-weighted synapse score (ours).
+        "dpap+": {f"cs={c}": ("dpap+", {"fc_synapse_c": c}) for c in (1.5, 2.0)},
+        "gmp": {f"{s}": ("gmp", {"target_sparsity": s}) for s in (0.7, 0.8, 0.9, 0.95)},
+        "magnitude": {f"{s}": ("magnitude", {"sparsity": s}) for s in (0.8, 0.9)},
+        "random": {f"{s}": ("random", {"sparsity": s}) for s in (0.5, 0.8)},
+        "structured": {f"{s}": ("structured", {"target_sparsity": s}) for s in (0.25, 0.5, 0.75)},
+    },
+}
+GRIDS["quick"] = {method: dict(list(points.items())[:2]) for method, points in GRIDS["full"].items()}
+# Settings besides the strength, tried for every strength and chosen on validation accuracy.
+CANDIDATES = {
+    "dpap (authors)": [{}],
+    "dpap+": [{}],
+    "dpap": [{"batches_per_unit": 5, "usage_over": "alive"}, {"batches_per_unit": 5}, {"batches_per_unit": 10}],
+    "gmp": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
+    "magnitude": [{"at_epoch": 2}, {"at_epoch": 5}],
+    "random": [{"at_fraction": 0.15}, {"at_fraction": 0.3}],
+    "structured": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
 }
 
 
@@ -42,170 +79,246 @@ def one_run(job: dict) -> dict:
 
     torch.set_num_threads(1)
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.data import N_CLASSES, load_dataset
+    from dpap_neuro.data import N_CLASSES, load_dataset, split_validation
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
     from dpap_neuro.train import evaluate, train
-    from hw_export.metrics import hidden_sparsity
+    from hw_export.energy import PROFILES
+    from hw_export.metrics import hidden_sparsity, measure
     from hw_export.norse_reader import from_norse
 
-    config = RunConfig(dataset=job["dataset"], epochs=job["epochs"], seed=job["seed"],
-                       hidden_sizes=tuple(job.get("hidden", RunConfig().hidden_sizes)))
-    train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed)
+    config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], seed=job["seed"],
+                       val_fraction=VAL_FRACTION, hidden_sizes=tuple(job.get("hidden") or RunConfig().hidden_sizes))
+    train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
+    train_data, val_data = split_validation(train_data, config.val_fraction, config.seed)
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
-    pruner = make_pruner(job["pruner"], **job["options"])
+    options = job["options"] if job["pruner"] != "random" else {**job["options"], "seed": job["seed"]}
+    pruner = make_pruner(job["pruner"], **options)
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
                     config.seed, progress=False)
-    accuracy = evaluate(model, test_data).accuracy
+    validation = evaluate(model, val_data).accuracy
+    test = evaluate(model, test_data)
+    common = {**{k: job[k] for k in ("dataset", "model", "seed", "method", "strength", "pruner", "options")},
+              "validation_accuracy": validation, "test_accuracy": test.accuracy,
+              "mask_sparsity": pruner.sparsity(), "train_wall_time_s": history.wall_time_s}
+    if job["model"].startswith("ann-"):  # no spiking export: shares of the masks, no energy
+        return {**common, "synapses_kept": 1.0 - pruner.sparsity(), "neurons_kept": 1.0 - pruner.neuron_sparsity()}
     net = from_norse(list(model), train_data.input_shape)
+    # Norse spikes of the neurons the export kept, [T, N, n_kept] per LIF population.
+    spikes = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
+              for s, layer in zip(test.layer_spikes, net.layers)]
+    inputs = test_data.spikes.flatten(2).numpy()
+    metrics = measure(net, inputs, spikes, {"loihi": PROFILES["loihi"]})
     synapse_sparsity, neuron_sparsity = hidden_sparsity(net)
-    layer_mask_sparsity = [1.0 - float(layer.weight_mask.mean()) for layer in pruner.layers]
-    return {
-        **{k: job[k] for k in ("dataset", "seed", "method", "pruner", "options")},
-        "accuracy": accuracy,
-        "synapse_sparsity": synapse_sparsity,
-        "neuron_sparsity": neuron_sparsity,
-        "mask_sparsity": pruner.sparsity(),
-        "layer_mask_sparsity": layer_mask_sparsity,
-        "train_wall_time_s": history.wall_time_s,
-    }
+    return {**common, "synapses_kept": 1.0 - synapse_sparsity, "neurons_kept": 1.0 - neuron_sparsity,
+            "spikes_per_sample": metrics["per_sample"]["spikes"],
+            "energy_j": metrics["per_sample"]["energy_j"]["loihi"]}
 
 
 def run_all(jobs: list[dict], workers: int) -> list[dict]:
+    from tqdm import tqdm
+
     context = mp.get_context("spawn")
     results = []
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(one_run, job) for job in jobs]
-        for future in cf.as_completed(futures):
-            r = future.result()
-            results.append(r)
-            print(f"  {r['dataset']:>13} seed {r['seed']} {r['method']:<12} acc {r['accuracy']:.4f} "
-                  f"synapse sp. {r['synapse_sparsity']:.3f} neuron sp. {r['neuron_sparsity']:.3f}", flush=True)
+        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="runs", unit="run"):
+            results.append(future.result())
     return results
 
 
-def summarise(results: list[dict]) -> dict:
-    table = {}
-    for r in results:
-        table.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
-    summary = {}
-    for dataset, methods in table.items():
-        summary[dataset] = {}
-        for method, runs in methods.items():
-            summary[dataset][method] = {
-                key: (float(np.mean([r[key] for r in runs])), float(np.std([r[key] for r in runs])))
-                for key in ("accuracy", "synapse_sparsity", "neuron_sparsity")
-            }
-            summary[dataset][method]["n_seeds"] = len(runs)
-    return summary
+def group_key(run: dict) -> tuple:
+    return run["dataset"], run["model"], run["method"], run["strength"]
 
 
-def plot(results: list[dict], summary: dict, out_dir: Path = RESULTS) -> list[Path]:
+def select(runs: list[dict]) -> list[dict]:
+    """Per dataset, model, method and strength: the candidate settings with the best mean validation accuracy.
+
+    Energy is divided by the dense model's of the same seed. Returns one
+    summary row per point (means over seeds; test accuracy read only here).
+    """
+    dense_energy = {(r["dataset"], r["model"], r["seed"]): r["energy_j"] for r in runs if r["method"] == "dense"}
+    by_point: dict[tuple, dict[str, list[dict]]] = {}
+    for r in runs:
+        r["energy_ratio"] = r["energy_j"] / dense_energy[(r["dataset"], r["model"], r["seed"])]
+        by_point.setdefault(group_key(r), {}).setdefault(json.dumps(r["options"], sort_keys=True), []).append(r)
+    rows = []
+    for (dataset, model, method, strength), candidates in sorted(by_point.items()):
+        options, chosen = max(candidates.items(), key=lambda item: np.mean([r["validation_accuracy"] for r in item[1]]))
+
+        def mean(key):
+            return float(np.mean([r[key] for r in chosen]))
+
+        rows.append({"dataset": dataset, "model": model, "method": method, "strength": strength,
+                     "options": json.loads(options), "n_seeds": len(chosen), "candidates": len(candidates),
+                     "validation_accuracy": mean("validation_accuracy"), "test_accuracy": mean("test_accuracy"),
+                     "test_accuracy_std": float(np.std([r["test_accuracy"] for r in chosen])),
+                     "synapses_kept": mean("synapses_kept"), "neurons_kept": mean("neurons_kept"),
+                     "spikes_per_sample": mean("spikes_per_sample"), "energy_ratio": mean("energy_ratio")})
+    return rows
+
+
+def dominates(a: dict, b: dict) -> bool:
+    """``a`` is at least as accurate at no more energy, and strictly better in one."""
+    return (a["test_accuracy"] >= b["test_accuracy"] and a["energy_ratio"] <= b["energy_ratio"]
+            and (a["test_accuracy"] > b["test_accuracy"] or a["energy_ratio"] < b["energy_ratio"]))
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """The rows no other row of the list dominates, by increasing energy."""
+    front = [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+    return sorted(front, key=lambda r: r["energy_ratio"])
+
+
+def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    for dataset, methods in summary.items():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-        # Zoom on the working models; a model stuck at chance is drawn on the bottom edge.
-        working = [100 * m["accuracy"][0] for m in methods.values() if m["accuracy"][0] > 0.5]
-        working = working or [100 * m["accuracy"][0] for m in methods.values()]  # nothing learned yet: show all
-        low, high = min(working) - 2.0, max(working) + 1.5
-        for ax, key, label in ((axes[0], "synapse_sparsity", "hidden-synapse sparsity"),
-                               (axes[1], "neuron_sparsity", "hidden-neuron sparsity")):
-            for index, method in enumerate(sorted(methods)):
-                color = f"C{index}"
-                runs = [r for r in results if r["dataset"] == dataset and r["method"] == method]
-                mean = methods[method]
-                if 100 * mean["accuracy"][0] < low:
-                    ax.scatter([mean[key][0]], [low + 0.15], marker="v", color=color, s=60,
-                               label=f"{method} ({100 * mean['accuracy'][0]:.0f} %, off scale)")
-                    continue
-                ax.scatter([r[key] for r in runs], [100 * r["accuracy"] for r in runs], color=color, alpha=0.35, s=18)
-                ax.errorbar(mean[key][0], 100 * mean["accuracy"][0], xerr=mean[key][1], yerr=100 * mean["accuracy"][1],
-                            fmt="o", color=color, label=method, capsize=3)
-            ax.set_ylim(low, high)
+    for dataset, model in sorted({(r["dataset"], r["model"]) for r in rows}):
+        subset = [r for r in rows if r["dataset"] == dataset and r["model"] == model]
+        fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), sharey=True)
+        methods = sorted({r["method"] for r in subset})
+        # Zoom on the useful range (down to 8 points under dense); a point below it is drawn on the
+        # bottom edge as a triangle, with its accuracy in the legend.
+        dense_accuracy = 100 * next((r["test_accuracy"] for r in subset if r["method"] == "dense"), 1.0)
+        shown = [100 * r["test_accuracy"] for r in subset if 100 * r["test_accuracy"] >= dense_accuracy - 8]
+        low, high = min(shown) - 1.0, max(100 * r["test_accuracy"] for r in subset) + 1.0
+        for ax, key, label in ((axes[0], "energy_ratio", "Loihi energy per sample / dense"),
+                               (axes[1], "synapses_kept", "hidden synapses kept (share of dense)")):
+            for index, method in enumerate(methods):
+                points = [r for r in subset if r["method"] == method]
+                color, marker = f"C{index}", "*" if method in DPAP_METHODS else "o"
+                inside = [r for r in points if 100 * r["test_accuracy"] >= low]
+                outside = [r for r in points if 100 * r["test_accuracy"] < low]
+                ax.errorbar([r[key] for r in inside], [100 * r["test_accuracy"] for r in inside],
+                            yerr=[100 * r["test_accuracy_std"] for r in inside], fmt=marker, color=color,
+                            capsize=2, markersize=10 if marker == "*" else 5,
+                            label=method + "".join(f" ({r['strength']}: {100 * r['test_accuracy']:.0f} %, off scale)"
+                                                   for r in outside))
+                ax.scatter([r[key] for r in outside], [low + 0.15] * len(outside), marker="v", color=color, s=50)
+                if key == "energy_ratio" and len(inside) > 1:
+                    front = pareto_front(inside)
+                    ax.plot([r[key] for r in front], [100 * r["test_accuracy"] for r in front], color=color, alpha=0.5)
             ax.set_xlabel(label)
             ax.grid(alpha=0.3)
-        axes[0].set_ylabel("test accuracy (%)")
-        axes[1].legend(fontsize=8, loc="lower left")
-        fig.suptitle(f"{dataset}: accuracy vs sparsity (mean ± std over seeds; faint: single seeds)")
+        axes[0].set_ylim(low, high)
+        axes[0].set_ylabel("test accuracy (%), mean ± std over seeds")
+        axes[1].legend(fontsize=8, loc="lower right")
+        fig.suptitle(f"{dataset}, {model}: each method at several strengths, settings chosen on validation "
+                     "(lines: each method's Pareto front)")
         fig.tight_layout()
-        path = out_dir / f"pareto_{dataset}.png"
+        path = out_dir / f"pareto_{dataset}_{model}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
 
 
+def markdown(rows: list[dict]) -> list[str]:
+    """The selected points as the README's markdown table."""
+    lines = ["| dataset | model | method | strength | test acc. % (mean ± std) | validation acc. | hidden synapses kept "
+             "| hidden neurons kept | spikes/sample | Loihi energy / dense |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['strength']} | "
+                     f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
+                     f"{r['validation_accuracy']:.4f} | {r['synapses_kept']:.3f} | {r['neurons_kept']:.3f} | "
+                     f"{r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} |")
+    return lines
+
+
+def report(rows: list[dict]) -> list[str]:
+    """The printed table, fronts, dominance check and goal checks."""
+    lines = [f"{'dataset':<14} {'model':<5} {'method':<15} {'strength':<9} {'val. acc':>8} {'test acc %':>14} "
+             f"{'syn. kept':>9} {'neur. kept':>10} {'spikes':>8} {'energy/dense':>12}  settings"]
+    for r in rows:
+        lines.append(f"{r['dataset']:<14} {r['model']:<5} {r['method']:<15} {r['strength']:<9} "
+                     f"{r['validation_accuracy']:8.4f} {100 * r['test_accuracy']:7.2f} ± {100 * r['test_accuracy_std']:4.2f} "
+                     f"{r['synapses_kept']:9.3f} {r['neurons_kept']:10.3f} {r['spikes_per_sample']:8.1f} "
+                     f"{r['energy_ratio']:12.3f}  {json.dumps(r['options'], sort_keys=True)}")
+    lines.append("")
+    for dataset, model in sorted({(r["dataset"], r["model"]) for r in rows}):
+        subset = [r for r in rows if r["dataset"] == dataset and r["model"] == model]
+        dense = next(r for r in subset if r["method"] == "dense")
+        dpap = [r for r in subset if r["method"] in DPAP_METHODS]
+        baselines = [r for r in subset if r["method"] not in DPAP_METHODS + ("dense",)]
+        for method in sorted({r["method"] for r in subset} - {"dense"}):
+            front = pareto_front([r for r in subset if r["method"] == method])
+            lines.append(f"{dataset} {model} {method} front: "
+                         + ", ".join(f"{r['strength']} ({100 * r['test_accuracy']:.2f} %, {r['energy_ratio']:.3f})"
+                                     for r in front))
+        for point in dpap:
+            beaten_by = [b for b in baselines if dominates(b, point)]
+            lines.append(f"{dataset} {model}: {point['method']} {point['strength']} dominated by: "
+                         + (", ".join(f"{b['method']} {b['strength']}" for b in beaten_by) or "none"))
+        # The goals of issue #9, for each DPAP point.
+        for point in dpap:
+            lost = 100 * (dense["test_accuracy"] - point["test_accuracy"])
+            checks = {"<= 1 point lost": lost <= 1.0, "not dominated": not any(dominates(b, point) for b in baselines)}
+            if model == "mlp":
+                checks.update({"synapses <= 15 %": point["synapses_kept"] <= 0.15,
+                               "neurons <= 50 %": point["neurons_kept"] <= 0.50,
+                               "energy <= 0.2x": point["energy_ratio"] <= 0.2})
+            else:
+                checks["fewer spikes than dense"] = point["spikes_per_sample"] < dense["spikes_per_sample"]
+            verdict = ", ".join(f"{name}: {'met' if ok else 'missed'}" for name, ok in checks.items())
+            lines.append(f"{dataset} {model}: goals for {point['method']} {point['strength']} "
+                         f"({lost:+.2f} points lost): {verdict}; all met: {all(checks.values())}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
+    parser.add_argument("--models", nargs="+", default=["mlp", "conv"], choices=("mlp", "conv"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, nargs="+", default=None,
-                        help="hidden layer sizes (default: dpap run's)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full",
+                        help="strengths per method: full, or quick (the first two of each)")
+    parser.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes (default: dpap run's)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for pareto.json and figures ({RESULTS})")
-    parser.add_argument("--plot-only", action="store_true", help="redraw the figures from OUT/pareto.json")
+    parser.add_argument("--plot-only", action="store_true", help="redraw figures and table from OUT/pareto.json")
+    parser.add_argument("--markdown", action="store_true", help="also print the selected points as a markdown table")
     args = parser.parse_args(argv)
+    from dpap_neuro.pipeline import source_commit
+
     out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.plot_only:
         saved = json.loads((out_dir / "pareto.json").read_text())
-        print("figures: " + ", ".join(str(p) for p in plot(saved["runs"], saved["summary"], out_dir)))
-        return 0
-
-    def job(dataset, seed, method, pruner, options):
-        return {"dataset": dataset, "seed": seed, "method": method, "pruner": pruner,
-                "options": options, "epochs": args.epochs, **({"hidden": args.hidden} if args.hidden else {})}
-
-    print("phase 1: dense and DPAP settings", flush=True)
-    first = [job(d, s, "dense", "none", {}) for d in args.datasets for s in args.seeds]
-    first += [job(d, s, name, "dpap", opts) for d in args.datasets for s in args.seeds
-              for name, opts in DPAP_SETTINGS.items()]
-    results = run_all(first, args.workers)
-
-    print("phase 2: baselines at the sparsity DPAP reached", flush=True)
-    second = []
-    for r in results:
-        if r["method"] != "dpap":
-            continue
-        overall, per_layer = r["mask_sparsity"], r["layer_mask_sparsity"]
-        second += [
-            job(r["dataset"], r["seed"], "gmp", "gmp", {"target_sparsity": overall}),
-            job(r["dataset"], r["seed"], "magnitude", "magnitude", {"sparsity": overall, "at_epoch": 2}),
-            # Random masks at 15 % of the run, when DPAP has made its first cuts: pruned
-            # to 80 % at initialisation, the 8x8 event network never fires and stays at chance.
-            job(r["dataset"], r["seed"], "random", "random",
-                {"sparsity": per_layer, "seed": r["seed"], "at_fraction": 0.15}),
-        ]
-    results += run_all(second, args.workers)
-
-    summary = summarise(results)
-    (out_dir / "pareto.json").write_text(json.dumps({"epochs": args.epochs, "seeds": args.seeds,
-                                                     "runs": results, "summary": summary}, indent=2) + "\n")
-    figures = plot(results, summary, out_dir)
-
-    print(f"\n{'dataset':<14} {'method':<12} {'accuracy %':>14} {'synapse sp.':>13} {'neuron sp.':>12}")
-    for dataset, methods in summary.items():
-        for method, m in sorted(methods.items()):
-            print(f"{dataset:<14} {method:<12} {100 * m['accuracy'][0]:7.2f} ± {100 * m['accuracy'][1]:4.2f} "
-                  f"{m['synapse_sparsity'][0]:13.3f} {m['neuron_sparsity'][0]:12.3f}")
-    print()
-    for dataset, methods in summary.items():
-        dpap, dense = methods["dpap"], methods["dense"]
-        loss = 100 * (dense["accuracy"][0] - dpap["accuracy"][0])
-        print(f"{dataset}: dpap removes {100 * dpap['synapse_sparsity'][0]:.1f} % of hidden synapses and "
-              f"{100 * dpap['neuron_sparsity'][0]:.1f} % of hidden neurons, losing {loss:.2f} points against dense")
-        for baseline in ("gmp", "random", "magnitude"):
-            if baseline in methods:
-                diff = 100 * (dpap["accuracy"][0] - methods[baseline]["accuracy"][0])
-                print(f"{dataset}: dpap minus {baseline} at the same sparsity: {diff:+.2f} points")
-    print("figures: " + ", ".join(str(p) for p in figures))
+        rows = saved["selected"]
+    else:
+        grid = {m: p for m, p in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
+        jobs = []
+        for dataset in args.datasets:
+            for model in args.models:
+                for seed in args.seeds:
+                    base = {"dataset": dataset, "model": model, "seed": seed, "epochs": args.epochs,
+                            "hidden": args.hidden}
+                    jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
+                    for method, points in grid.items():
+                        for strength, (pruner, options) in points.items():
+                            for candidate in CANDIDATES[method]:
+                                jobs.append({**base, "method": method, "strength": strength, "pruner": pruner,
+                                             "options": {**options, **candidate}})
+        print(f"{len(jobs)} training runs on {args.workers} workers", flush=True)
+        runs = run_all(jobs, args.workers)
+        rows = select(runs)
+        saved = {"commit": source_commit(), "epochs": args.epochs, "seeds": args.seeds, "grid": args.grid,
+                 "runs": runs, "selected": rows}
+        tmp = out_dir / "pareto.json.tmp"
+        tmp.write_text(json.dumps(saved, indent=1) + "\n")
+        tmp.replace(out_dir / "pareto.json")
+    print(f"commit {saved['commit']}, {saved['epochs']} epochs, seeds {saved['seeds']}")
+    print("\n".join(report(rows)))
+    if args.markdown:
+        print("\n".join(markdown(rows)))
+    print("figures: " + ", ".join(str(p) for p in plot(rows, out_dir)))
     return 0
 
 

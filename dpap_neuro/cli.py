@@ -62,7 +62,7 @@ def require_lava(command: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dpap_neuro.config import RunConfig
+    from dpap_neuro.config import ARCHITECTURES, RunConfig
     from dpap_neuro.data import DATASETS
     from dpap_neuro.pruning import PRUNERS
 
@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "export and Lava always run on the CPU")
     run.add_argument("--dataset", default=defaults.dataset, choices=DATASETS,
                      help=f"built-in dataset (default: {defaults.dataset})")
-    run.add_argument("--model", default=defaults.model, choices=("mlp", "conv"),
-                     help=f"network: fully connected LIF layers, or conv blocks then LIF layers (default: {defaults.model})")
+    run.add_argument("--model", default=defaults.model, choices=ARCHITECTURES,
+                     help=f"network: fully connected LIF layers, or conv blocks then LIF layers; ann-*: their ReLU "
+                          f"twins (no Lava export: benchmarks/ann_dpap.py) (default: {defaults.model})")
     run.add_argument("--conv-channels", type=int, nargs="+", default=list(defaults.conv_channels), metavar="C",
                      help=f"output channels per conv block, --model conv (default: "
                           f"{' '.join(map(str, defaults.conv_channels))})")
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"simulation steps per sample (default: {defaults.timesteps})")
     run.add_argument("--seed", type=int, default=defaults.seed,
                      help=f"seed of split, encoding, initialisation and batch order (default: {defaults.seed})")
+    run.add_argument("--val-fraction", type=float, default=defaults.val_fraction, metavar="F",
+                     help=f"stratified share of the training split held out as validation (the report gives "
+                          f"each model's validation accuracy; 0: none; default: {defaults.val_fraction:g})")
     run.add_argument("--hidden", type=int, nargs="+", default=list(defaults.hidden_sizes), metavar="N",
                      help=f"hidden layer sizes (default: {' '.join(map(str, defaults.hidden_sizes))})")
     run.add_argument("--energy-profile", default=defaults.energy_profile, metavar="NAME_OR_FILE",
@@ -249,7 +253,10 @@ def cmd_run(args) -> int:
             raise ValueError(f"--resume {args.resume}: no config.json (not a `dpap run` directory)")
         try:
             with open(saved) as fh:
-                config = RunConfig.from_dict(json.load(fh))
+                saved_config = json.load(fh)
+            # Runs started before validation splits existed trained on the whole training split.
+            saved_config.setdefault("val_fraction", 0.0)
+            config = RunConfig.from_dict(saved_config)
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"{saved}: not a valid run config ({exc})") from None
         changes = {"lava_timeout_s": args.lava_timeout}
@@ -261,6 +268,7 @@ def cmd_run(args) -> int:
         config = RunConfig(dataset=args.dataset, pruner=args.pruner,
                            pruner_options=dict(args.pruner_option) if args.pruner_option else None,
                            epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
+                           val_fraction=args.val_fraction,
                            hidden_sizes=tuple(args.hidden), model=args.model,
                            conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile,
                            lava_timeout_s=args.lava_timeout, device=args.device or RunConfig().device)

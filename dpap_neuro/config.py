@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+# Model kinds of a run; "ann-*" are ReLU twins of the spiking models (DPAP on ANNs; no spiking export).
+ARCHITECTURES = ("mlp", "conv", "ann-mlp", "ann-conv")
+
 
 # DPAP's constants were tuned for 300 epochs of CIFAR-10. On the built-in data
 # (23 batches per epoch, 20 epochs) a decision once per epoch starts pruning
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 # of below three quarters), which keeps accuracy within a point of dense
 # while still removing most neurons. See docs/dpap.md for the measurements.
 BUILTIN_PRUNER_OPTIONS: dict[str, dict] = {
-    "dpap": {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0},
+    "dpap": {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"},
 }
 
 
@@ -24,8 +27,9 @@ class RunConfig:
     dataset: str = "digits-events"  # built-in dataset: "digits" (rate code) or "digits-events" (saccades)
     timesteps: int = 30  # simulation steps per sample (T)
     test_fraction: float = 0.2  # stratified held-out share of the 1,797 digits
+    val_fraction: float = 0.0  # stratified share of the training split held out for validation (benchmarks: 0.1)
     # --- model ------------------------------------------------------------
-    model: str = "mlp"  # "mlp" (Linear/LIF layers) or "conv" (Conv2d/LIF/AvgPool blocks, then Linear)
+    model: str = "mlp"  # "mlp" (Linear/LIF layers), "conv" (Conv2d/LIF/AvgPool blocks, then Linear); "ann-mlp", "ann-conv": ReLU twins
     conv_channels: tuple[int, ...] = (16, 32)  # output channels per conv block (model "conv")
     hidden_sizes: tuple[int, ...] = (256, 256)  # LIF neurons per hidden layer
     dt_s: float = 1e-3  # integration step, seconds (Norse default)
@@ -55,6 +59,7 @@ class RunConfig:
         checks = [
             (self.timesteps >= 1, "timesteps must be >= 1"),
             (0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)"),
+            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
             (len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "hidden_sizes must be positive"),
             (self.dt_s > 0, "dt_s must be positive"),
             (self.tau_syn_inv_per_s > 0 and self.tau_mem_inv_per_s > 0, "time constants must be positive"),
@@ -65,7 +70,7 @@ class RunConfig:
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
             (self.lava_timeout_s > 0, "lava_timeout_s must be positive"),
-            (self.model in ("mlp", "conv"), f"model must be 'mlp' or 'conv', got {self.model!r}"),
+            (self.model in ARCHITECTURES, f"model must be one of {', '.join(ARCHITECTURES)}, got {self.model!r}"),
             (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
         ]
         for ok, message in checks:

@@ -18,6 +18,8 @@ from norse.torch import LICell, LIFCell, LIFParameters, LIParameters
 from norse.torch.module.snn import SNNCell
 from torch import nn
 
+from dpap_neuro.config import ARCHITECTURES
+
 
 class SNNOutput(NamedTuple):
     """What a forward pass over time yields."""
@@ -154,6 +156,60 @@ class SpikingConvNet(nn.Sequential):
         return run_over_time(self, spikes.reshape(*spikes.shape[:2], *self.image_shape))
 
 
+class ReLUNet(nn.Sequential):
+    """An ANN twin of the spiking models, for DPAP on ANNs: ReLU instead of LIF, one pass instead of T steps.
+
+    It takes the same spike tensors ``[T, B, ...]`` and sees each input's
+    spike count over the ``T`` steps divided by ``T`` (a rate in 0..1: event
+    frames become frame counts, rate-coded digits their intensities). Its
+    output has the spiking models' form with one step: ``readout_v`` ``[1, B,
+    C]`` holds the logits and ``layer_spikes`` the ReLU activations ``[1, B,
+    ...]``, so training, evaluation and the pruners run unchanged; DPAP's
+    trace of one step is the activation itself. Not spiking: no Lava export.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], input_shape: Sequence[int]) -> None:
+        super().__init__(*layers)
+        self.input_shape = tuple(int(d) for d in input_shape)
+
+    def forward(self, spikes: torch.Tensor) -> SNNOutput:  # type: ignore[override]
+        h = spikes.mean(dim=0).reshape(spikes.shape[1], *self.input_shape)  # [B, *input_shape], rates
+        activations = []
+        for layer in self:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU):
+                activations.append(h[None])  # [1, B, ...]
+        return SNNOutput(h[None], activations)
+
+
+def relu_mlp(n_inputs: int, hidden_sizes: Sequence[int], n_classes: int) -> ReLUNet:
+    """Linear -> ReLU -> ... -> Linear, no biases (as SpikingMLP)."""
+    layers: list[nn.Module] = []
+    sizes = [n_inputs, *hidden_sizes]
+    for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_pre, n_post, bias=False), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-1], n_classes, bias=False))
+    return ReLUNet(layers, (n_inputs,))
+
+
+def relu_conv(image_shape: Sequence[int], conv_channels: Sequence[int], hidden_sizes: Sequence[int],
+              n_classes: int) -> ReLUNet:
+    """Conv2d -> ReLU -> AvgPool2d(2) per block, then Linear -> ReLU ..., Linear (as SpikingConvNet)."""
+    channels, height, width = (int(d) for d in image_shape)
+    layers: list[nn.Module] = []
+    for out_channels in conv_channels:
+        if height < 2 or width < 2:
+            raise ValueError("too many conv blocks for this image size (each halves it)")
+        layers += [nn.Conv2d(channels, out_channels, 3, padding=1, bias=False), nn.ReLU(), nn.AvgPool2d(2)]
+        channels, height, width = out_channels, height // 2, width // 2
+    layers.append(nn.Flatten())
+    sizes = [channels * height * width, *hidden_sizes]
+    for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_pre, n_post, bias=False), nn.ReLU()]
+    layers.append(nn.Linear(sizes[-1], n_classes, bias=False))
+    return ReLUNet(layers, image_shape)
+
+
 def image_shape_of(input_shape: Sequence[int]) -> tuple[int, int, int]:
     """``(C, H, W)`` for conv models: as given, or a flat square image as one channel."""
     if len(input_shape) == 3:
@@ -171,15 +227,28 @@ def build_model(
     input_shape: Sequence[int], hidden_sizes: Sequence[int], n_classes: int, architecture: str = "mlp",
     conv_channels: Sequence[int] = (16, 32), **neuron_kwargs
 ) -> nn.Sequential:
-    """The model of a run: ``architecture`` "mlp" or "conv"."""
-    if architecture == "conv":
-        return SpikingConvNet(image_shape_of(input_shape), conv_channels, hidden_sizes, n_classes, **neuron_kwargs)
-    if architecture != "mlp":
-        raise ValueError(f"unknown model {architecture!r}; choose mlp or conv")
+    """The model of a run: ``architecture`` one of ``ARCHITECTURES``.
+
+    ``neuron_kwargs`` (time constants, threshold, init gain) apply to the
+    spiking models only; the ANN twins use PyTorch's default initialisation.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown model {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     n_inputs = 1
     for d in input_shape:
         n_inputs *= int(d)
+    if architecture == "conv":
+        return SpikingConvNet(image_shape_of(input_shape), conv_channels, hidden_sizes, n_classes, **neuron_kwargs)
+    if architecture == "ann-conv":
+        return relu_conv(image_shape_of(input_shape), conv_channels, hidden_sizes, n_classes)
+    if architecture == "ann-mlp":
+        return relu_mlp(n_inputs, hidden_sizes, n_classes)
     return SpikingMLP(n_inputs, hidden_sizes, n_classes, **neuron_kwargs)
+
+
+def is_spiking(model: nn.Module) -> bool:
+    """Whether ``model`` is a spiking network (exportable to Lava), not an ANN twin."""
+    return not isinstance(model, ReLUNet)
 
 
 def lif_populations(model: nn.Module) -> list[nn.Module]:

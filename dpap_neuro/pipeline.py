@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 from dpap_neuro.checkpoint import save_checkpoint
 from dpap_neuro.config import RunConfig
-from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset
+from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset, split_validation
 from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
@@ -48,6 +49,9 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
 
     if config.pruner == "none":
         raise ValueError("the dense model is always trained; choose a pruner other than 'none'")
+    if config.model.startswith("ann-"):
+        raise ValueError(f"model {config.model} is an ANN (ReLU): the pruners train it, but it has no spiking "
+                         "export to simulate in Lava; compare it with `python benchmarks/ann_dpap.py`")
     profiles = resolve_profiles(config.energy_profile)
     default_profile = config.energy_profile if config.energy_profile in PROFILES else list(profiles)[-1]
     make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
@@ -62,6 +66,7 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
         atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
     train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
+    train_data, val_data = split_validation(train_data, config.val_fraction, config.seed)
     trained = {}
     for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
         options = config.resolved_pruner_options() if pruner_name == config.pruner else {}
@@ -71,17 +76,19 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
     if not main:
         return None
     models = {name: assess_model(config, name, pruner_name, options, model, history, train_data, test_data,
-                                 out_dir, progress, profiles)
+                                 out_dir, progress, profiles, val_data)
               for name, (pruner_name, options, (model, history)) in trained.items()}
     report = {
         "schema_version": SCHEMA_VERSION,
-        "dataset": {"name": config.dataset, "n_train": len(train_data), "n_test": len(test_data),
+        "dataset": {"name": config.dataset, "n_train": len(train_data),
+                    "n_validation": len(val_data) if val_data is not None else 0, "n_test": len(test_data),
                     "timesteps": config.timesteps},
         "models": models,
         "comparison": compare(models, DENSE, config.pruner, default_profile),
         "energy_profile": default_profile,
         "energy_profiles": {name: profile.to_dict() for name, profile in profiles.items()},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__},
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "commit": source_commit(), "command": " ".join(["dpap", *sys.argv[1:]])},
     }
     write_reports(report, out_dir, progress)
     write_report_json(out_dir, report)
@@ -89,6 +96,22 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
 
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+def source_commit() -> str:
+    """The git commit of this source tree (``+uncommitted`` when tracked files differ), or ``unknown``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=root, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=root, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
 
 def write_report_json(out_dir: Path, report: dict) -> None:
@@ -157,8 +180,11 @@ def train_model(config: RunConfig, model_name: str, pruner_name: str, pruner_opt
 
 def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict, model,
                  history_dict: dict, train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path,
-                 progress: bool, profiles: dict | None = None) -> dict:
-    """Export a trained model, simulate it in Lava and measure it: one ``models`` entry."""
+                 progress: bool, profiles: dict | None = None, val_data: SpikeDataset | None = None) -> dict:
+    """Export a trained model, simulate it in Lava and measure it: one ``models`` entry.
+
+    With ``val_data``, ``accuracy.validation`` is the Norse model's accuracy on it.
+    """
     norse = evaluate(model, test_data)
     net = from_norse(list(model), train_data.input_shape, metadata=artifact_metadata(config, model_name, pruner_name))
     net_path = out_dir / f"{model_name}.h5"
@@ -168,6 +194,8 @@ def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_op
                                 raster_path=out_dir / f"{model_name}-raster.npz", timeout_s=config.lava_timeout_s))
     fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles,
                            timeout_s=config.lava_timeout_s)
+    if val_data is not None:
+        entry["accuracy"]["validation"] = evaluate(model, val_data).accuracy
     entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample", "neurobench")}
     entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
     entry["training"] = history_dict

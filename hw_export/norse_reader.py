@@ -90,6 +90,9 @@ def linear_operator(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[spars
             raise SparseNetError("only AvgPool2d without padding or ceil_mode can be exported")
         kernel = _pair(module.kernel_size)
         return avgpool2d_matrix(in_shape, kernel, _pair(module.stride if module.stride else kernel))
+    if isinstance(module, nn.ReLU):
+        raise SparseNetError("cannot export a ReLU layer: an ANN activation is not a spiking neuron, so an ANN "
+                             "has nothing to run in Lava or on Loihi (train a spiking model: LIFCell populations)")
     raise SparseNetError(f"cannot export a {type(module).__name__} layer")
 
 

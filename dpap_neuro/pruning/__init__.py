@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dpap_neuro.pruning.base import Pruner, effective_weight, ensure_mask, prunable_layers
 from dpap_neuro.pruning.baselines import MagnitudePruner, RandomPruner
-from dpap_neuro.pruning.dpap import DPAPConfig, DPAPPruner
-from dpap_neuro.pruning.gmp import GMPPruner
+from dpap_neuro.pruning.dpap import DPAPConfig, DPAPPlusConfig, DPAPPlusPruner, DPAPPruner
+from dpap_neuro.pruning.gmp import GMPPruner, StructuredPruner
 
 PRUNERS: dict[str, type[Pruner]] = {
     Pruner.name: Pruner,
     DPAPPruner.name: DPAPPruner,
+    DPAPPlusPruner.name: DPAPPlusPruner,
     GMPPruner.name: GMPPruner,
     MagnitudePruner.name: MagnitudePruner,
     RandomPruner.name: RandomPruner,
+    StructuredPruner.name: StructuredPruner,
 }
 
 
@@ -39,4 +41,4 @@ def make_pruner(name: str, **options) -> Pruner:
         raise ValueError(f"pruner {name!r}: bad option value ({exc})") from None
 
 
-__all__ = ["PRUNERS", "Pruner", "DPAPConfig", "DPAPPruner", "GMPPruner", "MagnitudePruner", "RandomPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]
+__all__ = ["PRUNERS", "Pruner", "DPAPConfig", "DPAPPruner", "DPAPPlusConfig", "DPAPPlusPruner", "GMPPruner", "MagnitudePruner", "RandomPruner", "StructuredPruner", "make_pruner", "effective_weight", "ensure_mask", "prunable_layers"]

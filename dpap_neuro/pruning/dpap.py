@@ -31,10 +31,14 @@ from dpap_neuro.pruning.dpap_functional import (
     adaptive_prune,
     apply_plasticity,
     initial_plasticity,
+    magnitude_weighted,
     plasticity_sums,
     spike_trace,
     spine_importance,
 )
+
+
+SYNAPSE_SCORES = ("bcm", "bcm*magnitude", "bcm*magnitude/pre_rate")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class DPAPConfig:
     conv_channel_c: float = 0.65  # conv output channels: offset c
     conv_channel_beta: float = 5.0  # conv output channels: bonus
     conv_channel_tau: float = 12.0  # conv output channels: units per e-fold
+    usage_over: str = "all"  # normalise usage over "all" units of a group (the authors') or the "alive" ones only
+    synapse_score: str = "bcm"  # hidden-FC synapses by "bcm" (M_ij, the authors'), ours: "bcm*magnitude", "bcm*magnitude/pre_rate"
     prune_synapses: bool = True  # hidden-FC synapse granularity on/off
     prune_neurons: bool = True  # neuron / channel granularity on/off
     enabled: bool = True  # False: gather statistics but never prune (for checks)
@@ -66,6 +72,10 @@ class DPAPConfig:
             check_type("dpap", f.name, getattr(self, f.name), kinds[f.type])
         if self.schedule_unit not in ("epoch", "batches"):
             raise ValueError(f"schedule_unit must be 'epoch' or 'batches', got {self.schedule_unit!r}")
+        if self.usage_over not in ("all", "alive"):
+            raise ValueError(f"usage_over must be 'all' or 'alive', got {self.usage_over!r}")
+        if self.synapse_score not in SYNAPSE_SCORES:
+            raise ValueError(f"synapse_score must be one of {', '.join(SYNAPSE_SCORES)}, got {self.synapse_score!r}")
         if self.schedule_unit == "batches" and self.batches_per_unit < 1:
             raise ValueError("schedule_unit 'batches' needs batches_per_unit >= 1")
         if not 0.0 <= self.trace_decay < 1.0:
@@ -105,7 +115,7 @@ class _LayerRecord:
     def state_dict(self) -> dict:
         state = {name: getattr(self, name) for name in self.STATE_TENSORS if getattr(self, name) is not None}
         state.update(activity=self.stats.activity, plasticity=self.stats.plasticity, theta=self.stats.theta,
-                     n_samples=self.stats.n_samples)
+                     n_samples=self.stats.n_samples, pre_activity=self.stats.pre_activity)
         return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -114,7 +124,8 @@ class _LayerRecord:
             if getattr(self, name) is not None:
                 setattr(self, name, state[name].to(device))
         self.stats = PlasticityState(state["activity"].to(device), state["plasticity"].to(device),
-                                     state["theta"].to(device), int(state["n_samples"]))
+                                     state["theta"].to(device), int(state["n_samples"]),
+                                     state["pre_activity"].to(device))
 
 
 class DPAPPruner(Pruner):
@@ -125,7 +136,7 @@ class DPAPPruner(Pruner):
 
     def __init__(self, **options) -> None:
         super().__init__()
-        self.config = DPAPConfig(**options)
+        self.config = self.config_cls(**options)
         self.records: list[_LayerRecord] = []
         self._hooks = []
         self.decisions = 0
@@ -136,11 +147,13 @@ class DPAPPruner(Pruner):
         for handle in self._hooks:
             handle.remove()
         self._hooks, self.records = [], []
-        ordered = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d, LIFCell))]
+        # The population after a layer: LIF neurons, or ReLU units in an ANN (whose "trace" is the activation).
+        populations = (LIFCell, nn.ReLU)
+        ordered = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d) + populations)]
         for layer in self.layers:
             after = ordered[ordered.index(layer) + 1:]
-            if not after or not isinstance(after[0], LIFCell):
-                raise ValueError("DPAP prunes layers that feed a LIF population; found a layer without one")
+            if not after or not isinstance(after[0], populations):
+                raise ValueError("DPAP prunes layers that feed a LIF (or ReLU) population; found a layer without one")
             record = _LayerRecord(layer, after[0], self.config.r_init)
             self.records.append(record)
             self._hooks.append(layer.register_forward_hook(self._record_into(record.pre_steps, True)))
@@ -151,7 +164,9 @@ class DPAPPruner(Pruner):
         """Forward hook appending the layer's input (or output spikes) of this step, detached."""
         def hook(module, inputs, output):
             if module.training:
-                steps.append((inputs[0] if take_input else output[0]).detach())
+                # A LIF cell returns (spikes, state); a ReLU its activation.
+                value = inputs[0] if take_input else (output[0] if isinstance(output, tuple) else output)
+                steps.append(value.detach())
         return hook
 
     # -- per batch -----------------------------------------------------------
@@ -169,17 +184,18 @@ class DPAPPruner(Pruner):
             return
         # Data parallel: every rank saw its share of the global batch; one all-reduce of all layers'
         # sums (and the sample count) gives every rank the statistics of the whole batch.
-        flat = torch.cat([torch.cat([s.bcm_pre.flatten(), s.post]) for s in sums]
+        flat = torch.cat([torch.cat([s.bcm_pre.flatten(), s.post, s.pre]) for s in sums]
                          + [torch.tensor([float(sums[0].count)], dtype=torch.float64, device=sums[0].post.device)])
         flat = all_reduce_sum(flat)
         # The global sample count is read back only when several ranks added theirs up.
         count, offset = (int(flat[-1].item()) if is_distributed() else sums[0].count), 0
         for record, local in zip(recorded, sums):
-            n_m, n_post = local.bcm_pre.numel(), local.post.numel()
+            n_m, n_post, n_pre = local.bcm_pre.numel(), local.post.numel(), local.pre.numel()
             bcm_pre = flat[offset: offset + n_m].view_as(local.bcm_pre)
             post = flat[offset + n_m: offset + n_m + n_post]
-            offset += n_m + n_post
-            record.stats = apply_plasticity(record.stats, PlasticitySums(bcm_pre, post, count))
+            pre = flat[offset + n_m + n_post: offset + n_m + n_post + n_pre]
+            offset += n_m + n_post + n_pre
+            record.stats = apply_plasticity(record.stats, PlasticitySums(bcm_pre, post, count, pre))
 
     def _unit_completed(self, step: int, epoch_end: bool) -> int | None:
         """Index (0-based) of the schedule unit that ends at this step, if one does."""
@@ -200,16 +216,24 @@ class DPAPPruner(Pruner):
         neuron_rule = self.config.rule("fc_neuron")
         synapse_rule = self.config.rule("fc_synapse")
         channel_rule = self.config.rule("conv_channel")
+        over_alive = self.config.usage_over == "alive"
         for record in self.records:
             if self.config.prune_neurons:
                 importance = spine_importance(record.stats.plasticity, record.stats.activity)
                 rule = channel_rule if record.is_conv else neuron_rule
                 record.unit_reward, record.unit_alive = adaptive_prune(
-                    record.unit_reward, record.unit_alive, importance, unit, rule)
+                    record.unit_reward, record.unit_alive, importance, unit, rule, over_alive)
             if self.config.prune_synapses and not record.is_conv:
                 candidates = record.synapse_alive & record.unit_alive[:, None]
+                score = record.stats.plasticity
+                if self.config.synapse_score == "bcm*magnitude/pre_rate":
+                    # Per presynaptic spike: a synapse from a busy input costs a synop per spike, so it
+                    # must earn its correlation spike by spike (energy-aware; ours).
+                    score = score / record.stats.pre_activity.clamp_min(1e-12)[None, :]
+                if self.config.synapse_score != "bcm":
+                    score = magnitude_weighted(score, record.layer.weight_orig * record.layer.weight_mask)
                 record.synapse_reward, alive = adaptive_prune(
-                    record.synapse_reward, candidates, record.stats.plasticity, unit, synapse_rule)
+                    record.synapse_reward, candidates, score, unit, synapse_rule, over_alive)
                 record.synapse_alive = record.synapse_alive & alive
         self.decisions += 1
 
@@ -242,3 +266,22 @@ class DPAPPruner(Pruner):
     def unit_survival(self) -> list[float]:
         """Share of neurons / channels alive per prunable layer (0..1)."""
         return [float(r.unit_alive.double().mean()) for r in self.records]
+
+
+@dataclass(frozen=True)
+class DPAPPlusConfig(DPAPConfig):
+    """dpap+: DPAP with our additions switched on (each is also a named option of plain DPAP).
+
+    * ``synapse_score="bcm*magnitude"``: a synapse also needs weight to
+      survive (``dpap_functional.magnitude_weighted``): BCM's M_ij alone kept
+      synapses whose tiny weights carried little of the correlation it measured.
+    """
+
+    synapse_score: str = "bcm*magnitude"  # N(M_ij) * N(|w_ij|), ours (the authors': "bcm")
+
+
+class DPAPPlusPruner(DPAPPruner):
+    """DPAP with our additions (``DPAPPlusConfig``); benchmarked beside the faithful DPAP."""
+
+    name = "dpap+"
+    config_cls = DPAPPlusConfig

@@ -55,12 +55,14 @@ class PlasticityState(NamedTuple):
     plasticity: torch.Tensor  # M: [n_post, n_pre], accumulated BCM-like term
     theta: torch.Tensor  # [n_post], running mean of the post trace (sliding threshold)
     n_samples: int  # samples seen (for the running mean)
+    pre_activity: torch.Tensor  # [n_pre], sum over samples of the pre trace (for spike-count-aware scores)
 
 
 def initial_plasticity(n_post: int, n_pre: int, dtype=torch.float64, device=None) -> PlasticityState:
     return PlasticityState(torch.zeros(n_post, dtype=dtype, device=device),
                            torch.zeros(n_post, n_pre, dtype=dtype, device=device),
-                           torch.zeros(n_post, dtype=dtype, device=device), 0)
+                           torch.zeros(n_post, dtype=dtype, device=device), 0,
+                           torch.zeros(n_pre, dtype=dtype, device=device))
 
 
 class PlasticitySums(NamedTuple):
@@ -69,6 +71,7 @@ class PlasticitySums(NamedTuple):
     bcm_pre: torch.Tensor  # [n_post, n_pre]: sum_b x_bi (x_bi - theta_i) x_bj
     post: torch.Tensor  # [n_post]: sum_b x_bi
     count: int  # samples in the batch
+    pre: torch.Tensor  # [n_pre]: sum_b x_bj
 
 
 def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticitySums:
@@ -76,14 +79,15 @@ def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace:
     post = post_trace.to(state.plasticity.dtype)
     pre = pre_trace.to(state.plasticity.dtype)
     bcm = post * (post - state.theta)  # [B, n_post]
-    return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0])
+    return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0], pre.sum(dim=0))
 
 
 def apply_plasticity(state: PlasticityState, sums: PlasticitySums) -> PlasticityState:
     """Add a batch's sums; ``theta`` becomes the running mean over all samples seen, *after* the M term."""
     seen = state.n_samples + sums.count
     theta = state.theta + (sums.post - sums.count * state.theta) / seen if seen else state.theta
-    return PlasticityState(state.activity + sums.post, state.plasticity + sums.bcm_pre, theta, seen)
+    return PlasticityState(state.activity + sums.post, state.plasticity + sums.bcm_pre, theta, seen,
+                           state.pre_activity + sums.pre)
 
 
 def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticityState:
@@ -114,6 +118,16 @@ def min_max(values: torch.Tensor) -> torch.Tensor:
 def spine_importance(plasticity: torch.Tensor, activity: torch.Tensor) -> torch.Tensor:
     """Dendritic-spine importance ``S_i = N(sum_j M_ij) * N(A_i)``; ``[n_post]``."""
     return min_max(plasticity.sum(dim=1)) * min_max(activity)
+
+
+def magnitude_weighted(score: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``N(score) * N(|w|)``: a synapse score that also needs a large weight (ours, not the authors').
+
+    ``score``, ``weight``: ``[n_post, n_pre]``. BCM's M_ij says whether pre
+    and post fire together; a synapse with a tiny weight barely carries that
+    correlation, and one with a large weight matters even when M_ij is small.
+    """
+    return min_max(score) * min_max(weight.abs().to(score.dtype))
 
 
 def normalised_usage(score: torch.Tensor) -> torch.Tensor:
@@ -148,17 +162,23 @@ def prune_decision(reward: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
 
 
 def adaptive_prune(reward: torch.Tensor, alive: torch.Tensor, score: torch.Tensor, unit_index: int,
-                   rule: AdaptiveRuleParams) -> tuple[torch.Tensor, torch.Tensor]:
+                   rule: AdaptiveRuleParams, over_alive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One decision for a group of units (a layer's neurons, channels or synapses).
 
-    Usage is normalised over the units still alive (pruned ones are gone and
-    no longer shape the percentile). Returns ``(new_reward, new_alive)``;
-    pruned units keep their reward frozen.
+    Usage is normalised over every unit of the group, pruned ones included,
+    as the authors' code does (``over_alive=False``): pruned units keep the
+    minimum low, so pruning slows down as the weak units leave. With
+    ``over_alive=True`` only the survivors shape the minimum and the 75th
+    percentile, so the bar rises as weak units leave (more aggressive).
+    Returns ``(new_reward, new_alive)``; pruned units keep their reward frozen.
     """
     if not alive.any():
         return reward, alive
-    usage = torch.zeros_like(score)
-    usage[alive] = normalised_usage(score[alive])
+    if over_alive:
+        usage = torch.zeros_like(score)
+        usage[alive] = normalised_usage(score[alive])
+    else:
+        usage = normalised_usage(score)
     updated = reward_update(reward, usage, unit_index, rule)
     new_reward = torch.where(alive, updated, reward)
     return new_reward, prune_decision(new_reward, alive)

@@ -78,3 +78,38 @@ class GMPPruner(Pruner):
         if step % self.update_every_steps and not is_last_step:
             return mask
         return magnitude_mask(weight, mask, self.target_at(step))
+
+
+class StructuredPruner(GMPPruner):
+    """Structured magnitude pruning: whole neurons / conv channels with the smallest L1 weight norm.
+
+    The baseline that removes what DPAP's neuron and channel rules remove, by
+    magnitude alone. Each prunable layer loses ``target_sparsity`` of its
+    output units (rows of a ``Linear``, output channels of a ``Conv2d``) on
+    GMP's cubic schedule, chosen by ``torch.nn.utils.prune.LnStructured``
+    (L1 norm of each unit's surviving incoming weights); the next prunable
+    layer loses the synapses from removed units as well, so the export drops
+    them as dead neurons.
+    """
+
+    name = "structured"
+
+    def compute_mask(self, layer_index, weight, mask, step):
+        from torch.nn.utils import prune
+
+        if layer_index > 0:
+            # Units removed in the previous layer take their outgoing synapses with them.
+            previous = self.layers[layer_index - 1].weight_mask.flatten(1).sum(dim=1) > 0  # [n_units_prev]
+            per_unit = weight.shape[1] // previous.numel()  # > 1 when a conv output is flattened
+            inputs_alive = previous.repeat_interleave(per_unit) if weight.dim() == 2 else previous
+            shape = (1, -1) + (1,) * (weight.dim() - 2)
+            mask = mask * inputs_alive.view(shape).to(mask.dtype)
+        is_last_step = step >= self.total_steps
+        if step % self.update_every_steps and not is_last_step:
+            return mask
+        n_units = weight.shape[0]
+        n_prune = int(round(self.target_at(step) * n_units))
+        if n_prune == 0:
+            return mask
+        # Pruned units have norm 0, so they are among the n_prune smallest: the mask only shrinks.
+        return prune.LnStructured(amount=n_prune, n=1, dim=0).compute_mask(weight * mask, mask)

@@ -42,13 +42,24 @@ def test_overhead(tmp_path):
 
 
 def test_pareto(tmp_path):
-    out = run_script("pareto.py", "--datasets", "digits", "--seeds", "0", "--epochs", "1", "--workers", "1",
-                     "--hidden", "16", "16", "--out", tmp_path)
+    out = run_script("pareto.py", "--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1",
+                     "--workers", "1", "--grid", "quick", "--hidden", "16", "16", "--out", tmp_path)
     saved = json.loads((tmp_path / "pareto.json").read_text())
-    methods = {r["method"] for r in saved["runs"]}
-    assert {"dense", "dpap", "gmp", "magnitude", "random"} <= methods
-    assert (tmp_path / "pareto_digits.png").stat().st_size > 0
-    assert "dpap minus gmp at the same sparsity" in out
+    assert {"dense", "dpap", "dpap (authors)", "dpap+", "gmp", "magnitude", "random", "structured"} == {
+        r["method"] for r in saved["runs"]}
+    assert all(0.0 <= r["validation_accuracy"] <= 1.0 and r["energy_j"] > 0 for r in saved["runs"])
+    # One selected row per method and strength, each the candidate with the best validation accuracy.
+    for row in saved["selected"]:
+        runs = [r for r in saved["runs"] if (r["method"], r["strength"]) == (row["method"], row["strength"])]
+        assert row["validation_accuracy"] == max(r["validation_accuracy"] for r in runs)
+    assert (tmp_path / "pareto_digits_mlp.png").stat().st_size > 0
+    assert "digits mlp: dpap+ cs=1.5 dominated by:" in out and "goals for dpap+ cs=1.5" in out
+
+
+def test_ann_dpap():
+    out = run_script("ann_dpap.py", "--datasets", "digits", "--models", "ann-mlp", "--seeds", "0", "--epochs", "1",
+                     "--workers", "1")
+    assert re.search(r"digits ann-mlp: dpap minus gmp at the same synapse sparsity: [+-]\d+\.\d+ points", out)
 
 
 @needs_lava
@@ -72,3 +83,15 @@ def test_train_throughput():
     out = run_script("train_throughput.py", "--dataset", "digits", "--epochs", "1")
     assert "dpap_overhead_1proc:" in out
     last_number(out, "ddp_scaling_2proc")
+
+
+@needs_lava
+@pytest.mark.netx
+def test_netx_agreement(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "dpap_neuro.cli", "run", "--out", str(tmp_path / "run"), "--quiet",
+                          "--epochs", "1", "--timesteps", "6", "--hidden", "16", "--dataset", "digits",
+                          "--pruner", "gmp"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run_script("netx_agreement.py", tmp_path / "run", "--samples", "8")
+    assert "dense: 8 samples; lava-dl vs ours (fixed): predictions 1.0000" in out
+    assert out.strip().splitlines()[-1] == "lava_dl_prediction_agreement_all: True"

@@ -1,11 +1,11 @@
-"""The baseline pruners: random (per layer, seeded, once) and one-shot global magnitude."""
+"""The baseline pruners: random (per layer, seeded, once), one-shot global magnitude, structured magnitude."""
 
 import pytest
 import torch
 
 from conftest import tiny_data
 from dpap_neuro.models import SpikingMLP
-from dpap_neuro.pruning import MagnitudePruner, RandomPruner, effective_weight, make_pruner
+from dpap_neuro.pruning import MagnitudePruner, RandomPruner, StructuredPruner, effective_weight, make_pruner
 from dpap_neuro.train import train
 
 
@@ -214,12 +214,75 @@ def test_magnitude_prunes_the_requested_count_even_with_tied_magnitudes():
     assert sum(n_pruned(m) for m in pruner.masks()) == 176
 
 
+# --- structured magnitude -----------------------------------------------------
+
+
+def test_structured_removes_the_units_with_the_smallest_l1_norm_and_their_outgoing_synapses():
+    model = mlp()
+    with torch.no_grad():
+        # Row k of each prunable layer gets L1 norm proportional to (k + 1), in a shuffled order.
+        for layer, order in ((model[0], torch.randperm(16, generator=torch.Generator().manual_seed(1))),
+                             (model[2], torch.randperm(12, generator=torch.Generator().manual_seed(2)))):
+            layer.weight.copy_(torch.sign(layer.weight) * (order[:, None].double() + 1).float() / 100)
+    first_norm = model[0].weight.abs().sum(dim=1).clone()
+    second_norm = model[2].weight.abs().sum(dim=1).clone()
+    pruner = StructuredPruner(target_sparsity=0.25, start_fraction=0.0, end_fraction=0.5, update_every_steps=1)
+    pruner.attach(model, total_steps=4)
+    for step in range(1, 5):
+        pruner.update(step)
+    first, second = (layer.weight_mask for layer in pruner.layers)
+    removed_first = torch.nonzero(first.sum(dim=1) == 0).flatten()
+    assert set(removed_first.tolist()) == set(torch.argsort(first_norm)[:4].tolist())  # 25 % of 16
+    assert torch.all(first[first.sum(dim=1) > 0] == 1)  # kept units keep every synapse
+    # Their outgoing synapses (columns of the next layer) went with them.
+    assert torch.all(second[:, removed_first] == 0)
+    removed_second = torch.nonzero(second.sum(dim=1) == 0).flatten()
+    assert set(removed_second.tolist()) == set(torch.argsort(second_norm)[:3].tolist())  # 25 % of 12
+
+
+def test_structured_prunes_whole_conv_channels_gradually_and_never_regrows():
+    from dpap_neuro.models import SpikingConvNet
+    from hw_export.norse_reader import from_norse
+
+    torch.manual_seed(0)
+    model = SpikingConvNet((2, 8, 8), (8, 8), (10,), 3)
+    pruner = StructuredPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.5, update_every_steps=2)
+    pruner.attach(model, total_steps=20)
+    previous = [m.clone() for m in pruner.masks()]
+    shares = []
+    for step in range(1, 21):
+        pruner.update(step)
+        for before, now in zip(previous, pruner.masks()):
+            assert torch.all(now <= before)  # masks only lose entries
+        previous = [m.clone() for m in pruner.masks()]
+        shares.append(pruner.neuron_sparsity())
+    assert shares[0] < shares[-1] and shares == sorted(shares)
+    conv1, conv2, fc1 = pruner.layers
+    for conv in (conv1, conv2):
+        alive = conv.weight_mask.flatten(1).sum(dim=1) > 0
+        assert int((~alive).sum()) == 4  # half of 8 channels
+        assert torch.all(conv.weight_mask[alive].flatten(1).sum(dim=1) > 0)
+    dead_conv1 = conv1.weight_mask.flatten(1).sum(dim=1) == 0
+    assert torch.all(conv2.weight_mask[:, dead_conv1] == 0)
+    dead_conv2 = conv2.weight_mask.flatten(1).sum(dim=1) == 0
+    assert torch.all(fc1.weight_mask[:, dead_conv2.repeat_interleave(2 * 2)] == 0)  # a 2x2 map per channel
+    net = from_norse(list(model), (2, 8, 8))
+    assert net.layers[0].weight.shape[0] == 4 * 64 and net.layers[1].weight.shape[0] == 4 * 16  # removed
+
+
+def test_structured_refuses_bad_values():
+    with pytest.raises(ValueError, match="target_sparsity must be in"):
+        make_pruner("structured", target_sparsity=1.0)
+
+
 # --- through make_pruner: torch's reparametrisation ---------------------------
 
 
 @pytest.mark.parametrize("name, options, cls", [
     ("random", {"sparsity": 0.5, "at_fraction": 0.0, "seed": 7}, RandomPruner),
     ("magnitude", {"sparsity": 0.5, "at_epoch": 0}, MagnitudePruner),
+    ("structured", {"target_sparsity": 0.5, "start_fraction": 0.0, "end_fraction": 0.25,
+                    "update_every_steps": 1}, StructuredPruner),
 ])
 def test_baselines_keep_parameter_identity_and_block_gradients(name, options, cls):
     model = mlp()

@@ -27,6 +27,8 @@ def test_help_describes_every_run_option():
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--pruner-option", "target_sparsity=2"], "target_sparsity"),
     (["--pruner-option", "nonsense=1"], "has no option nonsense"),
+    (["--model", "ann-mlp"], "is an ANN (ReLU): the pruners train it, but it has no spiking export"),
+    (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_written(tmp_path, args, message):
     out = tmp_path / "run"
@@ -47,17 +49,20 @@ def test_unknown_dataset_is_rejected_by_the_parser(tmp_path):
 def test_run_writes_the_report_contract(tmp_path):
     out = tmp_path / "run"
     result = dpap("run", "--out", str(out), "--quiet", "--epochs", "2", "--timesteps", "8",
-                  "--hidden", "24", "--dataset", "digits", "--pruner", "gmp")
+                  "--hidden", "24", "--dataset", "digits", "--pruner", "gmp", "--val-fraction", "0.1")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1
-    assert report["dataset"] == {"name": "digits", "n_train": 1437, "n_test": 360, "timesteps": 8}
+    # 1,437 training digits, 10 % of them (stratified) held out for validation.
+    assert report["dataset"] == {"name": "digits", "n_train": 1293, "n_validation": 144, "n_test": 360,
+                                 "timesteps": 8}
     assert set(report["models"]) == {"dense", "gmp"}
     for name, model in report["models"].items():
         assert (out / f"{name}.pt").is_file() and (out / f"{name}.h5").is_file()
         assert model["agreement"] == {**model["agreement"], "spikes": 1.0, "predictions": 1.0}
         assert 0.0 <= model["accuracy"]["norse"] <= 1.0
         assert model["accuracy"]["lava"] == model["accuracy"]["norse"]
+        assert 0.0 <= model["accuracy"]["validation"] <= 1.0
         assert set(model["per_sample"]) >= {"spikes", "synops", "neuron_updates", "energy_j"}
         assert model["per_sample"]["energy_j"]["loihi"] > 0
         assert sum(layer["synapses"] for layer in model["layers"]) == model["synapses"]
@@ -78,7 +83,9 @@ def test_run_writes_the_report_contract(tmp_path):
     simulated = dpap("simulate", str(out / "gmp.h5"), "--dataset", "digits", "--quiet")
     assert simulated.returncode == 0, simulated.stderr
     sim_report = json.loads((out / "gmp-float.json").read_text())
-    assert sim_report["accuracy"] == report["models"]["gmp"]["accuracy"]
+    # simulate sees the test set only: the run's validation accuracy has no counterpart there.
+    run_accuracy = {k: v for k, v in report["models"]["gmp"]["accuracy"].items() if k != "validation"}
+    assert sim_report["accuracy"] == run_accuracy
     assert sim_report["agreement"]["spikes"] == 1.0
     assert sim_report["per_sample"] == report["models"]["gmp"]["per_sample"]
 
@@ -358,7 +365,8 @@ def test_an_undefined_ratio_is_json_null_not_nan(tmp_path):
 def test_the_same_command_twice_gives_the_same_report(tmp_path):
     def without_wall_times(value):
         if isinstance(value, dict):
-            return {k: without_wall_times(v) for k, v in value.items() if k != "wall_time_s"}
+            # Wall times vary; the recorded command line differs in its --out.
+            return {k: without_wall_times(v) for k, v in value.items() if k not in ("wall_time_s", "command")}
         if isinstance(value, list):
             return [without_wall_times(v) for v in value]
         return value
@@ -372,3 +380,13 @@ def test_the_same_command_twice_gives_the_same_report(tmp_path):
         reports.append(json.loads((tmp_path / name / "report.json").read_text()))
     assert reports[0]["models"]["dpap"]["training"]["sparsity"][-1] > 0  # DPAP did prune, both times
     assert without_wall_times(reports[0]) == without_wall_times(reports[1])
+
+
+@pytest.mark.parametrize("fmt", ["sparsenet", "netx", "nir"])
+def test_an_ann_checkpoint_is_refused_by_every_export_with_the_reason(tmp_path, fmt):
+    ckpt = small_checkpoint(tmp_path, (2, 8, 8), "ann-mlp")
+    result = dpap("export", str(ckpt), "--out", str(tmp_path / "m.out"), "--format", fmt)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert "cannot export a ReLU layer: an ANN activation is not a spiking neuron" in lines[0]
+    assert not (tmp_path / "m.out").exists()

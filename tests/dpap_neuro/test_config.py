@@ -29,7 +29,7 @@ def test_defaults_are_valid():
     ("batch_size", 0, "batch_size"),
     ("learning_rate", 0.0, "learning_rate"),
     ("lava_batch_size", 0, "lava_batch_size"),
-    ("model", "rnn", "model must be 'mlp' or 'conv'"),
+    ("model", "rnn", "model must be one of mlp, conv, ann-mlp, ann-conv"),
     ("conv_channels", (), "conv_channels"),
     ("conv_channels", (4, 0), "conv_channels"),
 ])
@@ -61,8 +61,9 @@ def test_from_dict_refuses_unknown_keys():
 
 def test_dpap_gets_the_builtin_options_when_none_are_given():
     options = RunConfig(pruner="dpap").resolved_pruner_options()
-    # docs/dpap.md and config.py: a decision every 5 batches, hidden neurons judged with c = 1.0.
-    assert options == {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0}
+    # docs/dpap.md and config.py: a decision every 5 batches, hidden neurons judged with c = 1.0,
+    # usage normalised over the surviving units.
+    assert options == {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"}
     options["fc_neuron_c"] = 99.0  # a copy: changing it changes nothing for the next caller
     assert RunConfig().resolved_pruner_options()["fc_neuron_c"] == 1.0
 
@@ -70,12 +71,13 @@ def test_dpap_gets_the_builtin_options_when_none_are_given():
 def test_other_pruners_have_no_builtin_options():
     assert RunConfig(pruner="gmp").resolved_pruner_options() == {}
     assert RunConfig(pruner="random").resolved_pruner_options() == {}
+    assert RunConfig(pruner="dpap+").resolved_pruner_options() == {}  # the authors' schedule and constants
 
 
 def test_given_options_override_only_their_own_builtin_defaults():
     config = RunConfig(pruner="dpap", pruner_options={"warmup_units": 2, "fc_neuron_c": 1.5})
     assert config.resolved_pruner_options() == {"schedule_unit": "batches", "batches_per_unit": 5,
-                                                "fc_neuron_c": 1.5, "warmup_units": 2}
+                                                "fc_neuron_c": 1.5, "warmup_units": 2, "usage_over": "alive"}
     assert RunConfig(pruner="dpap", pruner_options={}).resolved_pruner_options() == \
         RunConfig(pruner="dpap").resolved_pruner_options()
     # The authors' per-epoch schedule stays reachable.

@@ -59,3 +59,32 @@ def test_moving_edge_gives_on_ahead_and_off_behind():
 def test_bad_dataset_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("mnist", timesteps=5, seed=0)
+
+
+def test_validation_split_is_disjoint_stratified_and_seeded():
+    from dpap_neuro.data import split_validation
+
+    train, _ = load_dataset("digits", timesteps=3, seed=0)
+    kept, val = split_validation(train, 0.1, seed=0)
+    assert len(kept) + len(val) == len(train) and len(val) == 144
+    # Disjoint and complete: every training sample lands in exactly one part (compare whole spike trains).
+    rows = {tuple(train.spikes[:, n].flatten().tolist()) + (int(train.labels[n]),) for n in range(len(train))}
+    parts = [tuple(d.spikes[:, n].flatten().tolist()) + (int(d.labels[n]),) for d in (kept, val) for n in range(len(d))]
+    assert len(parts) == len(set(parts)) == len(rows) and set(parts) == rows
+    counts = torch.bincount(val.labels, minlength=10)
+    assert counts.min() >= 13 and counts.max() <= 16  # stratified: ~14.4 per class
+    again, val_again = split_validation(train, 0.1, seed=0)
+    assert torch.equal(val.labels, val_again.labels) and torch.equal(val.spikes, val_again.spikes)
+    _, other = split_validation(train, 0.1, seed=1)
+    assert not torch.equal(val.spikes, other.spikes)
+
+
+def test_no_validation_split_and_bad_fractions():
+    from dpap_neuro.data import split_validation
+
+    train, _ = load_dataset("digits", timesteps=2, seed=0)
+    same, none = split_validation(train, 0.0, seed=0)
+    assert same is train and none is None
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="val_fraction must be in"):
+            split_validation(train, bad, seed=0)

@@ -42,6 +42,7 @@ def test_bcm_term_with_sliding_threshold_by_hand():
     torch.testing.assert_close(state.plasticity, torch.tensor([[0.75, 2.0]], dtype=torch.float64))
     torch.testing.assert_close(state.activity, torch.tensor([1.5], dtype=torch.float64))
     torch.testing.assert_close(state.theta, torch.tensor([0.75], dtype=torch.float64))
+    torch.testing.assert_close(state.pre_activity, torch.tensor([1.5, 2.0], dtype=torch.float64))  # sum_b x_bj
     # Second batch: 1.0 * (1.0 - 0.75) * [1, 1] is added; theta = (0.5 + 1 + 1) / 3.
     state = plasticity_step(state, torch.tensor([[1.0]]), torch.tensor([[1.0, 1.0]]))
     torch.testing.assert_close(state.plasticity, torch.tensor([[1.0, 2.25]], dtype=torch.float64))
@@ -95,3 +96,25 @@ def test_unused_unit_is_pruned_after_enough_decisions():
         lifetimes.append(bool(alive[0]))
     assert lifetimes.index(False) == 6
     assert alive[1], "a fully used unit survives"
+
+
+def test_usage_is_normalised_over_all_units_as_the_authors_do_or_over_survivors():
+    # Unit 0 is pruned (score 0). Over all units: min 0, P75 of [0, 1, 2, 3, 4] = 3, so unit 1 has
+    # u = 1/3 and delta = 2/3 - 1.5. Over survivors: min 1, so unit 1 has u = 0 and delta = -1.5.
+    reward = torch.full((5,), 10.0, dtype=torch.float64)
+    alive = torch.tensor([False, True, True, True, True])
+    score = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    over_all, _ = adaptive_prune(reward, alive, score, 5, FC_NEURON_RULE)
+    over_alive, _ = adaptive_prune(reward, alive, score, 5, FC_NEURON_RULE, over_alive=True)
+    assert over_all[1].item() == pytest.approx(0.999 * 10 + (2 / 3 - 1.5))
+    assert over_alive[1].item() == pytest.approx(0.999 * 10 - 1.5)
+    assert over_all[0] == over_alive[0] == 10.0  # a pruned unit's reward stays frozen either way
+
+
+def test_magnitude_weighted_synapse_score_needs_both_correlation_and_weight():
+    from dpap_neuro.pruning.dpap_functional import magnitude_weighted
+
+    bcm = torch.tensor([[0.0, 1.0], [1.0, 0.5]], dtype=torch.float64)
+    weight = torch.tensor([[2.0, -0.5], [-2.0, 0.5]])
+    # N(M) = [[0, 1], [1, .5]], N(|w|) = [[1, 0], [1, 0]]
+    assert magnitude_weighted(bcm, weight).tolist() == [[0.0, 0.0], [1.0, 0.0]]

@@ -1,5 +1,6 @@
 """The stateful DPAP pruner: invisible while observing, real when pruning."""
 
+import pytest
 import torch
 from norse.torch import LICell, LIFCell
 from torch import nn
@@ -147,3 +148,68 @@ def test_conv_rule_prunes_a_silent_channel_by_itself():
     assert torch.all(fc_mask[:, 36:72] == 0), "inputs from the pruned channel remain in the next layer"
     assert pruner.records[1].unit_alive.all()
     assert torch.all(fc_mask[:, :36] == 1) and torch.all(fc_mask[:, 72:] == 1)
+
+
+def test_dpap_prunes_an_ann_with_activations_as_its_trace():
+    from dpap_neuro.models import build_model
+    from dpap_neuro.pruning import DPAPPruner
+
+    torch.manual_seed(0)
+    model = build_model((10,), [16, 12], 3, architecture="ann-mlp")
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    pruner.attach(model, total_steps=40)
+    inputs = (torch.rand(4, 8, 10, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    model.train()
+    output = model(inputs)
+    pruner.observe(inputs, output)
+    # One step: the post trace is the activation itself, so A sums the ReLU outputs over the batch.
+    torch.testing.assert_close(pruner.records[0].stats.activity, output.layer_spikes[0][0].sum(0).double())
+    torch.testing.assert_close(pruner.records[1].stats.activity, output.layer_spikes[1][0].sum(0).double())
+    for step in range(1, 41):
+        pruner.observe(inputs, model(inputs))
+        pruner.update(step)
+    assert pruner.sparsity() > 0.0 and pruner.neuron_sparsity() > 0.0  # the same rule prunes the ANN
+
+
+def test_spike_count_aware_synapse_score_spares_synapses_of_quiet_inputs():
+    """dpap+'s score per presynaptic spike: with equal M_ij and weights, the busier input's synapse goes first."""
+    from dpap_neuro.pruning.dpap_functional import PlasticityState
+
+    torch.manual_seed(0)
+    model = SpikingMLP(3, [2], 2)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]))  # input 2: no weight
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, prune_neurons=False,
+                        synapse_score="bcm*magnitude/pre_rate", fc_synapse_c=2.0, r_init=0.5)
+    pruner.attach(model, total_steps=3)
+    record = pruner.records[0]
+    # The same correlation M for every synapse, but input 1 spiked ten times as often as inputs 0 and 2.
+    record.stats = PlasticityState(torch.ones(2, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64),
+                                   torch.zeros(2, dtype=torch.float64), 10,
+                                   torch.tensor([1.0, 10.0, 1.0], dtype=torch.float64))
+    # Score N(M / pre) * N(|w|) = [1, 0, 1] * [1, 1, 0] per row: u = [1, 0, 0], delta = 2u - 2 = [0, -2, -2],
+    # R = 0.999 * 0.5 + delta: only input 0's synapses stay.
+    pruner.decide(0)
+    assert record.synapse_alive.tolist() == [[True, False, False], [True, False, False]]
+
+
+def test_dpap_plus_is_the_faithful_dpap_with_the_magnitude_weighted_synapse_score():
+    from dataclasses import asdict
+
+    from dpap_neuro.pruning import DPAPConfig, DPAPPlusPruner
+
+    plus = make_pruner("dpap+")
+    assert isinstance(plus, DPAPPlusPruner) and plus.name == "dpap+"
+    faithful = asdict(DPAPConfig())
+    assert asdict(plus.config) == {**faithful, "synapse_score": "bcm*magnitude"}
+    assert faithful["usage_over"] == "all" and faithful["synapse_score"] == "bcm"  # the authors'
+    assert make_pruner("dpap+", synapse_score="bcm").config.synapse_score == "bcm"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"usage_over": "some"}, "usage_over must be 'all' or 'alive'"),
+    ({"synapse_score": "weights"}, "synapse_score must be one of bcm, bcm\\*magnitude"),
+])
+def test_dpap_refuses_unknown_rule_variants(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_pruner("dpap", **options)

@@ -122,3 +122,25 @@ def test_lif_steps_follow_the_equations_by_hand():
 def test_invalid_sizes_are_refused(build):
     with pytest.raises(ValueError):
         build()
+
+
+@pytest.mark.parametrize("architecture, n_synaptic", [("ann-mlp", 2), ("ann-conv", 3)])
+def test_ann_twins_see_spike_rates_and_answer_in_one_step(architecture, n_synaptic):
+    from dpap_neuro.models import ReLUNet, is_spiking
+
+    torch.manual_seed(0)
+    model = build_model((2, 8, 8), [6], 3, architecture=architecture, conv_channels=(4,))
+    assert isinstance(model, ReLUNet) and not is_spiking(model) and is_spiking(SpikingMLP(4, [3], 2))
+    synaptic = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert len(synaptic) == n_synaptic and all(m.bias is None for m in synaptic)
+    spikes = (torch.rand(5, 4, 2, 8, 8) < 0.3).float()  # [T, B, C, H, W]
+    out = model(spikes)
+    assert out.readout_v.shape == (1, 4, 3)
+    assert [tuple(a.shape) for a in out.layer_spikes][-1] == (1, 4, 6)
+    assert all(torch.all(a >= 0) for a in out.layer_spikes)  # ReLU activations
+    # Only the spike counts matter: the same counts in another order give the same output.
+    torch.testing.assert_close(model(spikes.flip(0)).readout_v, out.readout_v)
+    rates = spikes.mean(dim=0)
+    if architecture == "ann-mlp":
+        expected = model[2](torch.relu(model[0](rates.flatten(1))))
+        torch.testing.assert_close(out.readout_v[0], expected)

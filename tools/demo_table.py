@@ -1,0 +1,53 @@
+"""Print the README's demo table from a run's report.json (so the README shows what `make demo` wrote).
+
+    python tools/demo_table.py [runs/demo/report.json]
+
+Prints the markdown table, the pruned/dense ratios and the per-layer
+neurons kept, headed by the run's provenance (dataset, split sizes, commit).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def table(report: dict) -> str:
+    dataset = report["dataset"]
+    env = report.get("environment", {})
+    lines = [f"From `{env.get('command', 'dpap run')}` at commit {env.get('commit', 'unknown')} "
+             f"(dataset `{dataset['name']}`: {dataset['n_train']} training, {dataset.get('n_validation', 0)} "
+             f"validation and {dataset['n_test']} test samples, {dataset['timesteps']} steps):", "",
+             "| model | validation acc. | Norse acc. | Lava acc. | spike agreement | Loihi fixed-pt acc. | "
+             "fixed-pt prediction agreement | synapses | neurons | synops/sample | Loihi energy/sample |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in report["models"].items():
+        validation = m["accuracy"].get("validation")
+        lines.append(
+            f"| {name} | {'-' if validation is None else f'{validation:.4f}'} | {m['accuracy']['norse']:.4f} | "
+            f"{m['accuracy']['lava']:.4f} | {m['agreement']['spikes']:.4f} | {m['fixed']['accuracy']:.4f} | "
+            f"{m['fixed']['agreement']['predictions']:.4f} | {m['synapses']} | {m['neurons']} | "
+            f"{m['per_sample']['synops']:.0f} | {m['per_sample']['energy_j']['loihi'] * 1e9:.1f} nJ |")
+    ratios = report["comparison"]["ratios"]
+    lines += ["", "Pruned / dense per sample: " + ", ".join(
+        f"{key} {value:.3f}" for key, value in ratios.items() if value is not None) + "."]
+    pruned = report["models"][report["comparison"]["pruned"]]
+    lines.append("Neurons kept per layer: " + ", ".join(
+        f"`{layer['name']}` {layer['neurons']} of {layer['original_neurons']}" for layer in pruned["layers"][:-1]) + ".")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0] if argv else "runs/demo/report.json")
+    try:
+        report = json.loads(path.read_text())
+        print(table(report))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"demo_table: {path}: not a finished run's report.json ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
