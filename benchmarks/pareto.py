@@ -51,7 +51,7 @@ GRIDS = {
         "dpap (authors)": {"authors": ("dpap", {})},  # DPAPConfig's defaults: the authors' constants
         "dpap": {f"c={c}": ("dpap", {**BATCHES, "fc_neuron_c": c, "fc_synapse_c": 1.5, "conv_channel_c": c / 1.5 * 0.65})
                  for c in (0.8, 1.0, 1.25, 1.5)},
-        # dpap+: the authors' schedule and constants with a magnitude-weighted synapse score (ours).
+        # dpap+: the authors' constants with a magnitude-weighted synapse score (ours); schedule chosen below.
         "dpap+": {f"cs={c}": ("dpap+", {"fc_synapse_c": c}) for c in (1.5, 2.0)},
         "gmp": {f"{s}": ("gmp", {"target_sparsity": s}) for s in (0.7, 0.8, 0.9, 0.95)},
         "magnitude": {f"{s}": ("magnitude", {"sparsity": s}) for s in (0.8, 0.9)},
@@ -63,7 +63,8 @@ GRIDS["quick"] = {method: dict(list(points.items())[:2]) for method, points in G
 # Settings besides the strength, tried for every strength and chosen on validation accuracy.
 CANDIDATES = {
     "dpap (authors)": [{}],
-    "dpap+": [{}],
+    # dpap+ on the authors' per-epoch schedule, or deciding every 5 batches as the built-in dpap does.
+    "dpap+": [{}, {**BATCHES, "batches_per_unit": 5}],
     "dpap": [{"batches_per_unit": 5, "usage_over": "alive"}, {"batches_per_unit": 5}, {"batches_per_unit": 10}],
     "gmp": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
     "magnitude": [{"at_epoch": 2}, {"at_epoch": 5}],
