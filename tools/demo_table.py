@@ -16,16 +16,20 @@ from pathlib import Path
 def table(report: dict) -> str:
     dataset = report["dataset"]
     env = report.get("environment", {})
+    # The validation column only where the run held a validation split out (`--val-fraction`).
+    has_validation = any("validation" in m["accuracy"] for m in report["models"].values())
     lines = [f"From `{env.get('command', 'dpap run')}` at commit {env.get('commit', 'unknown')} "
              f"(dataset `{dataset['name']}`: {dataset['n_train']} training, {dataset.get('n_validation', 0)} "
              f"validation and {dataset['n_test']} test samples, {dataset['timesteps']} steps):", "",
-             "| model | validation acc. | Norse acc. | Lava acc. | spike agreement | Loihi fixed-pt acc. | "
-             "fixed-pt prediction agreement | synapses | neurons | synops/sample | Loihi energy/sample |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model |" + (" validation acc. |" if has_validation else "") + " Norse acc. | Lava acc. | "
+             "spike agreement | Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons | "
+             "synops/sample | Loihi energy/sample |",
+             "|---|" + ("---|" if has_validation else "") + "---|---|---|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
         validation = m["accuracy"].get("validation")
+        validation_cell = (" - |" if validation is None else f" {validation:.4f} |") if has_validation else ""
         lines.append(
-            f"| {name} | {'-' if validation is None else f'{validation:.4f}'} | {m['accuracy']['norse']:.4f} | "
+            f"| {name} |{validation_cell} {m['accuracy']['norse']:.4f} | "
             f"{m['accuracy']['lava']:.4f} | {m['agreement']['spikes']:.4f} | {m['fixed']['accuracy']:.4f} | "
             f"{m['fixed']['agreement']['predictions']:.4f} | {m['synapses']} | {m['neurons']} | "
             f"{m['per_sample']['synops']:.0f} | {m['per_sample']['energy_j']['loihi'] * 1e9:.1f} nJ |")

@@ -37,6 +37,17 @@ def test_table_rows_ratios_and_provenance(tmp_path):
     assert "`fc1` 20 of 32" in out and "readout" not in out.split("Neurons kept per layer:")[1]
 
 
+def test_no_validation_column_without_a_validation_split(tmp_path):
+    report = {"dataset": {"name": "digits", "n_train": 1437, "n_test": 360, "timesteps": 8},
+              "models": {"dense": model(0.9611, 100864, 4.7803e-6), "dpap": model(0.9556, 17686, 1.3375e-6)},
+              "comparison": {"pruned": "dpap", "ratios": {"synapses": 0.175}}, "environment": {}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    result = run(tmp_path / "report.json")
+    assert result.returncode == 0, result.stderr
+    assert "validation acc." not in result.stdout and "at commit unknown" in result.stdout
+    assert "| dense | 0.9611 | 0.9611 | 1.0000 |" in result.stdout
+
+
 def test_a_file_that_is_not_a_report_is_one_line(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     result = run(tmp_path / "x.json")
