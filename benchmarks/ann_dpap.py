@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dpap_neuro.pipeline import source_commit
 
+    commit = source_commit()  # of the code that runs, read before the hour of training that may follow
+
     cells = [(d, m) for d in args.datasets for m in args.models]
 
     def job(dataset, model, seed, method, pruner, options):
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
               for group in chosen.values() for r in group for o in GMP_CANDIDATES]
     runs += run_all(second, args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
-    saved = {"commit": source_commit(), "epochs": args.epochs, "seeds": args.seeds, "runs": runs}
+    saved = {"commit": commit, "epochs": args.epochs, "seeds": args.seeds, "runs": runs}
     tmp = args.out / "ann_dpap.json.tmp"
     tmp.write_text(json.dumps(saved, indent=1) + "\n")
     tmp.replace(args.out / "ann_dpap.json")

@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dpap_neuro.pipeline import source_commit
 
+    commit = source_commit()  # of the code that runs, read before the hours of training that may follow
+
     out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.plot_only:
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(jobs)} training runs on {args.workers} workers", flush=True)
         runs = run_all(jobs, args.workers)
         rows = select(runs)
-        saved = {"commit": source_commit(), "epochs": args.epochs, "seeds": args.seeds, "grid": args.grid,
+        saved = {"commit": commit, "epochs": args.epochs, "seeds": args.seeds, "grid": args.grid,
                  "runs": runs, "selected": rows}
         tmp = out_dir / "pareto.json.tmp"
         tmp.write_text(json.dumps(saved, indent=1) + "\n")
