@@ -18,13 +18,15 @@ README, *Lava simulation*), with its ratio to the dense model of the seed.
                                 [--epochs 20] [--workers 2] [--grid full|quick] [--methods ...] [--hidden N ...]
                                 [--out DIR]
     python benchmarks/pareto.py --plot-only [--markdown] [--out DIR]
+    python benchmarks/pareto.py --update --methods dpap+ [...]   # redo some methods, keep the other runs
 
 Prints one row per method and strength (means over seeds, with the standard
 deviation of accuracy), each method's Pareto front, whether any baseline
 point dominates a DPAP point (>= test accuracy at <= energy, better in one),
-and the goal checks. Writes OUT/pareto.json (every run, the selection, the
-git commit) and OUT/pareto_<dataset>_<model>.png (test accuracy against
-energy ratio and against synapses kept; fronts drawn as lines).
+and the goal checks. Writes OUT/pareto.json (every run with the git commit
+of the code that ran it, and the selection) and
+OUT/pareto_<dataset>_<model>.png (test accuracy against energy ratio and
+against synapses kept; fronts drawn as lines).
 """
 
 from __future__ import annotations
@@ -271,6 +273,19 @@ def report(rows: list[dict]) -> list[str]:
     return lines
 
 
+def kept_runs(path: Path, args: argparse.Namespace, rerun: set[str]) -> list[dict]:
+    """``--update``: the saved runs that this call does not redo, each with the commit it came from."""
+    if not path.is_file():
+        sys.exit(f"pareto.py: error: --update adds to {path}, which does not exist")
+    saved = json.loads(path.read_text())
+    if saved["epochs"] != args.epochs or saved.get("hidden") != args.hidden:
+        sys.exit(f"pareto.py: error: --update: {path} holds runs of --epochs {saved['epochs']} "
+                 f"--hidden {saved.get('hidden')}; this call asks for {args.epochs} and {args.hidden}")
+    redone = {(d, m) for d in args.datasets for m in args.models}
+    return [{**r, "commit": r.get("commit", saved.get("commit", "unknown"))} for r in saved["runs"]
+            if not (r["method"] in rerun and (r["dataset"], r["model"]) in redone)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
@@ -285,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for pareto.json and figures ({RESULTS})")
     parser.add_argument("--plot-only", action="store_true", help="redraw figures and table from OUT/pareto.json")
     parser.add_argument("--markdown", action="store_true", help="also print the selected points as a markdown table")
+    parser.add_argument("--update", action="store_true",
+                        help="add to OUT/pareto.json: rerun only --methods (and dense where missing), keep its other runs")
     args = parser.parse_args(argv)
     from dpap_neuro.pipeline import source_commit
 
@@ -297,27 +314,32 @@ def main(argv: list[str] | None = None) -> int:
         rows = saved["selected"]
     else:
         grid = {m: p for m, p in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
+        kept = kept_runs(out_dir / "pareto.json", args, set(grid)) if args.update else []
+        have_dense = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
         jobs = []
         for dataset in args.datasets:
             for model in args.models:
                 for seed in args.seeds:
                     base = {"dataset": dataset, "model": model, "seed": seed, "epochs": args.epochs,
                             "hidden": args.hidden}
-                    jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
+                    if (dataset, model, seed) not in have_dense:
+                        jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
                     for method, points in grid.items():
                         for strength, (pruner, options) in points.items():
                             for candidate in CANDIDATES[method]:
                                 jobs.append({**base, "method": method, "strength": strength, "pruner": pruner,
                                              "options": {**options, **candidate}})
-        print(f"{len(jobs)} training runs on {args.workers} workers", flush=True)
-        runs = run_all(jobs, args.workers)
+        print(f"{len(jobs)} training runs on {args.workers} workers" + (f", {len(kept)} kept" if kept else ""),
+              flush=True)
+        runs = kept + [{**r, "commit": commit} for r in run_all(jobs, args.workers)]
         rows = select(runs)
-        saved = {"commit": commit, "epochs": args.epochs, "seeds": args.seeds, "grid": args.grid,
-                 "runs": runs, "selected": rows}
+        saved = {"commits": sorted({r["commit"] for r in runs}), "epochs": args.epochs, "hidden": args.hidden,
+                 "seeds": args.seeds, "runs": runs, "selected": rows}
         tmp = out_dir / "pareto.json.tmp"
         tmp.write_text(json.dumps(saved, indent=1) + "\n")
         tmp.replace(out_dir / "pareto.json")
-    print(f"commit {saved['commit']}, {saved['epochs']} epochs, seeds {saved['seeds']}")
+    commits = saved.get("commits", [saved.get("commit", "unknown")])
+    print(f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}, {saved['epochs']} epochs, seeds {saved['seeds']}")
     print("\n".join(report(rows)))
     if args.markdown:
         print("\n".join(markdown(rows)))

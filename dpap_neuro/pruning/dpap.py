@@ -39,6 +39,7 @@ from dpap_neuro.pruning.dpap_functional import (
 
 
 SYNAPSE_SCORES = ("bcm", "bcm*magnitude", "bcm*magnitude/pre_rate")
+NEURON_SCORES = ("spine", "spine*magnitude")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class DPAPConfig:
     conv_channel_tau: float = 12.0  # conv output channels: units per e-fold
     usage_over: str = "all"  # normalise usage over "all" units of a group (the authors') or the "alive" ones only
     synapse_score: str = "bcm"  # hidden-FC synapses by "bcm" (M_ij, the authors'), ours: "bcm*magnitude", "bcm*magnitude/pre_rate"
+    neuron_score: str = "spine"  # neurons / channels by "spine" (S_i, the authors'), ours: "spine*magnitude" (S_i * N(|w_i|_1))
     prune_synapses: bool = True  # hidden-FC synapse granularity on/off
     prune_neurons: bool = True  # neuron / channel granularity on/off
     enabled: bool = True  # False: gather statistics but never prune (for checks)
@@ -76,6 +78,8 @@ class DPAPConfig:
             raise ValueError(f"usage_over must be 'all' or 'alive', got {self.usage_over!r}")
         if self.synapse_score not in SYNAPSE_SCORES:
             raise ValueError(f"synapse_score must be one of {', '.join(SYNAPSE_SCORES)}, got {self.synapse_score!r}")
+        if self.neuron_score not in NEURON_SCORES:
+            raise ValueError(f"neuron_score must be one of {', '.join(NEURON_SCORES)}, got {self.neuron_score!r}")
         if self.schedule_unit == "batches" and self.batches_per_unit < 1:
             raise ValueError("schedule_unit 'batches' needs batches_per_unit >= 1")
         if not 0.0 <= self.trace_decay < 1.0:
@@ -220,6 +224,10 @@ class DPAPPruner(Pruner):
         for record in self.records:
             if self.config.prune_neurons:
                 importance = spine_importance(record.stats.plasticity, record.stats.activity)
+                if self.config.neuron_score == "spine*magnitude":
+                    # A unit also needs strong incoming weights (the L1 norm structured pruning ranks by; ours).
+                    weight = record.layer.weight_orig * record.layer.weight_mask
+                    importance = magnitude_weighted(importance, weight.abs().flatten(1).sum(dim=1))
                 rule = channel_rule if record.is_conv else neuron_rule
                 record.unit_reward, record.unit_alive = adaptive_prune(
                     record.unit_reward, record.unit_alive, importance, unit, rule, over_alive)

@@ -123,9 +123,11 @@ def spine_importance(plasticity: torch.Tensor, activity: torch.Tensor) -> torch.
 def magnitude_weighted(score: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``N(score) * N(|w|)``: a synapse score that also needs a large weight (ours, not the authors').
 
-    ``score``, ``weight``: ``[n_post, n_pre]``. BCM's M_ij says whether pre
-    and post fire together; a synapse with a tiny weight barely carries that
-    correlation, and one with a large weight matters even when M_ij is small.
+    ``score``, ``weight``: the same shape, ``[n_post, n_pre]`` for synapses
+    (BCM's M_ij says whether pre and post fire together; a synapse with a tiny
+    weight barely carries that correlation, and one with a large weight matters
+    even when M_ij is small) or ``[n_post]`` for units (``S_i`` and the L1
+    norm of each unit's incoming weights).
     """
     return min_max(score) * min_max(weight.abs().to(score.dtype))
 

@@ -56,6 +56,23 @@ def test_pareto(tmp_path):
     assert "digits mlp: dpap+ cs=1.5 dominated by:" in out and "goals for dpap+ cs=1.5" in out
 
 
+def test_pareto_update_redoes_only_the_named_methods(tmp_path):
+    tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1", "--workers", "1",
+            "--grid", "quick", "--hidden", "16", "16", "--out", tmp_path]
+    run_script("pareto.py", *tiny, "--methods", "random")
+    first = json.loads((tmp_path / "pareto.json").read_text())
+    out = run_script("pareto.py", *tiny, "--methods", "magnitude", "--update")
+    assert "training runs on 1 workers, 5 kept" in out  # dense and random (2 strengths x 2 schedules): kept
+    second = json.loads((tmp_path / "pareto.json").read_text())
+    assert {r["method"] for r in second["runs"]} == {"dense", "random", "magnitude"}
+    kept = [r for r in second["runs"] if r["method"] != "magnitude"]
+    assert kept == first["runs"] and all(r["commit"] for r in second["runs"])
+    mismatch = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pareto.py"), *map(str, tiny[:-1]),
+                               str(tmp_path), "--epochs", "2", "--methods", "gmp", "--update"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert mismatch.returncode != 0 and "--update" in mismatch.stderr and "holds runs of --epochs 1" in mismatch.stderr
+
+
 def test_ann_dpap(tmp_path):
     out = run_script("ann_dpap.py", "--datasets", "digits", "--models", "ann-mlp", "--seeds", "0", "--epochs", "1",
                      "--workers", "1", "--out", tmp_path)

@@ -193,6 +193,34 @@ def test_spike_count_aware_synapse_score_spares_synapses_of_quiet_inputs():
     assert record.synapse_alive.tolist() == [[True, False, False], [True, False, False]]
 
 
+def test_magnitude_weighted_neuron_score_removes_the_neuron_with_weak_inputs():
+    """neuron_score="spine*magnitude": equal spine importance, the unit with the smaller L1 input norm goes."""
+    from dpap_neuro.pruning.dpap_functional import PlasticityState
+
+    torch.manual_seed(0)
+    model = SpikingMLP(2, [3], 2)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[2.0, -2.0], [0.5, 0.5], [1.0, -2.0]]))  # L1 norms 4, 1, 3
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, prune_synapses=False,
+                        neuron_score="spine*magnitude", fc_neuron_c=1.0, r_init=0.5)
+    pruner.attach(model, total_steps=3)
+    record = pruner.records[0]
+    # Spine importance S = N(sum_j M_ij) * N(A) = N([2, 2, 0]) * N([2, 2, 1]) = [1, 1, 0]: units 0 and 1 tie.
+    record.stats = PlasticityState(torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64),
+                                   torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], dtype=torch.float64),
+                                   torch.zeros(3, dtype=torch.float64), 10, torch.ones(2, dtype=torch.float64))
+    # S * N(L1) = [1, 1, 0] * N([4, 1, 3]) = [1, 0, 0]; P75 = 0.5 (linear), u = [1, 0, 0],
+    # delta = 2u - 1 (+2 where positive) = [3, -1, -1]: units 1 and 2 go; by S alone only unit 2 would.
+    pruner.decide(0)
+    assert record.unit_alive.tolist() == [True, False, False]
+    faithful = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, prune_synapses=False,
+                          fc_neuron_c=1.0, r_init=0.5)
+    faithful.attach(model, total_steps=3)
+    faithful.records[0].stats = record.stats
+    faithful.decide(0)
+    assert faithful.records[0].unit_alive.tolist() == [True, True, False]
+
+
 def test_dpap_plus_is_the_faithful_dpap_with_the_magnitude_weighted_synapse_score():
     from dataclasses import asdict
 
@@ -209,6 +237,7 @@ def test_dpap_plus_is_the_faithful_dpap_with_the_magnitude_weighted_synapse_scor
 @pytest.mark.parametrize("options, message", [
     ({"usage_over": "some"}, "usage_over must be 'all' or 'alive'"),
     ({"synapse_score": "weights"}, "synapse_score must be one of bcm, bcm\\*magnitude"),
+    ({"neuron_score": "weights"}, "neuron_score must be one of spine, spine\\*magnitude"),
 ])
 def test_dpap_refuses_unknown_rule_variants(options, message):
     with pytest.raises(ValueError, match=message):
