@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pareto import RESULTS, run_all  # noqa: E402  (the same worker: train, validate, test)
+from pareto import RESULTS, add_run_arguments, run_all  # noqa: E402  (the same worker: train, validate, test)
 
 BATCHES = {"schedule_unit": "batches"}
 DPAP_CANDIDATES = [
@@ -52,11 +52,7 @@ def best(runs: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
-    parser.add_argument("--models", nargs="+", default=["ann-mlp", "ann-conv"], choices=("ann-mlp", "ann-conv"))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
+    add_run_arguments(parser, ("ann-mlp", "ann-conv"))
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for ann_dpap.json ({RESULTS})")
     args = parser.parse_args(argv)
     from dpap_neuro.pipeline import source_commit

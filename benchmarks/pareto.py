@@ -292,13 +292,18 @@ def kept_runs(path: Path, args: argparse.Namespace, rerun: set[str]) -> list[dic
             if not (r["method"] in rerun and (r["dataset"], r["model"]) in redone)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]) -> None:
+    """The options every training benchmark shares: what to train, how long, on how many processes."""
     parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
-    parser.add_argument("--models", nargs="+", default=["mlp", "conv"], choices=("mlp", "conv"))
+    parser.add_argument("--models", nargs="+", default=list(models), choices=models)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser, ("mlp", "conv"))
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full",
                         help="strengths per method: full, or quick (the first two of each)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all)")
