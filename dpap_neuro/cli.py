@@ -24,14 +24,23 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), value
 
 
-def _seconds(text: str) -> float:
+def _positive_number(text: str, unit: str = "") -> float:
+    """A positive finite number from the command line (``unit``, e.g. " of seconds", for the message)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number{unit}, got {text!r}") from None
     if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive finite number{unit}, got {text!r}")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _positive_number(text, " of seconds")
+
+
+def _microseconds(text: str) -> float:
+    return _positive_number(text, " of microseconds")
 
 
 def check_output_path(path: str, kind: str) -> None:
@@ -63,7 +72,7 @@ def require_lava(command: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from dpap_neuro.config import ARCHITECTURES, RunConfig
-    from dpap_neuro.data import DATASETS
+    from dpap_neuro.data import DATASETS, NEUROMORPHIC
     from dpap_neuro.pruning import PRUNERS
 
     defaults = RunConfig()
@@ -87,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"training device (default: {defaults.device}: CUDA when available); "
                           "export and Lava always run on the CPU")
     run.add_argument("--dataset", default=defaults.dataset, choices=DATASETS,
-                     help=f"built-in dataset (default: {defaults.dataset})")
-    run.add_argument("--model", default=defaults.model, choices=ARCHITECTURES,
+                     help=f"built-in dataset, or one read through tonic from --data-dir "
+                          f"({', '.join(NEUROMORPHIC)}; layouts in the README) (default: {defaults.dataset})")
+    add_tonic_arguments(run)
+    run.add_argument("--model", default=None, choices=ARCHITECTURES,
                      help=f"network: fully connected LIF layers, or conv blocks then LIF layers; ann-*: their ReLU "
-                          f"twins (no Lava export: benchmarks/ann_dpap.py) (default: {defaults.model})")
+                          f"twins (no Lava export: benchmarks/ann_dpap.py) (default: {defaults.model}; tonic "
+                          "datasets: conv for the cameras, mlp for shd)")
     run.add_argument("--conv-channels", type=int, nargs="+", default=list(defaults.conv_channels), metavar="C",
                      help=f"output channels per conv block, --model conv (default: "
                           f"{' '.join(map(str, defaults.conv_channels))})")
@@ -102,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "others stay)")
     run.add_argument("--epochs", type=int, default=defaults.epochs,
                      help=f"training epochs of each model (default: {defaults.epochs})")
-    run.add_argument("--timesteps", type=int, default=defaults.timesteps,
-                     help=f"simulation steps per sample (default: {defaults.timesteps})")
+    run.add_argument("--timesteps", type=int, default=None,
+                     help=f"simulation steps per sample; tonic datasets: time bins per sample (default: "
+                          f"{defaults.timesteps}; " + ", ".join(f"{n} {s.default_timesteps}" for n, s in NEUROMORPHIC.items())
+                          + ")")
     run.add_argument("--seed", type=int, default=defaults.seed,
                      help=f"seed of split, encoding, initialisation and batch order (default: {defaults.seed})")
     run.add_argument("--val-fraction", type=float, default=defaults.val_fraction, metavar="F",
@@ -116,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"with EnergyProfile's fields (default: {defaults.energy_profile})")
     run.add_argument("--lava-timeout", type=_seconds, default=defaults.lava_timeout_s, metavar="SECONDS",
                      help=f"wall-clock limit of each Lava simulation (default: {defaults.lava_timeout_s:g})")
+    add_lava_sample_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sim = commands.add_parser(
@@ -125,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint is available, spikes, synaptic operations, energy).",
     )
     sim.add_argument("artifact", help="SparseNet HDF5 file written by `dpap run` or `dpap export`")
-    sim.add_argument("--dataset", required=True, choices=DATASETS, help="built-in dataset to simulate")
+    sim.add_argument("--dataset", required=True, choices=DATASETS,
+                     help="dataset whose test split to simulate (a tonic one is read from --data-dir)")
+    sim.add_argument("--data-dir", default=None, metavar="DIR",
+                     help="folder holding the tonic dataset's files (README, \"Neuromorphic datasets through tonic\")")
+    sim.add_argument("--workers", type=int, default=0, metavar="N",
+                     help="DataLoader worker processes reading a tonic dataset (default: 0)")
     sim.add_argument("--precision", choices=("float", "fixed"), default="float",
                      help="Lava floating-point models, or Loihi bit-accurate fixed point (default: float)")
     sim.add_argument("--timesteps", type=int, default=None, help="steps per sample (default: the artifact's)")
@@ -135,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, metavar="FILE",
                      help="JSON report to write (default: ARTIFACT-<precision>.json beside the artifact)")
     sim.add_argument("--lava-timeout", type=_seconds, default=defaults.lava_timeout_s, metavar="SECONDS",
-                     help=f"wall-clock limit of the Lava simulation (default: {defaults.lava_timeout_s:g})")
+                     help=f"wall-clock limit of each Lava simulation (default: {defaults.lava_timeout_s:g})")
+    add_lava_sample_arguments(sim)
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
 
     cmp_ = commands.add_parser(
@@ -160,6 +181,60 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--precision", choices=("float", "fixed"), default=None,
                         help="float for sparsenet and nir, fixed (Loihi) for netx; the default is the format's own")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_tonic_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the datasets read through tonic (they must be absent for the built-in ones)."""
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="folder holding a tonic dataset's files, in tonic's layout (README, \"Neuromorphic datasets through tonic\"); "
+                             "nothing is downloaded")
+    parser.add_argument("--downsample", type=_positive_int, default=None, metavar="FACTOR",
+                        help="tonic datasets: spatial downsampling factor (34x34 with 2 -> 17x17; shd: channels) "
+                             "(default: dvs-gesture 4, others 1)")
+    parser.add_argument("--denoise-us", type=_microseconds, default=None, metavar="MICROSECONDS",
+                        help="tonic camera datasets: drop events with no neighbour event within this time "
+                             "(tonic's Denoise; default: off)")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="cache of binned frames (default: $DPAP_CACHE_DIR or ~/.cache/dpap-neuro)")
+    parser.add_argument("--no-cache", action="store_true", help="bin every sample again, each time")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="DataLoader worker processes reading a tonic dataset (default: 0)")
+
+
+def add_lava_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lava-samples", type=_positive_int, default=None, metavar="N",
+                        help="simulate a seeded subset of N test samples in Lava (default: all); the report "
+                             "says how many samples each figure covers")
+    parser.add_argument("--lava-chunk-size", type=_positive_int, default=512, metavar="N",
+                        help="test samples per Lava subprocess; the test set is streamed in chunks (default: 512)")
+
+
+def check_dataset_files(dataset: str, data_dir: str | None) -> None:
+    """A tonic dataset's files must be in place before anything starts (one line saying what goes where)."""
+    from dpap_neuro.data import NEUROMORPHIC
+    from dpap_neuro.data.neuromorphic import check_files
+
+    if dataset not in NEUROMORPHIC:
+        if data_dir is not None:
+            raise ValueError(f"--data-dir is for the tonic datasets ({', '.join(NEUROMORPHIC)}); "
+                             f"{dataset} is built in")
+        return
+    spec = NEUROMORPHIC[dataset]
+    if data_dir is None:
+        raise ValueError(f"--dataset {dataset} is read from your files: give --data-dir DIR holding "
+                         f"{spec.layout} (published at {spec.published_at})")
+    for train in (True, False):
+        check_files(spec, data_dir, train)
 
 
 EXPORT_PRECISION = {"sparsenet": "float", "nir": "float", "netx": "fixed"}
@@ -225,11 +300,14 @@ def cmd_simulate(args) -> int:
     check_output_path(out, "file")
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
         raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+    check_dataset_files(args.dataset, args.data_dir)
     require_lava("simulate")
     report = simulate_artifact(args.artifact, args.dataset, args.precision, args.timesteps, args.seed,
-                               args.checkpoint, progress=not args.quiet, timeout_s=args.lava_timeout)
+                               args.checkpoint, progress=not args.quiet, timeout_s=args.lava_timeout,
+                               data_dir=args.data_dir, lava_samples=args.lava_samples,
+                               chunk_size=args.lava_chunk_size, workers=args.workers)
     atomic_write_text(out, strict_json(report))
-    line = f"{args.precision}: Lava accuracy {report['accuracy']['lava']:.4f}"
+    line = f"{args.precision}: Lava accuracy {report['accuracy']['lava']:.4f} ({report['samples']['lava']} samples)"
     if "agreement" in report:
         line += (f", Norse accuracy {report['accuracy']['norse']:.4f}, spike agreement "
                  f"{report['agreement']['spikes']:.4f}, prediction agreement {report['agreement']['predictions']:.4f}")
@@ -245,6 +323,8 @@ def cmd_run(args) -> int:
     from dpap_neuro.distributed import resolve_device, shutdown
     from dpap_neuro.pipeline import run
 
+    if args.resume is None:
+        check_dataset_files(args.dataset, args.data_dir)  # missing files: what to place where, first
     if (args.out is None) == (args.resume is None):
         raise ValueError("give either --out DIR (a new run) or --resume DIR (continue one)")
     if args.resume is not None:
@@ -259,19 +339,33 @@ def cmd_run(args) -> int:
             config = RunConfig.from_dict(saved_config)
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"{saved}: not a valid run config ({exc})") from None
+        check_dataset_files(config.dataset, config.data_dir)
         changes = {"lava_timeout_s": args.lava_timeout}
         if args.device is not None:
             changes["device"] = args.device
         config = dataclasses.replace(config, **changes)
         args.out = args.resume
     else:
+        from dpap_neuro.data import NEUROMORPHIC
+
+        spec = NEUROMORPHIC.get(args.dataset)
+        tonic = {} if spec is None else dict(
+            data_dir=args.data_dir, downsample=args.downsample or spec.default_downsample,
+            denoise_us=args.denoise_us, cache=not args.no_cache, cache_dir=args.cache_dir, workers=args.workers)
+        if spec is None and (args.downsample or args.denoise_us or args.cache_dir or args.no_cache or args.workers):
+            raise ValueError("--downsample, --denoise-us, --cache-dir, --no-cache and --workers are for the tonic "
+                             f"datasets ({', '.join(NEUROMORPHIC)})")
+        defaults = RunConfig()
         config = RunConfig(dataset=args.dataset, pruner=args.pruner,
                            pruner_options=dict(args.pruner_option) if args.pruner_option else None,
-                           epochs=args.epochs, timesteps=args.timesteps, seed=args.seed,
-                           val_fraction=args.val_fraction,
-                           hidden_sizes=tuple(args.hidden), model=args.model,
-                           conv_channels=tuple(args.conv_channels), energy_profile=args.energy_profile,
-                           lava_timeout_s=args.lava_timeout, device=args.device or RunConfig().device)
+                           epochs=args.epochs, seed=args.seed, val_fraction=args.val_fraction,
+                           timesteps=(args.timesteps if args.timesteps is not None
+                                      else spec.default_timesteps if spec else defaults.timesteps),
+                           model=args.model or (spec.default_model if spec else defaults.model),
+                           hidden_sizes=tuple(args.hidden), conv_channels=tuple(args.conv_channels),
+                           energy_profile=args.energy_profile, lava_timeout_s=args.lava_timeout,
+                           lava_samples=args.lava_samples, lava_chunk_size=args.lava_chunk_size,
+                           device=args.device or defaults.device, **tonic)
     check_output_path(args.out, "directory")
     resolve_device(config.device)  # a device that is not there: one line before any work
     require_lava("run")
@@ -289,6 +383,10 @@ def cmd_run(args) -> int:
               f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
     print(f"pruned/dense: synapses {_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, "
           f"energy {_ratio(ratios['energy'])}")
+    data = report["dataset"]
+    if data["n_lava"] != data["n_test"]:
+        print(f"Norse accuracy: all {data['n_test']} test samples; Lava figures: {data['n_lava']} of them "
+              "(--lava-samples)")
     print(f"report: {os.path.join(args.out, 'report.md')} and report.html")
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from dpap_neuro.data import DATASETS, NEUROMORPHIC
+
 # Model kinds of a run; "ann-*" are ReLU twins of the spiking models (DPAP on ANNs; no spiking export).
 ARCHITECTURES = ("mlp", "conv", "ann-mlp", "ann-conv")
 
@@ -24,8 +26,14 @@ BUILTIN_PRUNER_OPTIONS: dict[str, dict] = {
 @dataclass(frozen=True)
 class RunConfig:
     # --- data -------------------------------------------------------------
-    dataset: str = "digits-events"  # built-in dataset: "digits" (rate code) or "digits-events" (saccades)
-    timesteps: int = 30  # simulation steps per sample (T)
+    dataset: str = "digits-events"  # built-in "digits" (rate code), "digits-events" (saccades); or through tonic from data_dir: "nmnist", "dvs-gesture", "shd", "poker-dvs"
+    timesteps: int = 30  # simulation steps per sample (T); tonic datasets: time bins per sample
+    data_dir: str | None = None  # folder holding a tonic dataset's files (tonic's layout; README, "Neuromorphic datasets through tonic")
+    downsample: int = 1  # tonic datasets: spatial factor (34x34 with 2 -> 17x17; SHD: 700 channels -> 350)
+    denoise_us: float | None = None  # tonic camera datasets: Denoise filter time, microseconds (None: off)
+    cache: bool = True  # tonic datasets: cache binned frames on disk (cache_dir)
+    cache_dir: str | None = None  # where; None: $DPAP_CACHE_DIR or ~/.cache/dpap-neuro
+    workers: int = 0  # DataLoader worker processes reading a tonic dataset (0: the training process)
     test_fraction: float = 0.2  # stratified held-out share of the 1,797 digits
     val_fraction: float = 0.0  # stratified share of the training split held out for validation (benchmarks: 0.1)
     # --- model ------------------------------------------------------------
@@ -48,7 +56,9 @@ class RunConfig:
     pruner_options: dict | None = None  # keyword arguments of that pruner, merged over BUILTIN_PRUNER_OPTIONS
     # --- hardware side ----------------------------------------------------
     lava_batch_size: int = 128  # samples simulated at once as independent network copies
-    lava_timeout_s: float = 3600.0  # wall-clock limit of each Lava simulation (all test samples, one precision)
+    lava_timeout_s: float = 3600.0  # wall-clock limit of each Lava simulation (one chunk of test samples, one precision)
+    lava_samples: int | None = None  # test samples simulated in Lava: a seeded subset of this size (None: all)
+    lava_chunk_size: int = 512  # test samples per Lava subprocess: the test set is streamed through Lava in chunks
     energy_profile: str = "loihi"  # default profile for report.json's "energy"
 
     def resolved_pruner_options(self) -> dict:
@@ -72,6 +82,16 @@ class RunConfig:
             (self.lava_timeout_s > 0, "lava_timeout_s must be positive"),
             (self.model in ARCHITECTURES, f"model must be one of {', '.join(ARCHITECTURES)}, got {self.model!r}"),
             (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
+            (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"),
+            (self.dataset not in NEUROMORPHIC or self.data_dir is not None,
+             f"dataset {self.dataset} is read from your files: give --data-dir DIR"),
+            (self.dataset in NEUROMORPHIC or self.data_dir is None,
+             f"--data-dir is for the tonic datasets ({', '.join(NEUROMORPHIC)}); {self.dataset} is built in"),
+            (self.downsample >= 1, "downsample must be >= 1"),
+            (self.denoise_us is None or self.denoise_us > 0, "denoise_us must be positive"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (self.lava_samples is None or self.lava_samples >= 1, "lava_samples must be >= 1"),
+            (self.lava_chunk_size >= 1, "lava_chunk_size must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

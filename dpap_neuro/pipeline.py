@@ -18,17 +18,20 @@ import torch
 
 from dpap_neuro.checkpoint import save_checkpoint
 from dpap_neuro.config import RunConfig
-from dpap_neuro.data import N_CLASSES, SpikeDataset, load_dataset, split_validation
+from dpap_neuro.data import SpikeDataset
+from dpap_neuro.data import (NEUROMORPHIC, FrameSettings, batches, load_dataset, n_classes, sequential_batches,
+                             split_validation, subset)
 from dpap_neuro.models import build_model, predict
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
 from dpap_neuro.train import Evaluation, evaluate, train
 from hw_export.energy import PROFILES, load_profile
-from hw_export.fidelity import spike_agreement
+from hw_export.counting import concatenate_counts, count_operations
+from hw_export.fidelity import count_agreement
 from hw_export.files import atomic_write_text
 from hw_export.h5io import write_sparsenet
 from hw_export.lava_subprocess import simulate_in_subprocess
-from hw_export.metrics import measure
+from hw_export.metrics import measure_counts
 from hw_export.norse_reader import from_norse
 from hw_export.sparsenet import SparseNet
 
@@ -55,6 +58,7 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
     profiles = resolve_profiles(config.energy_profile)
     default_profile = config.energy_profile if config.energy_profile in PROFILES else list(profiles)[-1]
     make_pruner(config.pruner, **config.resolved_pruner_options())  # fail on bad options before any training
+    train_data, test_data = load_splits(config)  # missing files: one line, before anything is written
     device = init_from_env(resolve_device(config.device))
     main = rank() == 0
     out_dir = Path(out_dir)
@@ -65,7 +69,6 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
             (out_dir / stale).unlink(missing_ok=True)
         atomic_write_text(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
 
-    train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
     train_data, val_data = split_validation(train_data, config.val_fraction, config.seed)
     trained = {}
     for model_name, pruner_name in ((DENSE, "none"), (config.pruner, config.pruner)):
@@ -82,7 +85,8 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
         "schema_version": SCHEMA_VERSION,
         "dataset": {"name": config.dataset, "n_train": len(train_data),
                     "n_validation": len(val_data) if val_data is not None else 0, "n_test": len(test_data),
-                    "timesteps": config.timesteps},
+                    "n_lava": len(lava_indices(len(test_data), config.lava_samples, config.seed)),
+                    "timesteps": config.timesteps, "input_shape": list(train_data.input_shape)},
         "models": models,
         "comparison": compare(models, DENSE, config.pruner, default_profile),
         "energy_profile": default_profile,
@@ -96,6 +100,27 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
 
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+def frame_settings(config: RunConfig) -> FrameSettings:
+    return FrameSettings(config.timesteps, config.downsample, config.denoise_us)
+
+
+def load_splits(config: RunConfig):
+    """``(train, test)``: built-in data in memory, or a tonic dataset's official splits, streamed."""
+    if config.dataset in NEUROMORPHIC:
+        from dpap_neuro.data.neuromorphic import default_cache_dir, load_neuromorphic
+
+        cache = (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) if config.cache else None
+        return load_neuromorphic(config.dataset, config.data_dir, frame_settings(config), cache)
+    return load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
+
+
+def lava_indices(n_test: int, lava_samples: int | None, seed: int) -> np.ndarray:
+    """The test samples simulated in Lava: all, or a seeded subset of ``lava_samples``, in ascending order."""
+    if lava_samples is None or lava_samples >= n_test:
+        return np.arange(n_test)
+    return np.sort(np.random.default_rng(seed).choice(n_test, size=lava_samples, replace=False))
 
 
 def source_commit() -> str:
@@ -160,42 +185,51 @@ def train_model(config: RunConfig, model_name: str, pruner_name: str, pruner_opt
         model, meta = load_checkpoint(final)  # its training had finished
         return model, meta["history"]
     torch.manual_seed(config.seed)  # same initial weights for every model of the run
-    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
+    model = build_model(train_data.input_shape, config.hidden_sizes, n_classes(config.dataset), **config.model_kwargs())
     pruner = make_pruner(pruner_name, **pruner_options)
     state = load_training_state(state_path) if resume and state_path.is_file() else None
     history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
                     config.seed, progress=progress, description=f"train {model_name}", device=device,
-                    state_path=state_path, resume_from=state)
+                    state_path=state_path, resume_from=state, workers=config.workers)
     model.cpu()  # export, Lava and the Norse reference run on the CPU
     history_dict = {"loss": history.loss, "train_accuracy": history.train_accuracy,
                     "sparsity": history.sparsity, "neuron_sparsity": history.neuron_sparsity,
                     "layer_sparsity": history.layer_sparsity,
                     "wall_time_s": history.wall_time_s}
     if rank() == 0:
-        save_checkpoint(final, model, config, model_name, pruner_name, train_data.input_shape, N_CLASSES,
+        save_checkpoint(final, model, config, model_name, pruner_name, train_data.input_shape, n_classes(config.dataset),
                         history_dict)
         state_path.unlink(missing_ok=True)  # the checkpoint now holds the finished model
     return model, history_dict
 
 
 def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_options: dict, model,
-                 history_dict: dict, train_data: SpikeDataset, test_data: SpikeDataset, out_dir: Path,
-                 progress: bool, profiles: dict | None = None, val_data: SpikeDataset | None = None) -> dict:
+                 history_dict: dict, train_data, test_data, out_dir: Path, progress: bool,
+                 profiles: dict | None = None, val_data=None) -> dict:
     """Export a trained model, simulate it in Lava and measure it: one ``models`` entry.
 
+    Norse accuracy covers the whole test split; the Lava figures (accuracy,
+    agreement, spikes, energy) cover ``config.lava_samples`` of it (all by
+    default), streamed through Lava in chunks; ``samples`` says how many.
     With ``val_data``, ``accuracy.validation`` is the Norse model's accuracy on it.
     """
-    norse = evaluate(model, test_data)
+    norse_accuracy = evaluate(model, test_data, keep_spikes=False, workers=config.workers).accuracy
+    lava_data = subset_for_lava(test_data, config.lava_samples, config.seed)
     net = from_norse(list(model), train_data.input_shape, metadata=artifact_metadata(config, model_name, pruner_name))
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
-    entry.update(assess_in_lava(net, net_path, test_data, norse, "float", config.lava_batch_size, progress, profiles,
-                                raster_path=out_dir / f"{model_name}-raster.npz", timeout_s=config.lava_timeout_s))
-    fixed = assess_in_lava(net, net_path, test_data, norse, "fixed", config.lava_batch_size, progress, profiles,
-                           timeout_s=config.lava_timeout_s)
+    common = dict(batch_size=config.lava_batch_size, chunk_size=config.lava_chunk_size, progress=progress,
+                  profiles=profiles, timeout_s=config.lava_timeout_s, workers=config.workers)
+    entry.update(assess_in_lava(net, net_path, lava_data, model, "float",
+                                raster_path=out_dir / f"{model_name}-raster.npz", **common))
+    fixed = assess_in_lava(net, net_path, lava_data, model, "fixed", **common)
+    if len(lava_data) != len(test_data):
+        entry["accuracy"]["norse_lava_samples"] = entry["accuracy"]["norse"]
+    entry["accuracy"]["norse"] = norse_accuracy  # the whole test split, as `samples` says
+    entry["samples"] = {"norse_test": len(test_data), "lava": len(lava_data)}
     if val_data is not None:
-        entry["accuracy"]["validation"] = evaluate(model, val_data).accuracy
+        entry["accuracy"]["validation"] = evaluate(model, val_data, keep_spikes=False, workers=config.workers).accuracy
     entry["fixed"] = {key: fixed[key] for key in ("accuracy", "agreement", "per_sample", "neurobench")}
     entry["fixed"]["accuracy"] = fixed["accuracy"]["lava"]
     entry["training"] = history_dict
@@ -203,25 +237,56 @@ def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_op
     return entry
 
 
-def assess_in_lava(net: SparseNet, net_path: Path, test_data: SpikeDataset, norse: Evaluation | None,
-                   precision: str, batch_size: int, progress: bool, profiles: dict | None = None,
-                   raster_path: Path | None = None, timeout_s: float | None = None) -> dict:
-    """Simulate ``net`` in Lava on ``test_data``; accuracy, agreement with Norse (if given), counts."""
-    inputs = test_data.spikes.flatten(2).numpy().astype(np.uint8)  # [T, N, n_inputs]
-    lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress, precision=precision,
-                                  timeout_s=timeout_s)
-    lava_predictions = predict(torch.from_numpy(lava.readout_v)).numpy()
-    labels = test_data.labels.numpy()
-    if raster_path is not None:
-        save_raster(raster_path, inputs, lava, net)
+def subset_for_lava(test_data, lava_samples: int | None, seed: int):
+    """The test samples Lava simulates (``lava_indices``)."""
+    indices = lava_indices(len(test_data), lava_samples, seed)
+    return test_data if len(indices) == len(test_data) else subset(test_data, torch.from_numpy(indices))
+
+
+def assess_in_lava(net: SparseNet, net_path: Path, data, model=None, precision: str = "float",
+                   batch_size: int = 128, chunk_size: int = 512, progress: bool = True, profiles: dict | None = None,
+                   raster_path: Path | None = None, timeout_s: float | None = None, workers: int = 0) -> dict:
+    """Simulate ``net`` in Lava on ``data``, streamed in chunks; accuracy, agreement with Norse, counts.
+
+    Each chunk of ``chunk_size`` samples is read, simulated in its own Lava
+    subprocess (``timeout_s`` each), compared with the Norse ``model`` (if
+    given) on the same samples, and counted; only per-sample counts are
+    kept, so memory does not grow with the test set.
+    """
+    from tqdm.auto import tqdm
+
+    chunks = sequential_batches(len(data), chunk_size)
+    labels, lava_predictions, norse_predictions, counts, input_spikes = [], [], [], [], []
+    agreement = None
+    bar = tqdm(total=len(data), desc=f"lava {precision} {net.metadata.get('model', '')}".strip(),
+               disable=not progress or len(chunks) < 2, unit="sample", leave=False)
+    for index, (spikes, chunk_labels) in enumerate(batches(data, chunks, workers)):
+        inputs = spikes.flatten(2).numpy().astype(np.uint8)  # [T, n, n_inputs]
+        lava = simulate_in_subprocess(net_path, inputs, batch_size=batch_size, progress=progress and len(chunks) < 2,
+                                      precision=precision, timeout_s=timeout_s)
+        labels.append(chunk_labels.numpy())
+        lava_predictions.append(predict(torch.from_numpy(lava.readout_v)).numpy())
+        counts.append(count_operations(net, inputs, lava.layer_spikes))
+        input_spikes.append(inputs.sum(axis=(0, 2), dtype=np.int64))
+        if index == 0 and raster_path is not None:
+            save_raster(raster_path, inputs, lava, net)
+        if model is not None:
+            norse = evaluate(model, SpikeDataset(spikes, chunk_labels))
+            norse_predictions.append(norse.predictions.numpy())
+            tally = count_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], lava.layer_spikes)
+            agreement = tally if agreement is None else agreement + tally
+        bar.update(len(chunk_labels))
+    bar.close()
+    labels, lava_predictions = np.concatenate(labels), np.concatenate(lava_predictions)
     report = {"precision": precision, "accuracy": {"lava": float((lava_predictions == labels).mean())}}
-    report.update(measure(net, inputs, lava.layer_spikes, profiles or PROFILES))
-    if norse is not None:
-        agreement = spike_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], lava.layer_spikes)
-        report["accuracy"] = {"norse": norse.accuracy, "lava": report["accuracy"]["lava"]}
-        report["agreement"] = {"spikes": agreement.elementwise,
-                               "predictions": float((lava_predictions == norse.predictions.numpy()).mean()),
-                               "samples_identical": agreement.samples_identical}
+    report.update(measure_counts(net, concatenate_counts(counts), np.concatenate(input_spikes), profiles or PROFILES))
+    if agreement is not None:
+        norse_predictions = np.concatenate(norse_predictions)
+        spikes_agree = agreement.result()
+        report["accuracy"] = {"norse": float((norse_predictions == labels).mean()), "lava": report["accuracy"]["lava"]}
+        report["agreement"] = {"spikes": spikes_agree.elementwise,
+                               "predictions": float((lava_predictions == norse_predictions).mean()),
+                               "samples_identical": spikes_agree.samples_identical}
     return report
 
 
@@ -246,8 +311,11 @@ def save_raster(path: Path, inputs: np.ndarray, lava, net: SparseNet) -> None:
 
 def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> dict:
     """What a SparseNet file records of its run (lets `dpap simulate` rebuild the same test split)."""
-    return {"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
+    meta = {"model": model_name, "pruner": pruner_name, "dataset": config.dataset,
             "timesteps": config.timesteps, "seed": config.seed, "test_fraction": config.test_fraction}
+    if config.dataset in NEUROMORPHIC:
+        meta.update(downsample=config.downsample, denoise_us=config.denoise_us)
+    return meta
 
 
 def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
@@ -271,13 +339,17 @@ def compare(models: dict, baseline: str, pruned: str, profile: str) -> dict:
 
 def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "float", timesteps: int | None = None,
                       seed: int | None = None, checkpoint: str | Path | None = None, batch_size: int = 128,
-                      progress: bool = True, raster_dir: Path | None = None, timeout_s: float | None = None) -> dict:
-    """``dpap simulate``: run an exported SparseNet in Lava on a built-in test split.
+                      progress: bool = True, raster_dir: Path | None = None, timeout_s: float | None = None,
+                      data_dir: str | Path | None = None, lava_samples: int | None = None, chunk_size: int = 512,
+                      workers: int = 0) -> dict:
+    """``dpap simulate``: run an exported SparseNet in Lava on a dataset's test split.
 
-    Timesteps, seed and split default to those stored in the artifact's
-    metadata, so the test split is the one the model was assessed on. With a
-    Norse checkpoint (``checkpoint``, or ``<artifact>.pt`` beside it), the
-    report also has Norse accuracy and spike / prediction agreement.
+    Timesteps, seed, split and binning default to those stored in the
+    artifact's metadata, so the test split is the one the model was assessed
+    on; a tonic dataset is read from ``data_dir``. With a Norse checkpoint
+    (``checkpoint``, or ``<artifact>.pt`` beside it), the report also has
+    Norse accuracy and spike / prediction agreement. ``lava_samples``: a
+    seeded subset (``samples`` in the report says how many).
     """
     from dpap_neuro.checkpoint import load_checkpoint
     from hw_export.h5io import read_sparsenet
@@ -287,23 +359,30 @@ def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "floa
     meta = net.metadata
     timesteps = int(timesteps if timesteps is not None else meta.get("timesteps", 30))
     seed = int(seed if seed is not None else meta.get("seed", 0))
-    _, test_data = load_dataset(dataset, timesteps, seed, float(meta.get("test_fraction", 0.2)))
+    tonic_options = {}
+    if dataset in NEUROMORPHIC:
+        tonic_options = dict(data_dir=str(data_dir) if data_dir is not None else None,
+                             downsample=int(meta.get("downsample", NEUROMORPHIC[dataset].default_downsample)),
+                             denoise_us=meta.get("denoise_us"))
+    config = RunConfig(dataset=dataset, timesteps=timesteps, seed=seed,
+                       test_fraction=float(meta.get("test_fraction", 0.2)), **tonic_options)
+    _, test_data = load_splits(config)
     if tuple(test_data.input_shape) != tuple(net.input_shape):
         raise ValueError(f"{artifact}: the network takes inputs of shape {net.input_shape}, "
                          f"dataset {dataset} gives {tuple(test_data.input_shape)}")
-    norse = None
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise ValueError(f"{checkpoint}: no such checkpoint")
     checkpoint = Path(checkpoint) if checkpoint else artifact.with_suffix(".pt")
-    if checkpoint.is_file():
-        model, _ = load_checkpoint(checkpoint)
-        norse = evaluate(model, test_data)
-    report = {"artifact": str(artifact), "checkpoint": str(checkpoint) if norse is not None else None,
-              "dataset": {"name": dataset, "n_test": len(test_data), "timesteps": timesteps, "seed": seed},
-              "model": meta.get("model"), "pruner": meta.get("pruner")}
+    model = load_checkpoint(checkpoint)[0] if checkpoint.is_file() else None
+    lava_data = subset_for_lava(test_data, lava_samples, seed)
+    report = {"artifact": str(artifact), "checkpoint": str(checkpoint) if model is not None else None,
+              "dataset": {"name": dataset, "n_test": len(test_data), "n_lava": len(lava_data),
+                          "timesteps": timesteps, "seed": seed},
+              "model": meta.get("model"), "pruner": meta.get("pruner"),
+              "samples": {"lava": len(lava_data), "test": len(test_data)}}
     raster = Path(raster_dir) / f"{meta.get('model') or artifact.stem}-raster.npz" if raster_dir else None
-    report.update(assess_in_lava(net, artifact, test_data, norse, precision, batch_size, progress,
-                                 raster_path=raster, timeout_s=timeout_s))
+    report.update(assess_in_lava(net, artifact, lava_data, model, precision, batch_size, chunk_size, progress,
+                                 raster_path=raster, timeout_s=timeout_s, workers=workers))
     return report
 
 

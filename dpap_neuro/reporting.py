@@ -186,11 +186,14 @@ def report_blocks(report: dict) -> list:
     ds = report["dataset"]
     train_part = f"{ds['n_train']} training and " if ds.get("n_train") else ""
     profile = report["energy_profile"]
+    n_lava = ds.get("n_lava", ds["n_test"])
+    coverage = ("Lava numbers come from simulating every test sample" if n_lava == ds["n_test"] else
+                f"Norse accuracy covers all {ds['n_test']} test samples; the Lava numbers (accuracy, agreement, "
+                f"spikes, operations, energy) cover a seeded subset of {n_lava} (`--lava-samples`)")
     blocks: list = [
         Heading(1, "dpap-neuro run report"),
         Paragraph(f"Dataset `{ds['name']}`: {train_part}{ds['n_test']} test samples, {ds['timesteps']} steps "
-                  f"each. Lava numbers come from simulating every test sample; energy uses the `{profile}` "
-                  "profile."),
+                  f"each. {coverage}; energy uses the `{profile}` profile."),
     ]
     rows = []
     for name, m in report["models"].items():

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dpap_neuro.data import SpikeDataset
+from dpap_neuro.data import batches, sequential_batches
 from dpap_neuro.models import predict
 from dpap_neuro.pruning import Pruner
 
@@ -28,7 +28,7 @@ class TrainHistory:
 
 def train(
     model: nn.Module,
-    data: SpikeDataset,
+    data,
     pruner: Pruner,
     epochs: int,
     batch_size: int,
@@ -39,8 +39,13 @@ def train(
     device: torch.device | str = "cpu",
     state_path: str | Path | None = None,
     resume_from: dict | None = None,
+    workers: int = 0,
 ) -> TrainHistory:
     """Train ``model`` on ``data`` for ``epochs``; ``pruner`` masks weights during the run.
+
+    ``data``: an in-memory ``SpikeDataset`` or a streamed split (a torch
+    ``Dataset`` of ``(frames [T, ...], label)`` with ``labels``), read by a
+    ``DataLoader`` with ``workers`` processes.
 
     Loss: cross-entropy of the readout voltage's maximum over time, the
     quantity ``predict`` takes the argmax of. ``device``: where the model,
@@ -89,11 +94,12 @@ def train(
     for epoch in range(first_epoch, epochs):
         order = torch.randperm(n_samples, generator=generator)
         totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct predictions
-        for batch_index in range(steps_per_epoch):
-            global_idx = order[batch_index * batch_size : (batch_index + 1) * batch_size]
-            idx = local_share(global_idx)
-            spikes = data.spikes[:, idx].to(device, non_blocking=True)  # [T, B_local, ...]
-            labels = data.labels[idx].to(device, non_blocking=True)
+        global_batches = [order[i * batch_size: (i + 1) * batch_size] for i in range(steps_per_epoch)]
+        local_batches = [local_share(idx) for idx in global_batches]
+        for batch_index, (spikes, labels) in enumerate(batches(data, local_batches, workers)):
+            global_idx = global_batches[batch_index]
+            spikes = spikes.to(device, non_blocking=True)  # [T, B_local, ...]
+            labels = labels.to(device, non_blocking=True)
             output = net(spikes)
             summed = nn.functional.cross_entropy(output.readout_v.max(dim=0).values, labels, reduction="sum")
             # DDP averages gradients over ranks: sum / global batch * world gives the global mean.
@@ -164,24 +170,27 @@ class Evaluation(NamedTuple):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: SpikeDataset, batch_size: int = 256) -> Evaluation:
-    """Run ``model`` on ``data`` in float64 and keep every spike.
+def evaluate(model: nn.Module, data, batch_size: int = 256, keep_spikes: bool = True, workers: int = 0) -> Evaluation:
+    """Run ``model`` on ``data`` (in memory or streamed) in float64.
 
     Float64 is the reference precision for the Norse-vs-Lava comparison:
     Lava's float models compute in float64, so evaluating in float32 would
     let rounding (not the network) decide spikes that sit at threshold.
-    The model is returned to its original dtype afterwards.
+    The model is returned to its original dtype afterwards. Without
+    ``keep_spikes`` (accuracy of a large split), ``layer_spikes`` is empty
+    and only the readout is kept.
     """
     dtype = next(model.parameters()).dtype
     model.eval()
     model.double()
     try:
         readouts, spikes = [], None
-        for start in range(0, len(data), batch_size):
-            out = model(data.spikes[:, start : start + batch_size].double())
+        for inputs, _ in batches(data, sequential_batches(len(data), batch_size), workers):
+            out = model(inputs.double())
             readouts.append(out.readout_v)
-            layer = [s.bool() for s in out.layer_spikes]
-            spikes = layer if spikes is None else [torch.cat([a, b], dim=1) for a, b in zip(spikes, layer)]
+            if keep_spikes:
+                layer = [s.bool() for s in out.layer_spikes]
+                spikes = layer if spikes is None else [torch.cat([a, b], dim=1) for a, b in zip(spikes, layer)]
         readout_v = torch.cat(readouts, dim=1)
     finally:
         model.to(dtype)

@@ -66,3 +66,16 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
             dense_macs=np.full(n_samples, layer.n_synapses * n_steps, dtype=np.int64),
         ))
     return counts
+
+
+def concatenate_counts(parts: list[list[LayerCounts]]) -> list[LayerCounts]:
+    """Counts of consecutive chunks of samples as the counts of all of them (per-sample arrays joined)."""
+    if not parts:
+        raise ValueError("no counts to concatenate")
+    joined = []
+    for layer_parts in zip(*parts):
+        first = layer_parts[0]
+        arrays = {name: np.concatenate([getattr(part, name) for part in layer_parts])
+                  for name in ("spikes", "active_updates", "synops", "neuron_updates", "dense_macs")}
+        joined.append(LayerCounts(name=first.name, neurons=first.neurons, synapses=first.synapses, **arrays))
+    return joined

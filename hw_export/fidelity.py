@@ -15,6 +15,49 @@ class SpikeAgreement(NamedTuple):
     per_layer: list[float]  # elementwise share per LIF population
 
 
+class AgreementCounts(NamedTuple):
+    """The tallies behind a ``SpikeAgreement``; chunks of samples add up with ``+``."""
+
+    equal_per_layer: tuple[int, ...]  # equal spike entries per LIF population
+    total_per_layer: tuple[int, ...]  # compared entries per LIF population
+    samples_identical: int  # samples whose every spike is equal
+    samples: int
+
+    def __add__(self, other: "AgreementCounts") -> "AgreementCounts":  # type: ignore[override]
+        return AgreementCounts(tuple(a + b for a, b in zip(self.equal_per_layer, other.equal_per_layer)),
+                               tuple(a + b for a, b in zip(self.total_per_layer, other.total_per_layer)),
+                               self.samples_identical + other.samples_identical, self.samples + other.samples)
+
+    def result(self) -> SpikeAgreement:
+        per_layer = [e / t if t else 1.0 for e, t in zip(self.equal_per_layer, self.total_per_layer)]
+        total = sum(self.total_per_layer)
+        if total == 0:
+            return SpikeAgreement(1.0, 1.0, per_layer)
+        return SpikeAgreement(sum(self.equal_per_layer) / total, self.samples_identical / max(1, self.samples),
+                              per_layer)
+
+
+def count_agreement(net: SparseNet, reference: list[np.ndarray], simulated: list[np.ndarray]) -> AgreementCounts:
+    """Tally equal spikes of every surviving neuron at every step (see ``spike_agreement``)."""
+    if len(reference) != len(simulated):
+        raise ValueError("reference and simulated differ in the number of populations")
+    equal_per_layer, total_per_layer = [], []
+    sample_ok = None
+    for layer, ref, sim in zip(net.layers, reference, simulated):
+        ref = np.asarray(ref)[:, :, layer.kept].astype(bool)
+        sim = np.asarray(sim).astype(bool)
+        if ref.shape != sim.shape:
+            raise ValueError(f"layer {layer.name}: reference {ref.shape} vs simulated {sim.shape}")
+        equal = ref == sim
+        equal_per_layer.append(int(equal.sum()))
+        total_per_layer.append(int(equal.size))
+        layer_ok = equal.all(axis=(0, 2))
+        sample_ok = layer_ok if sample_ok is None else sample_ok & layer_ok
+    n_samples = int(np.asarray(simulated[0]).shape[1]) if simulated else 0
+    identical = int(sample_ok.sum()) if sample_ok is not None else n_samples
+    return AgreementCounts(tuple(equal_per_layer), tuple(total_per_layer), identical, n_samples)
+
+
 def spike_agreement(net: SparseNet, reference: list[np.ndarray], simulated: list[np.ndarray]) -> SpikeAgreement:
     """Compare spikes of every surviving neuron at every step.
 
@@ -23,21 +66,4 @@ def spike_agreement(net: SparseNet, reference: list[np.ndarray], simulated: list
     SparseNet's neurons, delay already removed). Removed neurons are not
     compared: they are not in the network any more.
     """
-    if len(reference) != len(simulated):
-        raise ValueError("reference and simulated differ in the number of populations")
-    equal_entries, total_entries, per_layer = 0, 0, []
-    sample_ok = None
-    for layer, ref, sim in zip(net.layers, reference, simulated):
-        ref = np.asarray(ref)[:, :, layer.kept].astype(bool)
-        sim = np.asarray(sim).astype(bool)
-        if ref.shape != sim.shape:
-            raise ValueError(f"layer {layer.name}: reference {ref.shape} vs simulated {sim.shape}")
-        equal = ref == sim
-        equal_entries += int(equal.sum())
-        total_entries += equal.size
-        per_layer.append(float(equal.mean()))
-        layer_ok = equal.all(axis=(0, 2))
-        sample_ok = layer_ok if sample_ok is None else sample_ok & layer_ok
-    if total_entries == 0:
-        return SpikeAgreement(1.0, 1.0, per_layer)
-    return SpikeAgreement(equal_entries / total_entries, float(np.mean(sample_ok)), per_layer)
+    return count_agreement(net, reference, simulated).result()

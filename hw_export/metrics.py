@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw_export.counting import count_operations
+from hw_export.counting import LayerCounts, count_operations
 from hw_export.energy import EnergyProfile, energy_breakdown_j
 from hw_export.sparsenet import SparseNet
 
@@ -64,6 +64,15 @@ def measure(net: SparseNet, input_spikes: np.ndarray, layer_spikes: list[np.ndar
     energies are in joules.
     """
     counts = count_operations(net, input_spikes, layer_spikes)
+    return measure_counts(net, counts, np.asarray(input_spikes).sum(axis=(0, 2)), profiles)
+
+
+def measure_counts(net: SparseNet, counts: list[LayerCounts], input_spikes_per_sample: np.ndarray,
+                   profiles: dict[str, EnergyProfile]) -> dict:
+    """``measure`` from counts already made (``count_operations``, joined over chunks of samples).
+
+    ``input_spikes_per_sample``: ``[N]`` input spikes of each sample.
+    """
     breakdown = {name: {kind: float(value.mean()) for kind, value in energy_breakdown_j(counts, profile).items()}
                  for name, profile in profiles.items()}
     spikes = sum(c.spikes for c in counts)  # [N]
@@ -74,7 +83,7 @@ def measure(net: SparseNet, input_spikes: np.ndarray, layer_spikes: list[np.ndar
         "neurons": net.n_neurons,
         "per_sample": {
             "spikes": float(spikes.mean()),
-            "input_spikes": float(np.asarray(input_spikes).sum(axis=(0, 2)).mean()),
+            "input_spikes": float(np.asarray(input_spikes_per_sample).mean()),
             "synops": float(synops.mean()),
             "neuron_updates": float(neuron_updates.mean()),
             "energy_j": {name: sum(parts.values()) for name, parts in breakdown.items()},

@@ -120,6 +120,108 @@ def _image_shape(modules: Sequence[nn.Module], input_shape: Sequence[int]) -> tu
     return shape
 
 
+SUPPORTED_LAYERS = "Linear, Conv2d, AvgPool2d, Flatten, Norse LIFCell and one LICell readout at the end"
+
+
+def named_layers(model: nn.Module | Sequence[nn.Module]) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` in forward order; nested ``nn.Sequential`` (Norse's ``SequentialState`` too) unfolded.
+
+    Any other container has a ``forward`` of its own that export cannot read,
+    so it is returned as one layer, and refused by name later.
+    """
+    if not isinstance(model, nn.Module):
+        return [(str(i), m) for i, m in enumerate(model)]
+    if not isinstance(model, nn.Sequential):
+        return [(type(model).__name__, model)]
+    layers = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential):
+            layers += [(f"{name}.{inner}", m) for inner, m in named_layers(child)]
+        else:
+            layers.append((name, child))
+    return layers
+
+
+def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[int],
+                 metadata: dict | None = None) -> SparseNet:
+    """A SparseNet from any feed-forward Norse model built from the supported layers.
+
+    ``model``: an ``nn.Sequential`` or Norse ``SequentialState`` (nesting
+    allowed), or a list of layers, of ``Linear``/``Conv2d`` (no bias; prune
+    masks respected), ``AvgPool2d``, ``Flatten``, ``LIFCell`` populations and
+    an ``LICell`` readout. ``input_shape``: one sample per step, e.g.
+    ``(2, 34, 34)``. A layer that cannot be exported raises ``SparseNetError``
+    naming it (``layer '3' (Dropout): ...``).
+    """
+    layers = named_layers(model)
+    for name, layer in layers:
+        if isinstance(layer, (LIFCell, LICell)):
+            continue
+        if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Identity)):
+            raise SparseNetError(f"layer {name!r} ({type(layer).__name__}) cannot be exported; "
+                                 f"supported: {SUPPORTED_LAYERS}")
+        bias = getattr(layer, "bias", None)
+        if isinstance(bias, torch.Tensor) and bool(torch.any(bias != 0)):
+            raise SparseNetError(f"layer {name!r} ({type(layer).__name__}) has a bias: a Norse bias enters the "
+                                 "synaptic current, which Lava's bias_mant (added to v) cannot reproduce; "
+                                 "build it with bias=False")
+    cells = [(name, layer) for name, layer in layers if isinstance(layer, (LIFCell, LICell))]
+    if not cells or not isinstance(cells[-1][1], LICell):
+        last = f"layer {cells[-1][0]!r} is a {type(cells[-1][1]).__name__}" if cells else "there is no Norse cell"
+        raise SparseNetError(f"the network must end in an LICell readout (the voltage a class is read from); {last}")
+    inner = [name for name, layer in cells[:-1] if isinstance(layer, LICell)]
+    if inner:
+        raise SparseNetError(f"layer {inner[0]!r} (LICell): an LICell does not spike, so it can only be the readout")
+    try:
+        return from_norse([layer for _, layer in layers], input_shape, metadata)
+    except SparseNetError as exc:
+        raise SparseNetError(f"{type(model).__name__ if isinstance(model, nn.Module) else 'model'}: {exc}") from None
+
+
+@torch.no_grad()
+def run_norse(model: nn.Module | Sequence[nn.Module], inputs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Step a feed-forward Norse model through time in float64: the reference a Lava run is compared with.
+
+    ``inputs``: ``[T, N, *input_shape]`` spikes (array or tensor). Returns
+    ``(readout_v [T, N, n_classes], [spikes [T, N, n] per LIFCell population])``,
+    each population flattened per sample, all neurons of the trained layer
+    (what ``fidelity.spike_agreement`` takes as reference). The model is
+    returned to its dtype and training mode afterwards.
+    """
+    layers = [layer for _, layer in named_layers(model)]
+    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float64)
+    shape = _image_shape(layers, x.shape[2:])
+    x = x.reshape(*x.shape[:2], *shape) if len(shape) != len(x.shape[2:]) else x
+    first_synapse = next(m for m in layers if isinstance(m, (nn.Linear, nn.Conv2d)))
+    if isinstance(first_synapse, nn.Linear) and not isinstance(layers[0], nn.Flatten):
+        x = x.flatten(2)  # an MLP given image-shaped inputs reads them flattened
+    owners = [m for m in layers if isinstance(m, nn.Module)]
+    dtypes = [next(m.parameters()).dtype if any(True for _ in m.parameters()) else None for m in owners]
+    modes = [m.training for m in owners]
+    states: list = [None] * len(layers)
+    readout, recorded = [], [[] for m in layers if isinstance(m, LIFCell)]
+    try:
+        for m in owners:
+            m.double().eval()
+        for x_t in x:  # [N, ...]
+            h, population = x_t, 0
+            for k, layer in enumerate(layers):
+                if isinstance(layer, (LIFCell, LICell)):
+                    h, states[k] = layer(h, states[k])
+                    if isinstance(layer, LIFCell):
+                        recorded[population].append(h.flatten(1).bool())
+                        population += 1
+                else:
+                    h = layer(h)
+            readout.append(h)
+    finally:
+        for m, dtype, mode in zip(owners, dtypes, modes):
+            if dtype is not None:
+                m.to(dtype)
+            m.train(mode)
+    return torch.stack(readout).numpy(), [torch.stack(s).numpy() for s in recorded]
+
+
 def from_norse(modules: Sequence[nn.Module], input_shape: Sequence[int], metadata: dict | None = None) -> SparseNet:
     """Build a SparseNet from a trained Norse model's layers, in forward order.
 

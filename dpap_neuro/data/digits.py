@@ -153,22 +153,26 @@ def load_dataset(
     )
 
 
-def split_validation(data: SpikeDataset, fraction: float, seed: int) -> tuple[SpikeDataset, SpikeDataset | None]:
+def split_validation(data, fraction: float, seed: int):
     """Hold out a stratified, seeded ``fraction`` of a training split for validation.
 
-    Returns ``(train, validation)``; ``fraction == 0`` gives ``(data, None)``.
-    Settings are chosen on the validation split, never on the test split, so
-    the test accuracy is an unbiased figure reported once.
+    Returns ``(train, validation)`` of the same kind as ``data`` (in memory,
+    or streamed: see ``batches.subset``); ``fraction == 0`` gives ``(data,
+    None)``. Settings are chosen on the validation split, never on the test
+    split, so the test accuracy is an unbiased figure reported once.
     """
     from sklearn.model_selection import train_test_split
+
+    from dpap_neuro.data.batches import subset
 
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return data, None
     labels = data.labels.numpy()
-    train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
-                                          stratify=labels)
-    train_idx, val_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
-    return (SpikeDataset(data.spikes[:, train_idx], data.labels[train_idx]),
-            SpikeDataset(data.spikes[:, val_idx], data.labels[val_idx]))
+    try:
+        train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed,
+                                              stratify=labels)
+    except ValueError:  # a class too small to stratify (tiny datasets): a plain seeded split
+        train_idx, val_idx = train_test_split(np.arange(len(labels)), test_size=fraction, random_state=seed)
+    return subset(data, np.sort(train_idx)), subset(data, np.sort(val_idx))

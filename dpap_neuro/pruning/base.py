@@ -7,7 +7,9 @@ recomputed before every forward. So masked entries get zero gradient and stay
 zero in the effective weight, and there is no separate fine-tuning phase:
 masks change *during* the one training run.
 
-A pruner is a strategy object. The trainer calls, in this order:
+A pruner is a strategy object. In your own loop: ``pruner.attach(model,
+total_steps, steps_per_epoch)`` once, then ``pruner.step()`` after every
+``optimizer.step()``. ``dpap_neuro.train`` calls, in this order:
 
 * ``attach(model, total_steps, steps_per_epoch)`` once, before training;
 * ``observe(inputs, output)`` after each training forward pass (DPAP gathers
@@ -81,6 +83,7 @@ class Pruner:
         self.layers: list[nn.Module] = []
         self.total_steps = 0
         self.steps_per_epoch = 1
+        self.steps_taken = 0
 
     def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
         if total_steps < 1 or steps_per_epoch < 1:
@@ -90,9 +93,23 @@ class Pruner:
             ensure_mask(layer)
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
+        self.steps_taken = 0  # optimiser steps counted by ``step``
 
-    def observe(self, inputs: torch.Tensor, output: SNNOutput) -> None:
+    def observe(self, inputs: torch.Tensor | None = None, output: SNNOutput | None = None) -> None:
         """Statistics from a training forward pass; no-op for most pruners."""
+
+    def step(self, epoch_end: bool | None = None) -> None:
+        """For your own training loop: call once after each ``optimizer.step()``.
+
+        Counts optimiser steps itself, gathers what the batch's forward pass
+        recorded (``observe``) and applies the masks' schedule (``update``).
+        ``epoch_end`` defaults to every ``steps_per_epoch`` steps.
+        """
+        self.steps_taken += 1
+        self.observe()
+        if epoch_end is None:
+            epoch_end = self.steps_taken % self.steps_per_epoch == 0
+        self.update(self.steps_taken, epoch_end=epoch_end)
 
     def compute_mask(
         self, layer_index: int, weight: torch.Tensor, mask: torch.Tensor, step: int

@@ -175,7 +175,7 @@ class DPAPPruner(Pruner):
 
     # -- per batch -----------------------------------------------------------
     @torch.no_grad()
-    def observe(self, inputs: torch.Tensor, output: SNNOutput) -> None:
+    def observe(self, inputs: torch.Tensor | None = None, output: SNNOutput | None = None) -> None:
         recorded = [r for r in self.records if r.pre_steps]
         sums = []
         for record in recorded:

@@ -129,3 +129,11 @@ def test_netx_agreement(tmp_path):
     out = run_script("netx_agreement.py", tmp_path / "run", "--samples", "8")
     assert "dense: 8 samples; lava-dl vs ours (fixed): predictions 1.0000" in out
     assert out.strip().splitlines()[-1] == "lava_dl_prediction_agreement_all: True"
+
+
+@needs_lava
+def test_tonic_datasets():
+    out = run_script("tonic_datasets.py", "--datasets", "shd", "poker-dvs", "--n-per-class", "2", "--epochs", "1")
+    assert re.search(r"shd: read \d+ samples/s binning, \d+ from the cache \(cache_speedup [\d.]+x\)", out)
+    rows = [line for line in out.splitlines() if line.startswith("| shd") or line.startswith("| poker-dvs")]
+    assert len(rows) == 2 and all(line.count("|") == 8 for line in rows)

@@ -29,6 +29,9 @@ def test_help_describes_every_run_option():
     (["--pruner-option", "nonsense=1"], "has no option nonsense"),
     (["--model", "ann-mlp"], "is an ANN (ReLU): the pruners train it, but it has no spiking export"),
     (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
+    (["--downsample", "2"], "are for the tonic datasets"),
+    (["--data-dir", "/data"], "--data-dir is for the tonic datasets"),
+    (["--dataset", "shd"], "--dataset shd is read from your files: give --data-dir DIR holding DIR/SHD/shd_train.h5"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_written(tmp_path, args, message):
     out = tmp_path / "run"
@@ -55,7 +58,7 @@ def test_run_writes_the_report_contract(tmp_path):
     assert report["schema_version"] == 1
     # 1,437 training digits, 10 % of them (stratified) held out for validation.
     assert report["dataset"] == {"name": "digits", "n_train": 1293, "n_validation": 144, "n_test": 360,
-                                 "timesteps": 8}
+                                 "n_lava": 360, "timesteps": 8, "input_shape": [64]}
     assert set(report["models"]) == {"dense", "gmp"}
     for name, model in report["models"].items():
         assert (out / f"{name}.pt").is_file() and (out / f"{name}.h5").is_file()

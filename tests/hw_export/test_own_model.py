@@ -1,0 +1,146 @@
+"""Your own Norse model: pruners in a hand-written loop, export, Norse reference, Lava, energy."""
+
+import numpy as np
+import pytest
+import torch
+from norse.torch import LICell, LIFCell, SequentialState
+from torch import nn
+
+from conftest import needs_lava
+from dpap_neuro.models import SpikingMLP
+from dpap_neuro.pruning import DPAPPruner, GMPPruner
+from dpap_neuro.train import evaluate
+from dpap_neuro.data import SpikeDataset
+from hw_export.norse_reader import export_model, named_layers, run_norse
+from hw_export.sparsenet import SparseNetError
+
+
+def own_conv(seed=0):
+    """A user's network, written with Norse's SequentialState (nested), not with dpap_neuro's classes."""
+    torch.manual_seed(seed)
+    features = SequentialState(nn.Conv2d(2, 4, 3, padding=1, bias=False), LIFCell(), nn.AvgPool2d(2))
+    model = SequentialState(features, nn.Flatten(), nn.Linear(4 * 4 * 4, 24, bias=False), LIFCell(),
+                            nn.Linear(24, 3, bias=False), LICell())
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                layer.weight.mul_(8.0)  # spikes from the first step
+    return model
+
+
+def own_loop(model, pruner, inputs, labels, steps):
+    """The training loop a user writes: Norse's step-by-step state passing, then pruner.step()."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        state, readout = None, []
+        for x_t in inputs:  # [B, ...]
+            out, state = model(x_t, state)
+            readout.append(out)
+        loss = nn.functional.cross_entropy(torch.stack(readout).max(dim=0).values, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        pruner.step()
+
+
+def batch(seed=1, steps=10, n=8):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(steps, n, 2, 8, 8, generator=generator) < 0.2).float(), torch.arange(n) % 3
+
+
+def test_dpap_prunes_a_sequential_state_model_in_a_hand_written_loop():
+    model = own_conv()
+    conv, fc = model[0][0], model[2]
+    parameters = (conv.weight, fc.weight)
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    pruner.attach(model, total_steps=12, steps_per_epoch=4)
+    assert conv.weight_orig is parameters[0] and fc.weight_orig is parameters[1]  # identity kept
+    assert not hasattr(model[4], "weight_mask"), "the readout stays dense"
+    inputs, labels = batch()
+    own_loop(model, pruner, inputs, labels, steps=12)
+    assert pruner.steps_taken == 12 and pruner.decisions > 0
+    assert pruner.sparsity() > 0.2 and pruner.neuron_sparsity() > 0
+    # Masked synapses get no gradient.
+    model.zero_grad()
+    state, readout = None, []
+    for x_t in inputs:
+        out, state = model(x_t, state)
+        readout.append(out)
+    torch.stack(readout).sum().backward()
+    assert torch.all(fc.weight_orig.grad[fc.weight_mask == 0] == 0)
+
+
+def test_step_marks_epoch_ends_every_steps_per_epoch():
+    seen = []
+
+    class Recorder(GMPPruner):
+        def update(self, step, epoch_end=False):
+            seen.append((step, epoch_end))
+
+    pruner = Recorder()
+    pruner.attach(SpikingMLP(4, [3], 2), total_steps=6, steps_per_epoch=3)
+    for _ in range(6):
+        pruner.step()
+    assert seen == [(1, False), (2, False), (3, True), (4, False), (5, False), (6, True)]
+
+
+def test_run_norse_gives_the_spikes_of_dpaps_own_evaluation():
+    torch.manual_seed(0)
+    model = SpikingMLP(12, [10, 6], 3, weight_init_gain=6.0)
+    inputs = (torch.rand(9, 5, 12) < 0.4).float()
+    readout_v, spikes = run_norse(model, inputs.numpy())
+    assert model[0].weight.dtype == torch.float32 and model.training  # dtype and mode restored
+    reference = evaluate(model, SpikeDataset(inputs, torch.zeros(5, dtype=torch.int64)))
+    np.testing.assert_array_equal(readout_v, reference.readout_v.numpy())
+    for ours, theirs in zip(spikes, reference.layer_spikes):
+        np.testing.assert_array_equal(ours, theirs.numpy())
+
+
+def test_export_unfolds_nested_sequentials_and_drops_pruned_neurons():
+    model = own_conv()
+    assert [name for name, _ in named_layers(model)] == ["0.0", "0.1", "0.2", "1", "2", "3", "4", "5"]
+    pruner = GMPPruner(target_sparsity=0.6, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(10)
+    with torch.no_grad():
+        model[2].weight_mask[:5] = 0  # five hidden neurons lose every input
+    net = export_model(model, (2, 8, 8))
+    assert [layer.name for layer in net.layers] == ["conv1", "fc1", "readout"]
+    assert net.layers[1].n_out == 24 - 5 and net.layers[1].n_original == 24
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([nn.Linear(4, 3, bias=False), nn.Dropout(), LIFCell(), nn.Linear(3, 2, bias=False), LICell()],
+     r"layer '1' \(Dropout\) cannot be exported; supported: Linear, Conv2d"),
+    ([nn.Linear(4, 3), LIFCell(), nn.Linear(3, 2, bias=False), LICell()], r"layer '0' \(Linear\) has a bias"),
+    ([nn.Linear(4, 3, bias=False), LIFCell(), nn.Linear(3, 2, bias=False), LIFCell()],
+     r"must end in an LICell readout .*; layer '3' is a LIFCell"),
+    ([nn.Linear(4, 3, bias=False), LICell(), nn.Linear(3, 2, bias=False), LICell()],
+     r"layer '1' \(LICell\): an LICell does not spike"),
+])
+def test_a_layer_that_cannot_be_exported_is_named(layers, message):
+    with torch.no_grad():
+        for layer in layers:
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.fill_(0.5)
+    with pytest.raises(SparseNetError, match=message):
+        export_model(SequentialState(*layers), (4,))
+
+
+@needs_lava
+def test_own_model_in_lava_matches_norse_and_is_measured():
+    from hw_export.deploy import assess, simulate
+
+    model = own_conv()
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    pruner.attach(model, total_steps=6, steps_per_epoch=6)
+    inputs, labels = batch()
+    own_loop(model, pruner, inputs, labels, steps=6)
+    net = export_model(model, (2, 8, 8))
+    lava = simulate(net, inputs.numpy())
+    report = assess(net, inputs.numpy(), lava, labels.numpy(), run_norse(model, inputs.numpy()))
+    assert report["agreement"] == {"spikes": 1.0, "samples_identical": 1.0, "predictions": 1.0}
+    assert report["per_sample"]["energy_j"]["loihi"] > 0 and report["synapses"] == net.n_synapses
+    with pytest.raises(ValueError, match="inputs have 64 values per step, the network takes 128"):
+        simulate(net, inputs[:, :, :1].numpy())
