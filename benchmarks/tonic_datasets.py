@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=list(NEUROMORPHIC), choices=list(NEUROMORPHIC))
     parser.add_argument("--data-dir", default=None, help="your files in tonic's layout (default: fixtures)")
     parser.add_argument("--n-per-class", type=int, default=6, help="fixture samples per class and split")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lava-samples", type=int, default=None, help="test samples simulated in Lava")
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             config = RunConfig(dataset=name, data_dir=data_dir, timesteps=spec.default_timesteps,
                                downsample=spec.default_downsample, model=spec.default_model, epochs=args.epochs,
                                cache_dir=str(cache), workers=args.workers, lava_samples=args.lava_samples,
-                               batch_size=16 if args.data_dir is None else RunConfig().batch_size)
+                               batch_size=4 if args.data_dir is None else RunConfig().batch_size)
             report = run(config, Path(tmp) / f"run-{name}", progress=False)
             dense, pruned = report["models"]["dense"], report["models"][config.pruner]
             ratios = report["comparison"]["ratios"]

@@ -157,13 +157,24 @@ def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float",
     return LavaResult(layer_spikes, readout_v)
 
 
+# About 0.6 GB of float64 weights and int32 indices in the chunk's sparse matrices.
+MAX_SYNAPSES_PER_CHUNK = 50_000_000
+
+
 def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
              precision: str = "float", work_dir: str | None = None) -> LavaResult:
-    """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in chunks of ``batch_size``."""
+    """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in chunks of ``batch_size``.
+
+    The copies of one chunk form one block-diagonal network, so a chunk
+    holds at most ``MAX_SYNAPSES_PER_CHUNK`` synapses: a conv network on
+    34x34 events has about 7 million, and 128 copies of it would not fit in
+    memory. ``batch_size`` is lowered to fit (never below one copy).
+    """
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    batch_size = max(1, min(batch_size, MAX_SYNAPSES_PER_CHUNK // max(1, net.n_synapses)))
     n_samples = inputs.shape[1]
     results = []
     starts = range(0, n_samples, batch_size)

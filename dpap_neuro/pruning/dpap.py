@@ -47,8 +47,9 @@ class DPAPConfig:
     """DPAP's settings; the defaults are the authors' constants (docs/DESIGN.md, section 4)."""
 
     trace_decay: float = 0.5  # delta of the spiking trace e(t) = delta * e(t-1) + s(t)
-    schedule_unit: str = "epoch"  # "epoch", or "batches" for a decision every `batches_per_unit` batches
+    schedule_unit: str = "epoch"  # "epoch"; "batches": a decision every `batches_per_unit` batches; "run": `decisions_per_run` spread over the run (ours)
     batches_per_unit: int = 0  # batches per schedule unit when schedule_unit == "batches"
+    decisions_per_run: int = 0  # schedule units in the whole run when schedule_unit == "run" (any dataset size)
     warmup_units: int = 5  # schedule units before the first decision
     r_init: float = 10.0  # starting value of every accumulator R
     r_decay: float = 0.999  # leak of R per decision
@@ -72,8 +73,8 @@ class DPAPConfig:
         kinds = {"float": float, "int": int, "str": str, "bool": bool}
         for f in fields(self):
             check_type("dpap", f.name, getattr(self, f.name), kinds[f.type])
-        if self.schedule_unit not in ("epoch", "batches"):
-            raise ValueError(f"schedule_unit must be 'epoch' or 'batches', got {self.schedule_unit!r}")
+        if self.schedule_unit not in ("epoch", "batches", "run"):
+            raise ValueError(f"schedule_unit must be 'epoch', 'batches' or 'run', got {self.schedule_unit!r}")
         if self.usage_over not in ("all", "alive"):
             raise ValueError(f"usage_over must be 'all' or 'alive', got {self.usage_over!r}")
         if self.synapse_score not in SYNAPSE_SCORES:
@@ -82,6 +83,8 @@ class DPAPConfig:
             raise ValueError(f"neuron_score must be one of {', '.join(NEURON_SCORES)}, got {self.neuron_score!r}")
         if self.schedule_unit == "batches" and self.batches_per_unit < 1:
             raise ValueError("schedule_unit 'batches' needs batches_per_unit >= 1")
+        if self.schedule_unit == "run" and self.decisions_per_run < 1:
+            raise ValueError("schedule_unit 'run' needs decisions_per_run >= 1")
         if not 0.0 <= self.trace_decay < 1.0:
             raise ValueError("trace_decay must be in [0, 1)")
         if self.warmup_units < 0 or self.r_init <= 0 or not 0.0 < self.r_decay <= 1.0:
@@ -144,10 +147,14 @@ class DPAPPruner(Pruner):
         self.records: list[_LayerRecord] = []
         self._hooks = []
         self.decisions = 0
+        self.batches_per_unit = self.config.batches_per_unit  # set for "run" by attach
 
     # -- setup ---------------------------------------------------------------
     def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
         super().attach(model, total_steps, steps_per_epoch)
+        # "run": the same number of decisions whatever the dataset's size (a unit of whole batches).
+        self.batches_per_unit = (max(1, total_steps // self.config.decisions_per_run)
+                                 if self.config.schedule_unit == "run" else self.config.batches_per_unit)
         for handle in self._hooks:
             handle.remove()
         self._hooks, self.records = [], []
@@ -205,7 +212,7 @@ class DPAPPruner(Pruner):
         """Index (0-based) of the schedule unit that ends at this step, if one does."""
         if self.config.schedule_unit == "epoch":
             return step // self.steps_per_epoch - 1 if epoch_end else None
-        per = self.config.batches_per_unit
+        per = self.batches_per_unit
         return step // per - 1 if step % per == 0 else None
 
     @torch.no_grad()

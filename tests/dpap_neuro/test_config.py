@@ -108,3 +108,13 @@ def test_model_kwargs_carry_the_neuron_settings():
     model = build_model((2, 8, 8), [4], 3, **kwargs)
     assert model[0].out_channels == 3
     assert float(model[1].p.v_th) == 0.5 and model[1].dt == 5e-4
+
+
+def test_tonic_datasets_pace_dpap_by_decisions_per_run_and_built_in_data_by_batches():
+    from dpap_neuro.config import BUILTIN_PRUNER_OPTIONS, TONIC_PRUNER_OPTIONS
+
+    tonic = RunConfig(dataset="nmnist", data_dir="/data", pruner_options={"fc_neuron_c": 1.5})
+    assert tonic.resolved_pruner_options() == {**TONIC_PRUNER_OPTIONS["dpap"], "fc_neuron_c": 1.5}
+    assert RunConfig().resolved_pruner_options() == BUILTIN_PRUNER_OPTIONS["dpap"]
+    # The same pacing: the built-in run (20 epochs of 23 batches, one decision every 5) has 92 decisions.
+    assert 20 * 23 // BUILTIN_PRUNER_OPTIONS["dpap"]["batches_per_unit"] == TONIC_PRUNER_OPTIONS["dpap"]["decisions_per_run"]

@@ -66,6 +66,16 @@ def test_batch_schedule_decides_every_k_batches_after_the_warmup(warmup):
     assert pruner.units == list(range(warmup, n_units))
 
 
+@pytest.mark.parametrize("steps_per_epoch, epochs", [(5, 4), (50, 2)])
+def test_run_schedule_makes_the_same_number_of_decisions_whatever_the_run_length(steps_per_epoch, epochs):
+    pruner = UnitRecordingDPAP(schedule_unit="run", decisions_per_run=4, warmup_units=1)
+    made = decision_steps(pruner, steps_per_epoch, epochs)
+    per_unit = steps_per_epoch * epochs // 4  # 5 or 25 batches
+    assert pruner.batches_per_unit == per_unit
+    assert made == [per_unit * unit for unit in (2, 3, 4)]  # unit 0 is the warm-up
+    assert pruner.units == [1, 2, 3]
+
+
 def test_disabled_pruner_never_decides():
     made = decision_steps(DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, enabled=False),
                           steps_per_epoch=2, epochs=2)
@@ -75,6 +85,7 @@ def test_disabled_pruner_never_decides():
 @pytest.mark.parametrize("options", [
     {"schedule_unit": "weeks"},
     {"schedule_unit": "batches"},  # needs batches_per_unit >= 1
+    {"schedule_unit": "run"},  # needs decisions_per_run >= 1
     {"warmup_units": -1},
     {"trace_decay": 1.0},
     {"r_init": 0.0},

@@ -91,6 +91,26 @@ def test_batched_simulation_equals_one_sample_at_a_time():
     assert_same_lava_result(batched, single)
 
 
+def test_a_chunk_never_holds_more_synapses_than_the_cap(monkeypatch):
+    from hw_export import lava_sim
+
+    net = from_norse(list(small_pruned_model(seed=2)), (10,))
+    inputs = (np.random.default_rng(1).random((10, 5, 10)) < 0.4).astype(float)
+    whole = lava_sim.simulate(net, inputs, batch_size=8, progress=False)
+    chunk_sizes = []
+    run_chunk = lava_sim.simulate_chunk
+
+    def recording(net, chunk, *args):
+        chunk_sizes.append(chunk.shape[1])
+        return run_chunk(net, chunk, *args)
+
+    monkeypatch.setattr(lava_sim, "simulate_chunk", recording)
+    monkeypatch.setattr(lava_sim, "MAX_SYNAPSES_PER_CHUNK", 2 * net.n_synapses + 1)
+    capped = lava_sim.simulate(net, inputs, batch_size=8, progress=False)
+    assert chunk_sizes == [2, 2, 1]  # two copies fit under the cap, not eight
+    assert_same_lava_result(capped, whole)
+
+
 def test_subprocess_runner_returns_the_same_result(tmp_path):
     from hw_export.lava_subprocess import simulate_in_subprocess
     from hw_export.lava_sim import simulate
