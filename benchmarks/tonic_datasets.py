@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpap_neuro.data.neuromorphic import EventFrames, FrameSettings
     from dpap_neuro.pipeline import run
 
-    rows = []
+    rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="dpap-tonic-bench-") as tmp:
         for name in args.datasets:
             spec = NEUROMORPHIC[name]
@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
                                downsample=spec.default_downsample, model=spec.default_model, epochs=args.epochs,
                                cache_dir=str(cache), workers=args.workers, lava_samples=args.lava_samples,
                                batch_size=4 if args.data_dir is None else RunConfig().batch_size)
-            report = run(config, Path(tmp) / f"run-{name}", progress=False)
+            try:
+                report = run(config, Path(tmp) / f"run-{name}", progress=False)
+            except ValueError as exc:  # e.g. an export that fails: name it and go on with the next dataset
+                print(f"{name}: run failed: {exc}", flush=True)
+                failed.append(name)
+                continue
             dense, pruned = report["models"]["dense"], report["models"][config.pruner]
             ratios = report["comparison"]["ratios"]
             rows.append((name, report["dataset"], cold, warm, dense, pruned, ratios))
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {ds['n_train']}/{ds['n_test']} ({ds['n_lava']}) | {dense['accuracy']['norse']:.3f} | "
               f"{pruned['accuracy']['norse']:.3f} | {ratios['synapses']:.3f} | {ratios['neurons']:.3f} | "
               f"{ratios['energy']:.3f} |")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ with channel-to-channel M). The readout layer is never pruned.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, fields
 
 import torch
@@ -236,8 +238,15 @@ class DPAPPruner(Pruner):
                     weight = record.layer.weight_orig * record.layer.weight_mask
                     importance = magnitude_weighted(importance, weight.abs().flatten(1).sum(dim=1))
                 rule = channel_rule if record.is_conv else neuron_rule
+                was_alive = record.unit_alive
                 record.unit_reward, record.unit_alive = adaptive_prune(
                     record.unit_reward, record.unit_alive, importance, unit, rule, over_alive)
+                if not bool(record.unit_alive.any()):
+                    # A layer without a unit cuts the network in two: nothing would reach the readout.
+                    # Keep its most important unit (ours; on tiny data the rule can otherwise empty a layer).
+                    best = torch.argmax(torch.where(was_alive, importance, torch.full_like(importance, -math.inf)))
+                    record.unit_alive = record.unit_alive.clone()
+                    record.unit_alive[best] = True
             if self.config.prune_synapses and not record.is_conv:
                 candidates = record.synapse_alive & record.unit_alive[:, None]
                 score = record.stats.plasticity

@@ -29,6 +29,17 @@ def test_statistics_collection_does_not_change_training_bit_for_bit():
     assert observing.sparsity() == 0.0
 
 
+def test_a_rule_that_would_empty_a_layer_keeps_its_most_important_unit():
+    # An offset this high makes every unit's reward fall: without the floor every layer would empty.
+    pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0, r_init=0.5,
+                         fc_neuron_c=20.0, prune_synapses=False)
+    model = trained(pruner, epochs=3)
+    assert pruner.decisions > 5
+    assert [int(record.unit_alive.sum()) for record in pruner.records] == [1, 1]
+    net = from_norse(list(model), (10,))  # still a network from input to readout
+    assert [layer.n_out for layer in net.layers] == [1, 1, 3]
+
+
 def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
     pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0,
                          fc_neuron_c=1.0, fc_synapse_c=1.5)
