@@ -230,6 +230,7 @@ class DPAPPruner(Pruner):
         synapse_rule = self.config.rule("fc_synapse")
         channel_rule = self.config.rule("conv_channel")
         over_alive = self.config.usage_over == "alive"
+        synapses_before = [r.synapse_alive.clone() if r.synapse_alive is not None else None for r in self.records]
         for record in self.records:
             if self.config.prune_neurons:
                 importance = spine_importance(record.stats.plasticity, record.stats.activity)
@@ -259,7 +260,46 @@ class DPAPPruner(Pruner):
                 record.synapse_reward, alive = adaptive_prune(
                     record.synapse_reward, candidates, score, unit, synapse_rule, over_alive)
                 record.synapse_alive = record.synapse_alive & alive
+        self._keep_a_path(synapses_before)
         self.decisions += 1
+
+    def _keep_a_path(self, synapses_before: list) -> None:
+        """Keep one path from the input to the readout (ours; never regrows what an earlier decision removed).
+
+        A hidden unit is reachable when it is alive and, for an FC layer, has a
+        live synapse from a reachable unit of the layer before. Where a
+        decision leaves an FC layer with no reachable unit, the best-rewarded
+        synapse that was alive before the decision, from a reachable input
+        into an alive unit, is kept. On tiny data the rules can otherwise
+        cut the network in two, and the export then has no neurons left.
+        """
+        reachable_in = None  # the first layer's inputs are all reachable
+        for record, before in zip(self.records, synapses_before):
+            if record.is_conv or reachable_in is None:
+                inputs = None
+            else:
+                per_unit = before.shape[1] // reachable_in.numel()  # >1 when a conv output is flattened
+                inputs = reachable_in.repeat_interleave(per_unit)
+            if record.is_conv:
+                reachable = record.unit_alive & (True if reachable_in is None else bool(reachable_in.any()))
+            else:
+                live = record.synapse_alive & record.unit_alive[:, None]
+                if inputs is not None:
+                    live = live & inputs[None, :]
+                if not bool(live.any()):
+                    pool = before & record.unit_alive[:, None]
+                    if inputs is not None:
+                        pool = pool & inputs[None, :]
+                    if bool(pool.any()):
+                        reward = torch.where(pool, record.synapse_reward,
+                                             torch.full_like(record.synapse_reward, -math.inf))
+                        post, pre = divmod(int(torch.argmax(reward)), before.shape[1])
+                        record.synapse_alive = record.synapse_alive.clone()
+                        record.synapse_alive[post, pre] = True
+                        live = live.clone()
+                        live[post, pre] = True
+                reachable = live.any(dim=1)
+            reachable_in = reachable
 
     def compute_mask(self, layer_index, weight, mask, step):
         record = self.records[layer_index]

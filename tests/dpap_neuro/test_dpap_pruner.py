@@ -40,6 +40,15 @@ def test_a_rule_that_would_empty_a_layer_keeps_its_most_important_unit():
     assert [layer.n_out for layer in net.layers] == [1, 1, 3]
 
 
+def test_synapse_rules_that_would_cut_the_network_keep_one_path_to_the_readout():
+    pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0, r_init=0.5,
+                         fc_neuron_c=20.0, fc_synapse_c=20.0)
+    model = trained(pruner, epochs=3)
+    net = from_norse(list(model), (10,))  # without the path every hidden neuron would lose its inputs
+    assert [layer.n_out for layer in net.layers] == [1, 1, 3]
+    assert [layer.n_synapses for layer in net.layers[:2]] == [1, 1]
+
+
 def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
     pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0,
                          fc_neuron_c=1.0, fc_synapse_c=1.5)
