@@ -33,7 +33,7 @@ from hw_export.h5io import write_sparsenet
 from hw_export.lava_subprocess import simulate_in_subprocess
 from hw_export.metrics import measure_counts
 from hw_export.norse_reader import from_norse
-from hw_export.sparsenet import SparseNet
+from hw_export.sparsenet import SparseNet, SparseNetError
 
 SCHEMA_VERSION = 1
 DENSE = "dense"
@@ -215,7 +215,13 @@ def assess_model(config: RunConfig, model_name: str, pruner_name: str, pruner_op
     """
     norse_accuracy = evaluate(model, test_data, keep_spikes=False, workers=config.workers).accuracy
     lava_data = subset_for_lava(test_data, config.lava_samples, config.seed)
-    net = from_norse(list(model), train_data.input_shape, metadata=artifact_metadata(config, model_name, pruner_name))
+    try:
+        net = from_norse(list(model), train_data.input_shape,
+                         metadata=artifact_metadata(config, model_name, pruner_name))
+    except SparseNetError as exc:
+        raise SparseNetError(f"{model_name}: the trained network cannot be exported ({exc}): pruning cut every "
+                             f"path from the input to the readout; prune less (--pruner-option) or train on more "
+                             f"data (its checkpoint is {out_dir / (model_name + '.pt')})") from None
     net_path = out_dir / f"{model_name}.h5"
     write_sparsenet(net, net_path)
     entry = {"pruner": pruner_name, "pruner_options": pruner_options}
