@@ -259,7 +259,7 @@ def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (["--pruner", "dpap", "--pruner-option", "fc_neuron_c=abc"], "dpap: option fc_neuron_c must be a finite number"),
-    (["--pruner", "dpap", "--pruner-option", "schedule_unit=weekly"], "schedule_unit must be 'epoch' or 'batches'"),
+    (["--pruner", "dpap", "--pruner-option", "schedule_unit=weekly"], "schedule_unit must be 'epoch', 'batches' or 'run'"),
     (["--pruner", "gmp", "--pruner-option", "target_sparsity=high"], "gmp: option target_sparsity must be a finite"),
     (["--pruner", "random", "--pruner-option", "sparsity=[0.5, \"x\"]"], "random: option sparsity must be a finite"),
     (["--pruner", "magnitude", "--pruner-option", "at_epoch=1.5"], "magnitude: option at_epoch must be an integer"),
