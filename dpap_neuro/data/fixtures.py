@@ -65,16 +65,12 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
+from dpap_neuro.data.neuromorphic import SPECS
 from hw_export.files import atomic_write
 
-# Sensor sizes (x, y, polarities), as tonic reports them; SHD is (channels, 1, 1).
-SENSOR_SIZES = {
-    "nmnist": (34, 34, 2),
-    "shd": (700, 1, 1),
-    "dvs-gesture": (128, 128, 2),
-    "poker-dvs": (35, 35, 2),
-}
-N_CLASSES = {"nmnist": 10, "shd": 20, "dvs-gesture": 11, "poker-dvs": 4}
+# Sensor sizes (x, y, polarities) and class counts, from the reader's registry so the two never disagree.
+SENSOR_SIZES = {name: spec.sensor_size for name, spec in SPECS.items()}
+N_CLASSES = {name: spec.n_classes for name, spec in SPECS.items()}
 DEFAULT_CLASSES = {"nmnist": range(10), "shd": range(4), "dvs-gesture": range(3), "poker-dvs": range(4)}
 SPLITS = ("train", "test")
 
