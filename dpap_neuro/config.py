@@ -11,27 +11,6 @@ from dpap_neuro.data import DATASETS, NEUROMORPHIC
 ARCHITECTURES = ("mlp", "conv", "ann-mlp", "ann-conv")
 
 
-# DPAP's constants were tuned for 300 epochs of CIFAR-10. On the built-in data
-# (23 batches per epoch, 20 epochs) a decision once per epoch starts pruning
-# only at epoch ~11 and leaves no time to recover, so decisions are made every
-# 5 batches; and hidden neurons are judged with c = 1.0 instead of 1.5 (a
-# neuron loses reward below half of the 75th-percentile importance instead
-# of below three quarters), which keeps accuracy within a point of dense
-# while still removing most neurons. See docs/dpap.md for the measurements.
-BUILTIN_PRUNER_OPTIONS: dict[str, dict] = {
-    "dpap": {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"},
-}
-
-
-# The tonic datasets (none of them available where this was built, so nothing
-# was tuned on them) keep the built-in data's pacing, not its batch count: 92
-# decisions over the run (20 epochs of 23 batches, one every 5), whatever the
-# dataset's size; with 5 batches per unit, N-MNIST would see 3,750 decisions.
-TONIC_PRUNER_OPTIONS: dict[str, dict] = {
-    "dpap": {"schedule_unit": "run", "decisions_per_run": 92, "fc_neuron_c": 1.0, "usage_over": "alive"},
-}
-
-
 @dataclass(frozen=True)
 class RunConfig:
     # --- data -------------------------------------------------------------
@@ -62,7 +41,8 @@ class RunConfig:
     device: str = "auto"  # training device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N"
     # --- pruning ----------------------------------------------------------
     pruner: str = "dpap"  # pruning method for the pruned model (see dpap_neuro.pruning.PRUNERS)
-    pruner_options: dict | None = None  # keyword arguments of that pruner, merged over BUILTIN_PRUNER_OPTIONS
+    pruner_preset: str | None = None  # DPAP family: "authors", "builtin" or "tonic" (dpap_neuro.pruning.DPAP_PRESETS); None: "builtin" on the built-in data, "tonic" on tonic datasets; other pruners ignore it
+    pruner_options: dict | None = None  # keyword arguments of that pruner, over its preset's values
     # --- hardware side ----------------------------------------------------
     lava_batch_size: int = 128  # samples simulated at once as independent network copies
     lava_timeout_s: float = 3600.0  # wall-clock limit of each Lava simulation (one chunk of test samples, one precision)
@@ -71,9 +51,11 @@ class RunConfig:
     energy_profile: str = "loihi"  # default profile for report.json's "energy"
 
     def resolved_pruner_options(self) -> dict:
-        """The pruner's options: the defaults for this kind of dataset, overridden by those given."""
-        defaults = TONIC_PRUNER_OPTIONS if self.dataset in NEUROMORPHIC else BUILTIN_PRUNER_OPTIONS
-        return {**defaults.get(self.pruner, {}), **(self.pruner_options or {})}
+        """Every option of the pruner: its preset's values (DPAP family), overridden by those given."""
+        from dpap_neuro.pruning import resolve_pruner_options  # here: pruning imports models, which import this
+
+        preset = self.pruner_preset or ("tonic" if self.dataset in NEUROMORPHIC else "builtin")
+        return resolve_pruner_options(self.pruner, {"preset": preset, **(self.pruner_options or {})})
 
     def __post_init__(self) -> None:
         checks = [

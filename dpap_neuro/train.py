@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -71,6 +72,8 @@ def train(
     n_samples = len(data)
     steps_per_epoch = (n_samples + batch_size - 1) // batch_size
     pruner.attach(model, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+    for warning in pruner.diagnose() if rank() == 0 else []:
+        print(f"warning: {warning}", file=sys.stderr)
     net = model
     if is_distributed():
         from torch.nn.parallel import DistributedDataParallel
@@ -108,8 +111,7 @@ def train(
             loss.backward()
             optimizer.step()
             step += 1
-            pruner.observe(spikes, output)
-            pruner.update(step, epoch_end=batch_index == steps_per_epoch - 1)
+            pruner.step(epoch_end=batch_index == steps_per_epoch - 1)
             totals[0] += summed.detach()
             totals[1] += (predict(output.readout_v.detach()) == labels).sum()
             bar.update(1)

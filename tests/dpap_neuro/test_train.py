@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import tiny_data
-from dpap_neuro.models import SNNOutput, SpikingMLP, predict
+from dpap_neuro.models import SpikingMLP, predict
 from dpap_neuro.pruning import GMPPruner, Pruner
 from dpap_neuro.train import evaluate, train
 
@@ -66,10 +66,10 @@ class RecordingPruner(Pruner):
         self.calls.append(("attach", total_steps, steps_per_epoch))
         super().attach(model, total_steps, steps_per_epoch)
 
-    def observe(self, inputs, output):
+    def step(self, epoch_end=None):
         # A copy of the first layer's parameter, to tell whether the optimiser has stepped already.
-        self.calls.append(("observe", tuple(inputs.shape), isinstance(output, SNNOutput),
-                           self.model[0].weight_orig.detach().clone()))
+        self.calls.append(("step", epoch_end, self.model[0].weight_orig.detach().clone()))
+        super().step(epoch_end)
 
     def update(self, step, epoch_end=False):
         self.calls.append(("update", step, epoch_end))
@@ -83,15 +83,15 @@ def test_pruner_hooks_are_called_in_the_documented_order():
     run(model, data, pruner, epochs=2, batch_size=8)
     calls = pruner.calls
     assert calls[0] == ("attach", 6, 3)
-    assert [c[0] for c in calls[1:]] == ["observe", "update"] * 6
+    # One call per batch, pruner.step, which runs the schedule hook update with the step it counted.
+    assert [c[0] for c in calls[1:]] == ["step", "update"] * 6
     updates = [c[1:] for c in calls if c[0] == "update"]
     assert updates == [(1, False), (2, False), (3, True), (4, False), (5, False), (6, True)]
-    observes = [c for c in calls if c[0] == "observe"]
-    assert [c[1] for c in observes] == [(4, 8, 10), (4, 8, 10), (4, 4, 10)] * 2  # [T, B, n_in] of each batch
-    assert all(c[2] for c in observes)
-    # observe comes after the optimiser step: the weights already moved from their initial values.
-    assert not torch.equal(observes[0][3], initial)
-    assert all(not torch.equal(a[3], b[3]) for a, b in zip(observes, observes[1:]))
+    steps = [c for c in calls if c[0] == "step"]
+    assert [c[1] for c in steps] == [False, False, True] * 2  # the trainer says where its epochs end
+    # step comes after the optimiser step: the weights already moved from their initial values.
+    assert not torch.equal(steps[0][2], initial)
+    assert all(not torch.equal(a[2], b[2]) for a, b in zip(steps, steps[1:]))
 
 
 def test_evaluate_returns_float64_readout_bool_spikes_and_consistent_predictions():
