@@ -370,3 +370,32 @@ def test_train_prints_the_diagnosis_once_as_one_line_warnings(capsys):
     trained(DPAPPruner(preset="builtin"), epochs=3)  # 18 batches: 3 units of 5, all warm-up
     assert capsys.readouterr().err.strip().splitlines() == [
         "warning: dpap: no pruning decision in this run: 3 schedule units (batches), the first 5 of them warm-up"]
+
+
+def test_the_builtin_preset_prunes_whole_conv_channels_on_the_builtin_data():
+    """Issue #20: with the builtin preset the channel rule fires (the authors' could not in a short run)."""
+    from dpap_neuro.data import load_dataset
+    from dpap_neuro.data.digits import SpikeDataset
+    from dpap_neuro.models import build_model
+    from dpap_neuro.pruning.base import units_alive
+
+    events, _ = load_dataset("digits-events", timesteps=6, seed=0)
+    small = SpikeDataset(events.spikes[:, :48], events.labels[:48])  # 6 batches of 8: 42 steps in 7 epochs
+    torch.manual_seed(0)
+    model = build_model(small.input_shape, (32,), 10, architecture="conv", conv_channels=(8, 8))
+    pruner = make_pruner("dpap", preset="builtin")
+    train(model, small, pruner, epochs=7, batch_size=8, learning_rate=5e-3, seed=0, progress=False)
+    assert pruner.diagnose() == [] and pruner.decisions == 3  # 8 units of 5 batches, 5 of them warm-up
+    conv1, conv2, fc = pruner.layers
+    channels = [units_alive(conv.weight_mask) for conv in (conv1, conv2)]
+    assert sum(int((~alive).sum()) for alive in channels) >= 2, "no conv channel was pruned"
+    for conv, alive in zip((conv1, conv2), channels):
+        assert torch.all(conv.weight_mask[~alive] == 0)  # whole channels
+    assert torch.all(conv1.weight_mask[channels[0]] == 1)  # the others keep every synapse ...
+    assert torch.all(conv2.weight_mask[channels[1]][:, channels[0]] == 1)  # ... from an alive channel
+    assert torch.all(conv2.weight_mask[:, ~channels[0]] == 0)  # the pruned channels' outputs are gone downstream
+    assert torch.all(fc.weight_mask[:, (~channels[1]).repeat_interleave(2 * 2)] == 0)  # 2x2 map per channel
+    authors = make_pruner("dpap", preset="authors")
+    authors.attach(build_model(small.input_shape, (32,), 10, architecture="conv", conv_channels=(8, 8)),
+                   total_steps=20 * 23, steps_per_epoch=23)
+    assert "conv channels cannot be pruned" in authors.diagnose()[0]
