@@ -51,7 +51,7 @@ def to_nir(net: SparseNet):
     for index, layer in enumerate(net.layers):
         spiking = layer.neuron.kind == "lif"
         synapse_name, neuron_name = (f"fc{index + 1}", f"lif{index + 1}") if spiking else ("readout_fc", "readout")
-        nodes[synapse_name] = nir.Affine(weight=layer.weight.toarray(), bias=layer.bias.copy())
+        nodes[synapse_name] = nir.Affine(weight=layer.weight.toarray(), bias=np.zeros(layer.n_out))
         nodes[neuron_name] = neuron_node(layer.neuron, (layer.n_out,))
         edges += [(previous, synapse_name), (synapse_name, neuron_name)]
         previous = neuron_name
