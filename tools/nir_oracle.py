@@ -1,0 +1,125 @@
+"""Run a NIR file in an outside consumer, as its user would; the oracle for our NIR export.
+
+    PYTHON tools/nir_oracle.py CONSUMER NET.nir INPUTS.npz OUT.npz
+
+CONSUMER is norse or snntorch (run with .venv's Python), sinabs, rockpool or
+spyx (run with ``.venv-<consumer>/bin/python``, built by ``make
+<consumer>-env``). It imports only numpy, nir and the consumer, never
+dpap-neuro. INPUTS.npz holds ``spikes``: ``[T, N, n_inputs]`` 0/1; the file
+must have been written for this consumer (``write_nir(net, path,
+target=CONSUMER)``). OUT.npz gets ``spikes_<k>``: ``[T, N, n_k]`` 0/1 for
+every hidden population k = 1, 2, ... (spike counts for consumers that emit
+several spikes a step) and ``readout_v``: ``[T, N, n_classes]``, the
+readout voltage in the consumer's own units (norse: ours; snntorch, sinabs,
+rockpool, spyx: ours divided by the membrane's ``dv``). Step ``t`` holds the
+state after the input of step ``t``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def _hidden_names(graph) -> list[str]:
+    """Names of the hidden populations in forward order: ``lif1``, ``lif2``, ..."""
+    names = [name for name in graph.nodes if name.startswith("lif") and not name.endswith("_syn")]
+    return sorted(names, key=lambda name: int(name[3:]))
+
+
+def run_norse(graph, spikes: np.ndarray) -> dict[str, np.ndarray]:
+    """norse 1.1: ``from_nir(graph, dt=...)``, stepped with its state; readout ``v`` from the state."""
+    import norse.torch
+    import torch
+
+    model = norse.torch.from_nir(graph, dt=float(graph.metadata.get("dt_s", 1e-3)))
+    hidden, state, recorded = _hidden_names(graph), None, {}
+    with torch.no_grad():
+        for x_t in torch.as_tensor(spikes, dtype=torch.float32):  # [N, n_inputs]
+            _, state = model(x_t, state)
+            for name in hidden:
+                recorded.setdefault(name, []).append(state.cache[name].numpy().copy())
+            recorded.setdefault("readout", []).append(_membrane(state.state["readout"]).v.numpy().copy())
+    return _stacked(hidden, recorded)
+
+
+def _membrane(state):
+    """The last state holding a voltage ``v`` in norse's nested state tuples (synapse first, then membrane)."""
+    if hasattr(state, "v"):
+        return state
+    return [_membrane(part) for part in state if part is not None][-1]
+
+
+def run_snntorch(graph, spikes: np.ndarray) -> dict[str, np.ndarray]:
+    """snntorch 1.0: ``import_from_nir(graph)``; hidden state reset first; readout ``mem`` of its module."""
+    import torch
+    from snntorch import utils
+    from snntorch.import_nir import import_from_nir
+
+    model = import_from_nir(graph)
+    utils.reset(model)  # init_hidden=True: the state lives in the modules until reset
+    modules = dict(model.named_modules())
+    hidden, recorded = _hidden_names(graph), {}
+    for name in hidden:  # a module called with init_hidden=True returns its spikes
+        modules[name].register_forward_hook(
+            lambda module, args, out, name=name: recorded.setdefault(name, []).append(out.numpy().copy()))
+    with torch.no_grad():
+        for x_t in torch.as_tensor(spikes, dtype=torch.float32):
+            model(x_t)
+            recorded.setdefault("readout", []).append(modules["readout"].mem.numpy().copy())
+    return _stacked(hidden, recorded)
+
+
+def run_sinabs(graph, spikes: np.ndarray, exact: bool = True) -> dict[str, np.ndarray]:
+    """sinabs 3.1: ``from_nir(graph, batch_size=N)`` on ``[N*T, n]``; with ``exact``, its LIF layers get
+    ``MembraneReset`` and ``SingleSpike`` (its defaults: subtract the threshold, several spikes a step)."""
+    import sinabs
+    import torch
+    from sinabs.activation import MembraneReset, SingleSpike
+
+    n_steps, n_samples = spikes.shape[:2]
+    model = sinabs.from_nir(graph, batch_size=n_samples)
+    modules = dict(model.named_modules())
+    hidden, recorded = _hidden_names(graph), {}
+    for name in hidden:
+        if exact:
+            modules[name].reset_fn, modules[name].spike_fn = MembraneReset(), SingleSpike
+        modules[name].register_forward_hook(lambda module, args, out, name=name: recorded.__setitem__(name, out))
+    sinabs.reset_states(model)
+    x = torch.as_tensor(spikes, dtype=torch.float32).transpose(0, 1).reshape(n_samples * n_steps, -1)
+    with torch.no_grad():
+        readout, _ = model(x)  # [N*T, n_classes]: the last LI's voltage (nirtorch returns the state too)
+
+    def per_step(value) -> np.ndarray:  # [N*T, n] -> [T, N, n]
+        return value.reshape(n_samples, n_steps, -1).transpose(0, 1).numpy()
+
+    out = {f"spikes_{k}": per_step(recorded[name]) for k, name in enumerate(hidden, start=1)}
+    out["readout_v"] = per_step(readout).astype(np.float64)
+    return out
+
+
+def _stacked(hidden: list[str], recorded: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    out = {f"spikes_{k}": np.stack(recorded[name]) for k, name in enumerate(hidden, start=1)}
+    out["readout_v"] = np.stack(recorded["readout"]).astype(np.float64)
+    return out
+
+
+RUNNERS = {"norse": run_norse, "snntorch": run_snntorch, "sinabs": run_sinabs,
+           "sinabs-defaults": lambda graph, spikes: run_sinabs(graph, spikes, exact=False)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4 or argv[0] not in RUNNERS:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    import nir
+
+    consumer, net_path, inputs_path, out_path = argv
+    spikes = np.load(inputs_path)["spikes"]
+    np.savez(out_path, **RUNNERS[consumer](nir.read(net_path), spikes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
