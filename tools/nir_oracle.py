@@ -99,13 +99,56 @@ def run_sinabs(graph, spikes: np.ndarray, exact: bool = True) -> dict[str, np.nd
     return out
 
 
+def neurobench_metrics(graph, spikes: np.ndarray, batch_size: int = 256) -> dict[str, float]:
+    """NeuroBench 2.3 on the snntorch import of a graph written for snntorch, as its documentation runs a model.
+
+    ``SNNTorchModel`` steps the network over ``[N, T, n_inputs]`` batches; the
+    net it wraps returns the readout's ``mem`` as its output. Returns
+    Footprint, ConnectionSparsity, ActivationSparsity, SynapticOperations
+    (Effective_ACs, Effective_MACs, Dense) and MembraneUpdates, per sample.
+    """
+    import torch
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.static import ConnectionSparsity, Footprint
+    from neurobench.metrics.workload import ActivationSparsity, MembraneUpdates, SynapticOperations
+    from neurobench.models import SNNTorchModel
+    from snntorch import utils
+    from snntorch.import_nir import import_from_nir
+
+    class ReadoutVoltage(torch.nn.Module):
+        """The imported net, returning ``(readout mem, None)`` per step as SNNTorchModel unpacks it."""
+
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.readout = [dict(net.named_modules())["readout"]]  # in a list: not a second child module
+
+        def forward(self, x):
+            self.net(x)
+            return self.readout[0].mem, None
+
+        def reset(self) -> None:
+            utils.reset(self.net)
+
+    data = torch.as_tensor(spikes, dtype=torch.float32).transpose(0, 1)  # [N, T, n_inputs]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data, torch.zeros(len(data))),
+                                         batch_size=batch_size)
+    model = SNNTorchModel(ReadoutVoltage(import_from_nir(graph)))
+    metrics = [[Footprint, ConnectionSparsity], [ActivationSparsity, SynapticOperations, MembraneUpdates]]
+    results = Benchmark(model, loader, [], [], metrics).run(quiet=True)
+    flat = {key: value for key, value in results.items() if not isinstance(value, dict)}
+    flat.update({f"SynapticOperations.{key}": value for key, value in results["SynapticOperations"].items()})
+    return {key: float(value) for key, value in flat.items()}
+
+
 def _stacked(hidden: list[str], recorded: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     out = {f"spikes_{k}": np.stack(recorded[name]) for k, name in enumerate(hidden, start=1)}
     out["readout_v"] = np.stack(recorded["readout"]).astype(np.float64)
     return out
 
 
-RUNNERS = {"norse": run_norse, "snntorch": run_snntorch, "sinabs": run_sinabs,
+RUNNERS = {"neurobench": lambda graph, spikes: {k: np.array(v) for k, v in neurobench_metrics(graph, spikes).items()},
+           "norse": run_norse, "snntorch": run_snntorch, "sinabs": run_sinabs,
            "sinabs-defaults": lambda graph, spikes: run_sinabs(graph, spikes, exact=False)}
 
 

@@ -180,3 +180,28 @@ def test_a_leak_voltage_is_refused_by_the_consumer_targets_and_kept_by_nir(tmp_p
     with pytest.raises(UserError, match=r"^the norse NIR target needs v_leak = 0 and v_reset = 0; layer fc1"):
         to_nir(net, "norse")
     np.testing.assert_allclose(to_nir(net, "nir").nodes["lif1"].v_leak, 0.1)
+
+
+@pytest.mark.snntorch
+@pytest.mark.neurobench
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_neurobench_counts_our_synaptic_operations_and_activation_sparsity(kind):
+    """NeuroBench 2.3 on the snntorch import over the same inputs; docs/nir.md names every definition."""
+    net, flat, _, spikes = reference(kind)
+    theirs = load_oracle().neurobench_metrics(to_nir(net, "snntorch"), flat)
+    ours = measure(net, flat, [s[:, :, layer.kept] for s, layer in zip(spikes, net.layers)], {})["neurobench"]
+    # Same definitions: equal.
+    assert theirs["SynapticOperations.Effective_ACs"] == pytest.approx(ours["synaptic_operations"]["effective_acs"],
+                                                                       rel=1e-6)
+    assert theirs["ActivationSparsity"] == pytest.approx(ours["activation_sparsity"], rel=1e-6)
+    assert theirs["SynapticOperations.Effective_MACs"] == ours["synaptic_operations"]["effective_macs"] == 0.0
+    # Different definitions: NeuroBench counts every entry of the exported matrices (zeros too), against ours
+    # the synapses (dense ops) or the trained layer widths (connection sparsity, rounded to 4 places) ...
+    entries = sum(layer.n_out * layer.n_in for layer in net.layers)
+    assert theirs["SynapticOperations.Dense"] == entries * flat.shape[0]
+    assert ours["synaptic_operations"]["dense"] == net.n_synapses * flat.shape[0]
+    assert theirs["ConnectionSparsity"] == round(1 - net.n_synapses / entries, 4)
+    # ... membrane updates only where the membrane moved (ours: every neuron at every step) ...
+    assert 0 < theirs["MembraneUpdates"] <= ours["neuron_updates"]
+    # ... and the footprint of dense float32 matrices plus snntorch's buffers (ours: CSR).
+    assert theirs["Footprint"] >= 4 * entries
