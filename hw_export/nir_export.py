@@ -52,6 +52,7 @@ from hw_export.sparsenet import NeuronParams, SparseNet
 
 NIR_TARGETS = ("nir", "norse", "snntorch", "sinabs")  # consumers that reproduce our spikes exactly
 BEST_EFFORT_TARGETS = ("rockpool", "spyx")  # the closest graph we found; not exact (docs/nir.md)
+NIR_1_0_4_TARGETS = ("sinabs", "rockpool")  # their consumers pin nir <= 1.0.4: files without v_reset
 SNNTORCH_DT_S = 1e-4  # snntorch.import_nir integrates every neuron at this step, whatever the graph says
 UNREACHABLE_V_TH = 1e30  # a readout threshold no voltage reaches: |v| <= max row sum |w| / du, far below
 
@@ -109,16 +110,20 @@ def _sinabs_nodes(p: NeuronParams, n: int) -> list[tuple[str, object]]:
 
 
 def _rockpool_nodes(p: NeuronParams, n: int) -> list[tuple[str, object]]:
-    """rockpool 3.1: ``CubaLIF`` -> ``LIFTorch(dt = tau_mem/(1+r))``, exponential decays, raw input added."""
+    """rockpool 3.1: ``CubaLIF`` -> ``LIFTorch(dt = tau_mem / (1 + r))``: per step ``I = (I + x) b``,
+    ``v = a v + I``, with ``a, b = exp(-dt/tau)``. At dt = 1 step its ``v`` is ours times ``(1 - du)/dv``;
+    it resets by subtracting the threshold (several spikes a step), which no rewrite changes."""
     tau_syn, tau_mem = steps_tau(p.du), steps_tau(p.dv)
-    v_th = p.v_th / p.dv if p.kind == "lif" else UNREACHABLE_V_TH
-    return [("", _cuba_lif(n, tau_syn, tau_mem, tau_mem - 1.0, 1.0, v_th))]  # dt = tau_mem / (1 + r) = 1 step
+    v_th = p.v_th * (1.0 - p.du) / p.dv if p.kind == "lif" else UNREACHABLE_V_TH
+    return [("", _cuba_lif(n, tau_syn, tau_mem, tau_mem - 1.0, 1.0, v_th))]  # r = tau_mem - 1: dt = 1 step
 
 
 def _spyx_nodes(p: NeuronParams, n: int) -> list[tuple[str, object]]:
-    """spyx: ``CubaLIF`` -> ``CuBaLIF(alpha = 1 - dt/tau_syn, beta = 1 - dt/tau_mem)`` at dt = 1, raw input."""
+    """spyx 0.1: ``CubaLIF`` -> ``CuBaLIF(alpha = 1 - dt/tau_syn, beta = 1 - dt/tau_mem)``, weights times
+    ``w_in dt/tau_syn``; at dt = 1 its ``V`` is ours divided by ``dv``. It fires from the previous step's
+    ``V`` (one step of delay per layer) and subtracts the threshold, which no rewrite changes."""
     v_th = p.v_th / p.dv if p.kind == "lif" else UNREACHABLE_V_TH
-    return [("", _cuba_lif(n, 1.0 / p.du, 1.0 / p.dv, 1.0, 1.0, v_th))]
+    return [("", _cuba_lif(n, 1.0 / p.du, 1.0 / p.dv, 1.0, 1.0 / p.du, v_th))]
 
 
 def _nir_nodes(p: NeuronParams, n: int) -> list[tuple[str, object]]:
@@ -197,18 +202,22 @@ def write_nir(net, path: str | os.PathLike, target: str = "nir") -> None:
 
     def write(tmp: str) -> None:
         nir.write(tmp, graph)
-        if graph.metadata.get("nir_target") == "sinabs":
-            _drop_lif_v_reset(tmp)
+        if graph.metadata.get("nir_target") in NIR_1_0_4_TARGETS:
+            _drop_v_reset(tmp)
 
     atomic_write(path, write, suffix=".nir")
 
 
-def _drop_lif_v_reset(path: str) -> None:
-    """Remove ``v_reset`` from ``LIF`` nodes: sinabs 3.1.3 pins nir <= 1.0.4, whose ``LIF`` has no such field
-    (nir 1.0.8 writes it, and nir 1.0.4's reader then fails); sinabs resets to 0 whatever it says."""
+def _drop_v_reset(path: str) -> None:
+    """Remove ``v_reset`` from the neuron nodes of a written file, so that nir 1.0.4 reads it.
+
+    sinabs 3.1.3 and rockpool 3.1.0 pin nir <= 1.0.4, whose ``LIF`` and
+    ``CubaLIF`` have no ``v_reset`` (nir 1.0.8 writes one, and 1.0.4's
+    reader then fails); both consumers ignore it anyway (reset to 0, resp. subtract).
+    """
     import h5py
 
     with h5py.File(path, "r+") as f:
-        for name, node in f["node/nodes"].items():
-            if "v_reset" in node and node["type"][()] in (b"LIF", "LIF"):
+        for node in f["node/nodes"].values():
+            if "v_reset" in node:
                 del node["v_reset"]

@@ -99,6 +99,55 @@ def run_sinabs(graph, spikes: np.ndarray, exact: bool = True) -> dict[str, np.nd
     return out
 
 
+def run_rockpool(graph, spikes: np.ndarray, max_spikes_per_dt: int | None = 1) -> dict[str, np.ndarray]:
+    """rockpool 3.1: ``from_nir(graph)`` runs whole ``[N, T, n]`` sequences; readout ``vmem`` recorded.
+
+    ``max_spikes_per_dt``: set on every LIF after import (rockpool's default
+    lets a neuron emit up to 2^16 spikes a step); None keeps the default.
+    """
+    import torch
+    from rockpool.nn.modules import from_nir
+
+    model = from_nir(graph)
+    modules = dict(model.named_modules())
+    hidden, recorded = _hidden_names(graph), {}
+    for name in hidden + ["readout"]:
+        if max_spikes_per_dt is not None:
+            modules[name].max_spikes_per_dt = torch.tensor(float(max_spikes_per_dt))
+        modules[name]._record = True  # keep vmem per step in _record_dict
+        modules[name].register_forward_hook(lambda module, args, out, name=name: recorded.__setitem__(name, out))
+    x = torch.as_tensor(spikes, dtype=torch.float32).transpose(0, 1)  # [N, T, n_inputs]
+    with torch.no_grad():
+        model(x)
+    out = {f"spikes_{k}": recorded[name].transpose(0, 1).numpy() for k, name in enumerate(hidden, start=1)}
+    out["readout_v"] = modules["readout"]._record_dict["vmem"].transpose(0, 1).numpy().astype(np.float64)
+    return out
+
+
+def run_spyx(graph, spikes: np.ndarray) -> dict[str, np.ndarray]:
+    """spyx 0.1: ``from_nir(graph, x, dt=1)``, applied with all states returned; spikes read from ``V``.
+
+    A spyx ``CuBaLIF`` fires from the previous step's ``V``, so hidden layer
+    k lags by k steps and the readout by the number of hidden layers: the
+    inputs get that many empty steps more, and the lag is undone here.
+    """
+    import jax.numpy as jnp
+    from spyx.nir import from_nir
+
+    hidden = _hidden_names(graph)
+    thresholds = [float(np.unique(graph.nodes[name].v_threshold)[0]) for name in hidden]
+    n_steps, n_samples = spikes.shape[:2]
+    padded = np.zeros((n_samples, n_steps + len(hidden), spikes.shape[2]), dtype=np.float32)
+    padded[:, :n_steps] = spikes.transpose(1, 0, 2)
+    snn, params = from_nir(graph, jnp.asarray(padded), dt=1.0, return_all_states=True)
+    _, states = snn.apply(params, jnp.asarray(padded))  # per CuBaLIF: [N, T', 2 n] = [V, I]
+    voltages = [np.asarray(state)[..., : state.shape[-1] // 2] for state in states]
+    out = {f"spikes_{k}": (voltages[k - 1][:, k - 1 : k - 1 + n_steps] > thresholds[k - 1]).transpose(1, 0, 2)
+           for k in range(1, len(hidden) + 1)}
+    out["readout_v"] = voltages[-1][:, len(hidden) : len(hidden) + n_steps].transpose(1, 0, 2).astype(np.float64)
+    return {key: value.astype(np.float64) if key != "readout_v" else value for key, value in out.items()}
+
+
 def neurobench_metrics(graph, spikes: np.ndarray, batch_size: int = 256) -> dict[str, float]:
     """NeuroBench 2.3 on the snntorch import of a graph written for snntorch, as its documentation runs a model.
 
@@ -149,7 +198,9 @@ def _stacked(hidden: list[str], recorded: dict[str, list[np.ndarray]]) -> dict[s
 
 RUNNERS = {"neurobench": lambda graph, spikes: {k: np.array(v) for k, v in neurobench_metrics(graph, spikes).items()},
            "norse": run_norse, "snntorch": run_snntorch, "sinabs": run_sinabs,
-           "sinabs-defaults": lambda graph, spikes: run_sinabs(graph, spikes, exact=False)}
+           "sinabs-defaults": lambda graph, spikes: run_sinabs(graph, spikes, exact=False),
+           "rockpool": run_rockpool, "spyx": run_spyx,
+           "rockpool-defaults": lambda graph, spikes: run_rockpool(graph, spikes, max_spikes_per_dt=None)}
 
 
 def main(argv: list[str]) -> int:
