@@ -130,6 +130,11 @@ def _nir_nodes(p: NeuronParams, n: int) -> list[tuple[str, object]]:
     return [("", neuron_node(p, (n,)))]
 
 
+def readout_v_scale(p: NeuronParams, target: str) -> float:
+    """Our readout voltage is the consumer's times this: 1 where the graph keeps our units, else its ``dv`` etc."""
+    return {"nir": 1.0, "norse": 1.0, "rockpool": p.dv / (1.0 - p.du)}.get(target, p.dv)
+
+
 _NEURON_WRITERS: dict[str, Callable[[NeuronParams, int], list[tuple[str, object]]]] = {
     "nir": _nir_nodes, "norse": _norse_nodes, "snntorch": _snntorch_nodes, "sinabs": _sinabs_nodes,
     "rockpool": _rockpool_nodes, "spyx": _spyx_nodes,
@@ -164,7 +169,8 @@ def to_nir(net: SparseNet, target: str = "nir"):
     Nodes: ``input`` (shape ``[n_inputs]``) -> for layer k: ``fc<k>`` ``Affine``
     ``[n_out, n_in]`` (zeros where the SparseNet has no synapse) -> ``lif<k>``
     (``lif<k>_syn`` first for sinabs) ... -> ``readout_fc`` -> ``readout`` ->
-    ``output``. Metadata: ``dt_s``, ``nir_target``, ``source``.
+    ``output``. Metadata: ``dt_s``, ``nir_target``, ``source`` and
+    ``readout_v_scale`` (our readout voltage is the consumer's times it).
     """
     import nir
 
@@ -184,7 +190,8 @@ def to_nir(net: SparseNet, target: str = "nir"):
             previous = neuron + suffix
     nodes["output"] = nir.Output(output_type={"output": np.array([net.layers[-1].n_out])})
     edges.append((previous, "output"))
-    metadata = {"dt_s": net.layers[0].neuron.dt_s, "nir_target": target, "source": "dpap-neuro SparseNet"}
+    metadata = {"dt_s": net.layers[0].neuron.dt_s, "nir_target": target, "source": "dpap-neuro SparseNet",
+                "readout_v_scale": readout_v_scale(net.layers[-1].neuron, target)}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 

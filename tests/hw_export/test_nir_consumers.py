@@ -76,7 +76,8 @@ def reference(kind: str):
 
 
 def assert_consumer_reproduces(net, out: dict, readout_v, spikes, voltage_scale: float) -> None:
-    """Every kept neuron's spike at every step, the readout voltage (x ``voltage_scale``) and the predictions."""
+    """Every kept neuron's spike at every step, the readout voltage (x ``voltage_scale``, the file's
+    ``readout_v_scale``) and the predictions."""
     simulated = [out[f"spikes_{k}"] for k in range(1, net.depth)]
     agreement = spike_agreement(net, spikes, simulated)
     assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0, agreement
@@ -124,8 +125,9 @@ def test_the_nir_target_simulates_like_norse_by_nir_equations(kind):
 def test_norse_reads_the_norse_target_spike_for_spike(kind, tmp_path):
     net, flat, readout_v, spikes = reference(kind)
     write_nir(net, tmp_path / "net.nir", "norse")
-    out = load_oracle().run_norse(nir.read(tmp_path / "net.nir"), flat)
-    assert_consumer_reproduces(net, out, readout_v, spikes, 1.0)
+    graph = nir.read(tmp_path / "net.nir")
+    out = load_oracle().run_norse(graph, flat)
+    assert_consumer_reproduces(net, out, readout_v, spikes, graph.metadata["readout_v_scale"])
 
 
 @pytest.mark.snntorch
@@ -133,8 +135,10 @@ def test_norse_reads_the_norse_target_spike_for_spike(kind, tmp_path):
 def test_snntorch_reads_the_snntorch_target_spike_for_spike(kind, tmp_path):
     net, flat, readout_v, spikes = reference(kind)
     write_nir(net, tmp_path / "net.nir", "snntorch")
-    out = load_oracle().run_snntorch(nir.read(tmp_path / "net.nir"), flat)
-    assert_consumer_reproduces(net, out, readout_v, spikes, net.layers[-1].neuron.dv)
+    graph = nir.read(tmp_path / "net.nir")
+    out = load_oracle().run_snntorch(graph, flat)
+    assert graph.metadata["readout_v_scale"] == net.layers[-1].neuron.dv
+    assert_consumer_reproduces(net, out, readout_v, spikes, graph.metadata["readout_v_scale"])
 
 
 def run_in_venv(python: Path, consumer: str, net_path: Path, flat: np.ndarray, tmp_path: Path) -> dict:
@@ -152,7 +156,7 @@ def test_sinabs_reads_the_sinabs_target_spike_for_spike_with_its_reset_set(kind,
     net, flat, readout_v, spikes = reference(kind)
     write_nir(net, tmp_path / "net.nir", "sinabs")
     out = run_in_venv(SINABS_PYTHON, "sinabs", tmp_path / "net.nir", flat, tmp_path)
-    assert_consumer_reproduces(net, out, readout_v, spikes, net.layers[-1].neuron.dv)
+    assert_consumer_reproduces(net, out, readout_v, spikes, nir.read(tmp_path / "net.nir").metadata["readout_v_scale"])
 
 
 @pytest.mark.sinabs
