@@ -205,6 +205,8 @@ def write_nir(net, path: str | os.PathLike, target: str = "nir") -> None:
     """
     import nir
 
+    if not isinstance(net, SparseNet) and target != "nir":
+        raise UserError(f"the {target} NIR target rewrites a SparseNet; a NIR graph is written as it is")
     graph = to_nir(net, target) if isinstance(net, SparseNet) else net
 
     def write(tmp: str) -> None:
