@@ -57,7 +57,7 @@ def run_snntorch(graph, spikes: np.ndarray) -> dict[str, np.ndarray]:
     from snntorch import utils
     from snntorch.import_nir import import_from_nir
 
-    model = import_from_nir(graph)
+    model = _quietly(import_from_nir, graph)
     utils.reset(model)  # init_hidden=True: the state lives in the modules until reset
     modules = dict(model.named_modules())
     hidden, recorded = _hidden_names(graph), {}
@@ -182,12 +182,21 @@ def neurobench_metrics(graph, spikes: np.ndarray, batch_size: int = 256) -> dict
     data = torch.as_tensor(spikes, dtype=torch.float32).transpose(0, 1)  # [N, T, n_inputs]
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data, torch.zeros(len(data))),
                                          batch_size=batch_size)
-    model = SNNTorchModel(ReadoutVoltage(import_from_nir(graph)))
+    model = SNNTorchModel(ReadoutVoltage(_quietly(import_from_nir, graph)))
     metrics = [[Footprint, ConnectionSparsity], [ActivationSparsity, SynapticOperations, MembraneUpdates]]
     results = Benchmark(model, loader, [], [], metrics).run(quiet=True)
     flat = {key: value for key, value in results.items() if not isinstance(value, dict)}
     flat.update({f"SynapticOperations.{key}": value for key, value in results["SynapticOperations"].items()})
     return {key: float(value) for key, value in flat.items()}
+
+
+def _quietly(function, *args):
+    """``function(*args)`` with its prints swallowed (snntorch's importer prints progress to stdout)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args)
 
 
 def _stacked(hidden: list[str], recorded: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
