@@ -2,17 +2,18 @@
 
     PYTHON tools/nir_oracle.py CONSUMER NET.nir INPUTS.npz OUT.npz
 
-CONSUMER is norse or snntorch (run with .venv's Python), sinabs, rockpool or
-spyx (run with ``.venv-<consumer>/bin/python``, built by ``make
-<consumer>-env``). It imports only numpy, nir and the consumer, never
-dpap-neuro. INPUTS.npz holds ``spikes``: ``[T, N, n_inputs]`` 0/1; the file
+CONSUMER is norse, snntorch or neurobench (run with .venv's Python),
+sinabs, rockpool or spyx (run with ``.venv-<consumer>/bin/python``, built by
+``make <consumer>-env``); ``sinabs-defaults`` and ``rockpool-defaults`` run
+sinabs and rockpool without setting reset or spike count after import. It
+imports only numpy, nir and the consumer, never dpap-neuro. INPUTS.npz holds ``spikes``: ``[T, N, n_inputs]`` 0/1; the file
 must have been written for this consumer (``write_nir(net, path,
 target=CONSUMER)``). OUT.npz gets ``spikes_<k>``: ``[T, N, n_k]`` 0/1 for
 every hidden population k = 1, 2, ... (spike counts for consumers that emit
 several spikes a step) and ``readout_v``: ``[T, N, n_classes]``, the
-readout voltage in the consumer's own units (norse: ours; snntorch, sinabs,
-rockpool, spyx: ours divided by the membrane's ``dv``). Step ``t`` holds the
-state after the input of step ``t``.
+readout voltage in the consumer's own units (ours is it times the file's
+``readout_v_scale`` metadata). Step ``t`` holds the state after the input of
+step ``t``. ``neurobench`` writes NeuroBench's metrics instead (scalars).
 """
 
 from __future__ import annotations
