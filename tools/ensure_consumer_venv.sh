@@ -15,7 +15,7 @@ case "$CONSUMER" in
             CHECK="import sinabs, nir; sinabs.from_nir" ;;
     rockpool) PINS="rockpool==3.1.0 nir==1.0.4 nirtorch==2.0.2 torch==2.14.1 numpy==1.26.4 scipy==1.15.3"
               CHECK="from rockpool.nn.modules import from_nir" ;;
-    spyx) PINS="spyx==0.1.20 nir==1.0.8"
+    spyx) PINS="spyx==0.1.20 nir==1.0.8 jax==0.6.2 jaxlib==0.6.2 dm-haiku==0.0.17 optax==0.2.8 numpy==2.2.6"
           CHECK="import spyx.nir" ;;
     *) echo "ensure_consumer_venv: unknown consumer '$CONSUMER' (sinabs, rockpool or spyx)" >&2; exit 2 ;;
 esac
