@@ -24,15 +24,31 @@ needs_lava = pytest.mark.lava
 NETX_PYTHON = Path(os.environ.get("DPAP_NETX_PYTHON", Path(__file__).parents[1] / ".venv-netx" / "bin" / "python"))
 HAVE_NETX = NETX_PYTHON.is_file()
 
+# NIR consumers (docs/nir.md): snntorch and NeuroBench in .venv (the dev extra), sinabs in its own venv
+# (`make sinabs-env`; DPAP_SINABS_PYTHON points elsewhere if wanted), driven through tools/nir_oracle.py.
+SINABS_PYTHON = Path(os.environ.get("DPAP_SINABS_PYTHON",
+                                    Path(__file__).parents[1] / ".venv-sinabs" / "bin" / "python"))
+HAVE_SINABS = SINABS_PYTHON.is_file()
+HAVE_SNNTORCH = importlib.util.find_spec("snntorch") is not None
+HAVE_NEUROBENCH = importlib.util.find_spec("neurobench") is not None
+
 
 def pytest_collection_modifyitems(config, items):
     skip_lava = pytest.mark.skip(reason="lava-nc is not installed (it needs Python 3.10)")
     skip_netx = pytest.mark.skip(reason=f"lava-dl's venv {NETX_PYTHON} is absent: build it with `make netx-env`")
+    skips = {
+        "sinabs": (HAVE_SINABS, f"sinabs' venv {SINABS_PYTHON} is absent: build it with `make sinabs-env`"),
+        "snntorch": (HAVE_SNNTORCH, "snntorch is not installed in this venv: `make venv` installs the dev extra"),
+        "neurobench": (HAVE_NEUROBENCH, "neurobench is not installed in this venv: `make venv` installs the dev extra"),
+    }
     for item in items:
         if "lava" in item.keywords and not HAVE_LAVA:
             item.add_marker(skip_lava)
         if "netx" in item.keywords and not HAVE_NETX:
             item.add_marker(skip_netx)
+        for marker, (present, reason) in skips.items():
+            if marker in item.keywords and not present:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, gain=6.0):
