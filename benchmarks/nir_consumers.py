@@ -2,7 +2,7 @@
 
 For each model of each run (``<model>.h5`` and its checkpoint ``<model>.pt``
 beside ``report.json``): the reference is the trained Norse model in float64
-on the run's test samples (``run_norse``; Lava reproduces it spike for spike).
+on the run's test samples (``norse_reference``; Lava reproduces it spike for spike).
 For each consumer, the SparseNet is written with ``write_nir(net, path,
 target=consumer)``, the consumer runs the file as its user would
 (``tools/nir_oracle.py``: norse, snntorch and NeuroBench in this venv,
@@ -81,7 +81,7 @@ def references(run_dir: Path, n_samples: int | None) -> list[Reference]:
     from dpap_neuro.checkpoint import load_checkpoint
     from dpap_neuro.data import load_dataset
     from hw_export.h5io import read_sparsenet
-    from hw_export.norse_reader import run_norse
+    from hw_export.norse import norse_reference
 
     report = json.loads((run_dir / "report.json").read_text())
     kind = json.loads((run_dir / "config.json").read_text()).get("model", "mlp")
@@ -93,7 +93,7 @@ def references(run_dir: Path, n_samples: int | None) -> list[Reference]:
                                float(meta["test_fraction"]))
         spikes = test.spikes.numpy()[:, :n_samples]  # [T, N, *input_shape]
         model, _ = load_checkpoint(run_dir / f"{name}.pt")
-        readout_v, layer_spikes = run_norse(model, spikes.astype(float))
+        readout_v, layer_spikes = norse_reference(model, spikes.astype(float))
         flat = spikes.reshape(*spikes.shape[:2], -1).astype(np.uint8)
         found.append(Reference(f"{kind} {name}", net, flat, readout_v, layer_spikes))
     return found

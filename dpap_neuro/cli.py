@@ -184,6 +184,8 @@ def add_compare_parser(commands) -> None:
 
 
 def add_export_parser(commands) -> None:
+    from hw_export.nir_export import BEST_EFFORT_TARGETS, NIR_TARGETS
+
     export = commands.add_parser(
         "export", help="export a checkpoint: SparseNet HDF5, netx HDF5 (Loihi) or NIR",
         description="Export a dpap checkpoint (.pt): `sparsenet` (framework-free HDF5, float, "
@@ -195,6 +197,10 @@ def add_export_parser(commands) -> None:
                         help="output format (default: sparsenet)")
     export.add_argument("--precision", choices=("float", "fixed"), default=None,
                         help="float for sparsenet and nir, fixed (Loihi) for netx; the default is the format's own")
+    export.add_argument("--nir-target", choices=NIR_TARGETS + BEST_EFFORT_TARGETS, default="nir",
+                        help="--format nir: the graph as NIR's specification reads it (nir), or the equivalent graph "
+                             "that consumer reads exactly (norse, snntorch, sinabs) or as closely as it can "
+                             "(rockpool, spyx); docs/nir.md (default: nir)")
 
 
 EXPORT_PRECISION = {"sparsenet": "float", "netx": "fixed", "nir": "float"}
@@ -268,6 +274,8 @@ def cmd_export(args) -> int:
     from hw_export.norse import export_model
 
     check_output_path(args.out, "file")
+    if args.nir_target != "nir" and args.format != "nir":
+        raise UserError(f"--nir-target is for --format nir, not {args.format}")
     precision = args.precision or EXPORT_PRECISION[args.format]
     if precision != EXPORT_PRECISION[args.format]:
         raise UserError(f"--format {args.format} is {EXPORT_PRECISION[args.format]} only; "
@@ -281,9 +289,8 @@ def cmd_export(args) -> int:
         write_netx(net, args.out)
     elif args.format == "nir":
         from hw_export.nir_export import write_nir
-        from hw_export.norse.nir_graph import model_to_nir
 
-        write_nir(model_to_nir(model, meta["input_shape"]), args.out)
+        write_nir(net, args.out, target=args.nir_target)
     else:
         write_sparsenet(net, args.out)
     print(f"{args.out}: {args.format} ({precision}), {net.depth} layers, {net.n_neurons} neurons, "

@@ -1,6 +1,6 @@
 """Outside NIR consumers decide: each reads the graph written for it and spikes exactly as our network.
 
-The reference is the trained Norse model in float64 (``run_norse``; Lava
+The reference is the trained Norse model in float64 (``norse_reference``; Lava
 reproduces it spike for spike), restricted to the neurons the SparseNet
 keeps. norse and snntorch run in this venv, sinabs in ``.venv-sinabs``
 (``make sinabs-env``), each through ``tools/nir_oracle.py`` as its user would
@@ -24,7 +24,7 @@ from hw_export.errors import UserError
 from hw_export.fidelity import spike_agreement
 from hw_export.metrics import measure
 from hw_export.nir_export import BEST_EFFORT_TARGETS, NIR_TARGETS, to_nir, write_nir
-from hw_export.norse_reader import from_norse, run_norse
+from hw_export.norse import export_model, norse_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = ROOT / "tools" / "nir_oracle.py"
@@ -55,7 +55,7 @@ def tiny_model(kind: str):
         return SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0), (10,), generator.random((15, 6, 10)) < 0.4
     if kind == "pruned-mlp":
         model = pruned_mlp(0)
-        kill_neurons(model[0], [1, 5, 7])  # three dead fc1 neurons: the SparseNet drops them
+        kill_neurons(model[1], [1, 5, 7])  # three dead fc1 neurons: the SparseNet drops them
         return model, (10,), generator.random((15, 6, 10)) < 0.4
     torch.manual_seed(0)
     model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3, weight_init_gain=20.0)
@@ -69,8 +69,8 @@ def tiny_model(kind: str):
 def reference(kind: str):
     """``(net, flat inputs [T, N, n_inputs], readout_v [T, N, C], spikes per population [T, N, n_original])``."""
     model, shape, inputs = tiny_model(kind)
-    net = from_norse(list(model), shape)
-    readout_v, spikes = run_norse(model, inputs.astype(float))
+    net = export_model(model, shape)
+    readout_v, spikes = norse_reference(model, inputs.astype(float))
     assert all(s[:, :, layer.kept].sum() > 5 for s, layer in zip(spikes, net.layers))  # not vacuous
     return net, inputs.reshape(*inputs.shape[:2], -1), readout_v, spikes
 
@@ -98,7 +98,7 @@ def count_graph(graph) -> tuple[int, int]:
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_every_target_holds_the_pruned_topology_of_the_sparsenet_and_report(kind, tmp_path):
     model, shape, inputs = tiny_model(kind)
-    net = from_norse(list(model), shape)
+    net = export_model(model, shape)
     flat = inputs.reshape(*inputs.shape[:2], -1)
     report = measure(net, flat, [np.zeros((*flat.shape[:2], layer.n_out)) for layer in net.layers[:-1]], {})
     if kind != "dense-mlp":
@@ -169,7 +169,7 @@ def test_sinabs_with_its_default_reset_does_not_reproduce_our_spikes(tmp_path):
 
 
 def test_an_unknown_target_is_a_one_line_user_error(tmp_path):
-    net = from_norse(list(pruned_mlp(0)), (10,))
+    net = export_model(pruned_mlp(0), (10,))
     with pytest.raises(UserError, match=r"^unknown NIR target 'loihi'; choose one of nir, norse, snntorch, sinabs"):
         write_nir(net, tmp_path / "net.nir", target="loihi")
     assert not (tmp_path / "net.nir").exists()
@@ -178,7 +178,7 @@ def test_an_unknown_target_is_a_one_line_user_error(tmp_path):
 def test_a_leak_voltage_is_refused_by_the_consumer_targets_and_kept_by_nir(tmp_path):
     import dataclasses
 
-    net = from_norse(list(pruned_mlp(0)), (10,))
+    net = export_model(pruned_mlp(0), (10,))
     leaky = dataclasses.replace(net.layers[0].neuron, v_leak=0.1)
     net = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], neuron=leaky), *net.layers[1:]))
     with pytest.raises(UserError, match=r"^the norse NIR target needs v_leak = 0 and v_reset = 0; layer fc1"):
