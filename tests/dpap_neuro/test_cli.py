@@ -331,7 +331,7 @@ def test_a_missing_lava_is_reported_before_training(tmp_path, monkeypatch, capsy
 
 
 def fake_run(directory, models=("dense", "dpap"), spikes=10.0):
-    from test_reporting import small_report
+    from conftest import small_report
 
     directory.mkdir(parents=True)
     report = small_report(models)
