@@ -35,7 +35,7 @@ def one_run(job: dict) -> dict:
     from dpap_neuro.data import N_CLASSES, load_dataset, split_validation
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
-    from dpap_neuro.train import evaluate, train
+    from dpap_neuro.train import Recipe, evaluate, train
 
     config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], seed=job["seed"],
                        val_fraction=VAL_FRACTION)
@@ -44,8 +44,7 @@ def one_run(job: dict) -> dict:
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     pruner = make_pruner(job["pruner"], **job["options"])
-    history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
-                    config.seed, progress=False)
+    history = train(model, train_data, pruner, Recipe.from_config(config), progress=False)
     result = evaluate(model, val_data)
     spikes = sum(float(s.sum()) for s in result.layer_spikes) / len(val_data)
     masks = [layer.weight_mask for layer in pruner.layers]

@@ -62,14 +62,14 @@ def trained_spikes(model_kind: str, epochs: int, seed: int):
     from dpap_neuro.data import N_CLASSES, load_dataset, split_validation
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import Pruner
-    from dpap_neuro.train import evaluate, train
+    from dpap_neuro.train import Recipe, evaluate, train
 
     config = RunConfig(dataset="digits-events", model=model_kind, epochs=epochs, seed=seed, val_fraction=0.1)
     train_data, _ = load_dataset(config.dataset, config.timesteps, seed, config.test_fraction)
     train_data, _ = split_validation(train_data, config.val_fraction, seed)
     torch.manual_seed(seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
-    train(model, train_data, Pruner(), epochs, config.batch_size, config.learning_rate, seed, progress=False)
+    train(model, train_data, Pruner(), Recipe.from_config(config), progress=False)
     return evaluate(model, train_data).layer_spikes
 
 

@@ -116,7 +116,7 @@ def test_the_calibrated_rule_prunes_an_unused_unit_at_the_chosen_share_of_the_ru
     torch.manual_seed(0)
     model = SpikingMLP(6, [5, 4], 3, weight_init_gain=8.0)
     with torch.no_grad():
-        model[0].weight[2] = -1.0  # neuron 2 of the first hidden layer never fires
+        model[1].weight[2] = -1.0  # neuron 2 of the first hidden layer never fires
     pruner = UnitRecordingDPAP(schedule_unit="batches", batches_per_unit=2, warmup_units=3, reward_rule="calibrated",
                                prune_after_fraction=0.3, prune_synapses=False)
     pruner.attach(model, total_steps=66)  # 33 units, 30 decisions
