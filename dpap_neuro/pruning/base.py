@@ -167,7 +167,7 @@ class Pruner:
             self.pruning_log.append(self.log_entry(step))
 
     def log_entry(self, step: int) -> dict:
-        """``{"step", "units_alive", "synapses_alive"}``: the prunable layers' survivors after optimiser step ``step``."""
+        """``{"step", "units_alive", "synapses_alive"}``: each prunable layer's survivors after step ``step``."""
         return {"step": int(step),
                 "units_alive": [int(units_alive(layer.weight_mask).sum()) for layer in self.layers],
                 "synapses_alive": [int(layer.weight_mask.count_nonzero()) for layer in self.layers]}

@@ -94,7 +94,8 @@ class DPAPConfig:
         checks = [
             (self.schedule_unit != "batches" or self.batches_per_unit >= 1,
              "schedule_unit 'batches' needs batches_per_unit >= 1"),
-            (self.schedule_unit != "run" or self.decisions_per_run >= 1, "schedule_unit 'run' needs decisions_per_run >= 1"),
+            (self.schedule_unit != "run" or self.decisions_per_run >= 1,
+             "schedule_unit 'run' needs decisions_per_run >= 1"),
             (0.0 <= self.trace_decay < 1.0, "trace_decay must be in [0, 1)"),
             (self.warmup_units >= 0 and self.r_init > 0 and 0.0 < self.r_decay <= 1.0,
              "need warmup_units >= 0, r_init > 0 and 0 < r_decay <= 1"),
@@ -211,7 +212,8 @@ class DPAPPruner(Pruner):
         # "run": the same number of decisions whatever the dataset's size (a unit of whole batches).
         self.batches_per_unit = (max(1, total_steps // self.config.decisions_per_run)
                                  if self.config.schedule_unit == "run" else self.config.batches_per_unit)
-        self.n_units = total_steps // (steps_per_epoch if self.config.schedule_unit == "epoch" else self.batches_per_unit)
+        per_unit = steps_per_epoch if self.config.schedule_unit == "epoch" else self.batches_per_unit
+        self.n_units = total_steps // per_unit
         self.n_decisions = max(0, self.n_units - self.config.warmup_units)
         self.decisions = 0
         for handle in self._hooks:
@@ -304,7 +306,7 @@ class DPAPPruner(Pruner):
         return step // per - 1 if step % per == 0 else None
 
     def decide(self, unit: int) -> None:
-        """One pruning decision for every prunable layer (schedule unit ``unit``): scores here, policy in ``dpap_policy``."""
+        """One decision for every prunable layer (schedule unit ``unit``): scores here, policy in ``dpap_policy``."""
         config = self.config
         unit_scores, synapse_scores = [], []
         for record in self.records:

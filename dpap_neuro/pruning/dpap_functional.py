@@ -22,7 +22,7 @@ TRACES = ("final", "mean")  # "final": the authors' e(T)/T; "mean": the mean of 
 
 
 def per_unit(values: torch.Tensor) -> torch.Tensor:
-    """``[T, B, n]`` from ``[T, B, n]`` (neurons), ``[T, B, C, H, W]`` (conv: summed over H x W per channel) or ``[T, B, ...]``."""
+    """``[T, B, n]`` from ``[T, B, n]`` (neurons), ``[T, B, C, H, W]`` (conv: summed over H x W) or ``[T, B, ...]``."""
     if values.dim() == 5:
         return values.sum(dim=(3, 4))
     return values if values.dim() == 3 else values.flatten(2)
@@ -278,7 +278,7 @@ def adaptive_prune(reward: torch.Tensor, alive: torch.Tensor, score: torch.Tenso
 
 
 def unused_unit_rewards(rule: AdaptiveRuleParams, n_decisions: int) -> list[float]:
-    """R after each of ``n_decisions`` decisions (at units ``warmup``, ``warmup + 1``, ...) of a unit with usage 0 at each.
+    """R after each of ``n_decisions`` decisions (units ``warmup``, ``warmup + 1``, ...) of a unit of usage 0 at each.
 
     The lowest R any unit can reach: usage 0 gives the largest fall, ``c * step_size``.
     """
@@ -290,7 +290,7 @@ def unused_unit_rewards(rule: AdaptiveRuleParams, n_decisions: int) -> list[floa
 
 
 def first_possible_pruning(rule: AdaptiveRuleParams, n_decisions: int) -> int | None:
-    """The first decision (1-based) at which a unit with usage 0 at every decision is pruned; None if never in the run."""
+    """The first decision (1-based) at which a unit of usage 0 at every decision is pruned; None if never."""
     for decision, reward in enumerate(unused_unit_rewards(rule, n_decisions), start=1):
         if reward < 0:
             return decision
