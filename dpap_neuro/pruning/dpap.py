@@ -90,7 +90,8 @@ class DPAPConfig:
                               ("reward_rule", REWARD_RULES), ("usage_over", ("all", "alive")),
                               ("synapse_score", SYNAPSE_SCORES), ("neuron_score", NEURON_SCORES)):
             if getattr(self, name) not in allowed:
-                raise UserError(f"dpap: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                choices = " or ".join([", ".join(map(repr, allowed[:-1])), repr(allowed[-1])])
+                raise UserError(f"dpap: {name} must be {choices}, got {getattr(self, name)!r}")
         checks = [
             (self.schedule_unit != "batches" or self.batches_per_unit >= 1,
              "schedule_unit 'batches' needs batches_per_unit >= 1"),

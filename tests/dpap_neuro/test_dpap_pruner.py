@@ -259,11 +259,12 @@ def test_dpap_plus_is_dpap_with_the_magnitude_weighted_synapse_score_over_any_pr
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"usage_over": "some"}, "usage_over must be one of all, alive"),
-    ({"synapse_score": "weights"}, "synapse_score must be one of bcm, abs-bcm, bcm-silent-unused"),
-    ({"neuron_score": "weights"}, "neuron_score must be one of spine, spine\\*magnitude, spine/energy"),
-    ({"trace": "last"}, "trace must be one of final, mean"),
-    ({"reward_rule": "fast"}, "reward_rule must be one of authors, calibrated"),
+    ({"usage_over": "some"}, "usage_over must be 'all' or 'alive', got 'some'"),
+    ({"synapse_score": "weights"}, "synapse_score must be 'bcm', 'abs-bcm', 'bcm-silent-unused', "),
+    ({"neuron_score": "weights"}, "neuron_score must be 'spine', 'spine\\*magnitude' or 'spine/energy'"),
+    ({"trace": "last"}, "trace must be 'final' or 'mean'"),
+    ({"reward_rule": "fast"}, "reward_rule must be 'authors' or 'calibrated'"),
+    ({"schedule_unit": "weekly"}, "schedule_unit must be 'epoch', 'batches' or 'run'"),
     ({"prune_after_fraction": 0.0}, "prune_after_fraction must be in"),
     ({"tau_fraction": -1.0}, "tau_fraction must be positive"),
     ({"fc_neuron_c": "high"}, "option fc_neuron_c must be a finite number"),
