@@ -1,20 +1,26 @@
 """Energy-accuracy Pareto benchmark: DPAP against the baselines, every setting chosen on validation.
 
-For every dataset x model x seed, each method is trained at several
-strengths; where a method has free settings besides its strength (a
-schedule), each candidate is trained too and the one with the best mean
-*validation* accuracy over the seeds is kept, for every method alike. Test
-accuracy is read once, for the kept settings. Every run is the one training
-run of `dpap run` (same data, split, architecture, epochs and seed as its
-dense model), on the training split minus a stratified 10 % validation split.
+Two stages. ``--stage recipes`` trains the dense model of every dataset x model
+x seed with each training recipe (``RECIPES``: Adam at a constant learning
+rate, AdamW with a cosine schedule) and keeps, per dataset and model, the one
+with the best mean *validation* accuracy; every method of that dataset and
+model then trains with it, alike. ``--stage grid`` trains each method at
+several strengths; where a method has free settings besides its strength (two
+candidates for every method), each candidate is trained too and the one with
+the best mean validation accuracy over the seeds is kept, for every method
+alike. Test accuracy is read once, for the kept settings. Every run is the one
+training run of `dpap run` (``dpap_neuro.experiment.train_and_measure``: same
+data, split, architecture, epochs and seed as its dense model), on the
+training split minus a stratified 10 % validation split.
 
 Measured per run, on the exported network (what hardware gets: dead neurons
 removed): hidden synapses kept (share of the dense model's export of the
 same seed), hidden neurons kept (share of the trained widths), spikes, and
 Loihi energy per test sample (`hw_export.energy`, Loihi profile) from the
 Norse model's spikes on the test set (Lava reproduces them spike for spike;
-README, *Lava simulation*), with its ratio to the dense model of the seed.
+docs/lava.md), with its ratio to the dense model of the seed.
 
+    python benchmarks/pareto.py --stage recipes [--datasets ...] [--models ...] [--seeds 0 1 2]
     python benchmarks/pareto.py [--datasets digits-events digits] [--models mlp conv] [--seeds 0 1 2]
                                 [--epochs 20] [--workers 2] [--grid full|quick] [--methods ...] [--hidden N ...]
                                 [--out DIR]
@@ -47,33 +53,59 @@ VAL_FRACTION = 0.1  # of the training split: where every setting is chosen
 BATCHES = {"schedule_unit": "batches"}
 DPAP_METHODS = ("dpap", "dpap (authors)", "dpap+")
 
-# method -> strength label -> (pruner, options); schedule candidates chosen on validation below.
-# DPAP has no target: its strength is the offset c of the adaptive rule (higher c: more pruned).
+# DPAP has no target: its strength is the offset c of the adaptive rule (higher c: more pruned), here for FC
+# neurons and conv channels alike, over the `builtin` preset (the calibrated rule, docs/dpap.md).
+DPAP_STRENGTHS = {"mlp": (0.8, 1.0, 1.25, 1.5), "conv": (0.65, 0.8, 1.0, 1.25)}
+
+
+def builtin_dpap(pruner: str, c: float) -> tuple[str, dict]:
+    return pruner, {"preset": "builtin", "fc_neuron_c": c, "conv_channel_c": c}
+
+
+# method -> model -> strength label -> (pruner, options); candidate settings chosen on validation below.
 GRIDS = {
     "full": {
-        "dpap (authors)": {"authors": ("dpap", {})},  # DPAPConfig's defaults: the authors' constants
-        "dpap": {f"c={c}": ("dpap", {**BATCHES, "fc_neuron_c": c, "fc_synapse_c": 1.5, "conv_channel_c": c / 1.5 * 0.65})
-                 for c in (0.8, 1.0, 1.25, 1.5)},
-        # dpap+: the authors' constants with a magnitude-weighted synapse score (ours); schedule chosen below.
-        "dpap+": {f"cs={c}": ("dpap+", {"fc_synapse_c": c}) for c in (1.5, 2.0)},
-        "gmp": {f"{s}": ("gmp", {"target_sparsity": s}) for s in (0.7, 0.8, 0.9, 0.95)},
-        "magnitude": {f"{s}": ("magnitude", {"sparsity": s}) for s in (0.8, 0.9)},
-        "random": {f"{s}": ("random", {"sparsity": s}) for s in (0.5, 0.8)},
-        "structured": {f"{s}": ("structured", {"target_sparsity": s}) for s in (0.25, 0.5, 0.75)},
+        "dpap (authors)": {m: {"authors": ("dpap", {"preset": "authors"})} for m in DPAP_STRENGTHS},
+        "dpap": {m: {f"c={c}": builtin_dpap("dpap", c) for c in cs} for m, cs in DPAP_STRENGTHS.items()},
+        # dpap+: the builtin preset with a magnitude-weighted synapse score (ours).
+        "dpap+": {m: {"c=1.0": builtin_dpap("dpap+", 1.0)} for m in DPAP_STRENGTHS},
+        "gmp": {m: {f"{s}": ("gmp", {"target_sparsity": s}) for s in (0.8, 0.9, 0.95)} for m in DPAP_STRENGTHS},
+        "magnitude": {m: {f"{s}": ("magnitude", {"sparsity": s}) for s in (0.8, 0.9)} for m in DPAP_STRENGTHS},
+        "random": {m: {"0.5": ("random", {"sparsity": 0.5})} for m in DPAP_STRENGTHS},
+        "structured": {m: {f"{s}": ("structured", {"target_sparsity": s}) for s in (0.25, 0.5, 0.75)}
+                       for m in DPAP_STRENGTHS},
     },
 }
-GRIDS["quick"] = {method: dict(list(points.items())[:2]) for method, points in GRIDS["full"].items()}
-# Settings besides the strength, tried for every strength and chosen on validation accuracy.
+GRIDS["quick"] = {method: {m: dict(list(points.items())[:1]) for m, points in by_model.items()}
+                  for method, by_model in GRIDS["full"].items()}
+# Settings besides the strength, two for every method, tried at every strength and chosen on validation accuracy.
 CANDIDATES = {
-    "dpap (authors)": [{}],
-    # dpap+ on the authors' per-epoch schedule, or deciding every 5 batches as the built-in dpap does.
-    "dpap+": [{}, {**BATCHES, "batches_per_unit": 5}],
-    "dpap": [{"batches_per_unit": 5, "usage_over": "alive"}, {"batches_per_unit": 5}, {"batches_per_unit": 10}],
+    "dpap (authors)": [{}],  # the authors' constants and schedule: nothing to choose
+    "dpap": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
+    "dpap+": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
     "gmp": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
     "magnitude": [{"at_epoch": 2}, {"at_epoch": 5}],
     "random": [{"at_fraction": 0.15}, {"at_fraction": 0.3}],
     "structured": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
 }
+# Training recipes (RunConfig's optimiser and schedule fields), tried on the dense model of every dataset and
+# model; the one with the best mean validation accuracy trains every method of that dataset and model alike.
+RECIPES = {
+    "adam": {},
+    "adamw-cosine": {"optimizer": "adamw", "weight_decay": 0.01, "lr_schedule": "cosine", "warmup_epochs": 1.0},
+    "adamw-cosine-1e-2": {"optimizer": "adamw", "weight_decay": 0.01, "lr_schedule": "cosine", "warmup_epochs": 1.0,
+                          "learning_rate": 1e-2},
+}
+
+
+def choose_recipes(runs: list[dict]) -> dict[str, str]:
+    """``"dataset/model"`` -> the recipe whose dense model has the best mean validation accuracy over the seeds."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        if r["method"] == "dense" and "recipe_name" in r:
+            scores.setdefault(f"{r['dataset']}/{r['model']}", {}).setdefault(r["recipe_name"], []).append(
+                r["validation_accuracy"])
+    return {pair: max(by_recipe, key=lambda name: np.mean(by_recipe[name])) for pair, by_recipe in scores.items()}
 
 
 def one_run(job: dict) -> dict:
@@ -133,16 +165,19 @@ def select(runs: list[dict]) -> list[dict]:
         # Against the dense model's export: an unrolled conv has fewer synapses than its fully connected
         # form (padding, pooling), so the dense conv itself keeps under 100 % of that.
         r["synapses_vs_dense"] = r["synapses_kept"] / reference["synapses_kept"]
-        by_point.setdefault(group_key(r), {}).setdefault(json.dumps(r["options"], sort_keys=True), []).append(r)
+        settings = json.dumps({"options": r["options"], "recipe": r.get("recipe", {})}, sort_keys=True)
+        by_point.setdefault(group_key(r), {}).setdefault(settings, []).append(r)
     rows = []
     for (dataset, model, method, strength), candidates in sorted(by_point.items()):
-        options, chosen = max(candidates.items(), key=lambda item: np.mean([r["validation_accuracy"] for r in item[1]]))
+        settings, chosen = max(candidates.items(), key=lambda item: np.mean([r["validation_accuracy"] for r in item[1]]))
+        settings = json.loads(settings)
 
         def mean(key):
             return float(np.mean([r[key] for r in chosen]))
 
         rows.append({"dataset": dataset, "model": model, "method": method, "strength": strength,
-                     "options": json.loads(options), "n_seeds": len(chosen), "candidates": len(candidates),
+                     "pruner": chosen[0]["pruner"], "options": settings["options"], "recipe": settings["recipe"],
+                     "n_seeds": len(chosen), "candidates": len(candidates),
                      "validation_accuracy": mean("validation_accuracy"), "test_accuracy": mean("test_accuracy"),
                      "test_accuracy_std": float(np.std([r["test_accuracy"] for r in chosen])),
                      "synapses_kept": mean("synapses_vs_dense"), "neurons_kept": mean("neurons_kept"),
@@ -284,11 +319,46 @@ def add_run_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]) 
     parser.add_argument("--workers", type=int, default=2)
 
 
+def grid_jobs(args: argparse.Namespace, grid: dict, recipes: dict[str, str], have_dense: set) -> list[dict]:
+    """Every training run of the grid, each with its dataset/model's recipe (``choose_recipes``)."""
+    jobs = []
+    for dataset in args.datasets:
+        for model in args.models:
+            recipe_name = recipes.get(f"{dataset}/{model}")
+            if recipe_name is None:
+                sys.exit(f"pareto.py: error: no recipe chosen for {dataset}/{model}; run --stage recipes first")
+            for seed in args.seeds:
+                base = {"dataset": dataset, "model": model, "seed": seed, "epochs": args.epochs,
+                        "hidden": args.hidden, "recipe": RECIPES[recipe_name], "recipe_name": recipe_name}
+                if (dataset, model, seed) not in have_dense:
+                    jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
+                for method, by_model in grid.items():
+                    for strength, (pruner, options) in by_model[model].items():
+                        jobs += [{**base, "method": method, "strength": strength, "pruner": pruner,
+                                  "options": {**options, **candidate}} for candidate in CANDIDATES[method]]
+    return jobs
+
+
+def recipe_jobs(args: argparse.Namespace) -> list[dict]:
+    return [{"dataset": d, "model": m, "seed": s, "epochs": args.epochs, "hidden": args.hidden, "method": "dense",
+             "strength": "-", "pruner": "none", "options": {}, "recipe": recipe, "recipe_name": name}
+            for d in args.datasets for m in args.models for s in args.seeds for name, recipe in RECIPES.items()]
+
+
+def save(out_dir: Path, saved: dict) -> None:
+    from hw_export.files import atomic_write_text
+
+    atomic_write_text(out_dir / "pareto.json", json.dumps(saved, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_run_arguments(parser, ("mlp", "conv"))
+    parser.add_argument("--stage", choices=("recipes", "grid"), default="grid",
+                        help="recipes: train the dense models with every recipe and choose one per dataset/model on "
+                             "validation; grid (default): every method with the chosen recipes")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full",
-                        help="strengths per method: full, or quick (the first two of each)")
+                        help="strengths per method: full, or quick (the first of each)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all)")
     parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes (default: dpap run's)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for pareto.json and figures ({RESULTS})")
@@ -301,48 +371,33 @@ def main(argv: list[str] | None = None) -> int:
     from dpap_neuro.provenance import source_commit
 
     commit = source_commit()  # of the code that runs, read before the hours of training that may follow
-
-    out_dir = args.out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if args.plot_only:
-        saved = json.loads((out_dir / "pareto.json").read_text())
-        rows = select(saved["runs"])  # the selection again, from the runs (what a newer select() makes of them)
-        saved["selected"] = rows
-        tmp = out_dir / "pareto.json.tmp"
-        tmp.write_text(json.dumps(saved, indent=1) + "\n")
-        tmp.replace(out_dir / "pareto.json")
-    else:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "pareto.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if args.stage == "recipes":
+        runs = [{**r, "commit": commit} for r in run_all(recipe_jobs(args), args.workers)]
+        saved.update(recipe_runs=runs, recipes=choose_recipes(runs), epochs=args.epochs, hidden=args.hidden)
+        save(args.out, saved)
+        print(json.dumps(saved["recipes"], indent=1))
+        return 0
+    if not args.plot_only:
         grid = {m: p for m, p in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
-        kept = kept_runs(out_dir / "pareto.json", args, set(grid)) if args.update else []
+        kept = kept_runs(path, args, set(grid)) if args.update else []
         have_dense = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
-        jobs = []
-        for dataset in args.datasets:
-            for model in args.models:
-                for seed in args.seeds:
-                    base = {"dataset": dataset, "model": model, "seed": seed, "epochs": args.epochs,
-                            "hidden": args.hidden}
-                    if (dataset, model, seed) not in have_dense:
-                        jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
-                    for method, points in grid.items():
-                        for strength, (pruner, options) in points.items():
-                            for candidate in CANDIDATES[method]:
-                                jobs.append({**base, "method": method, "strength": strength, "pruner": pruner,
-                                             "options": {**options, **candidate}})
+        jobs = grid_jobs(args, grid, saved.get("recipes", {}), have_dense)
         print(f"{len(jobs)} training runs on {args.workers} workers" + (f", {len(kept)} kept" if kept else ""),
               flush=True)
         runs = kept + [{**r, "commit": commit} for r in run_all(jobs, args.workers)]
-        rows = select(runs)
-        saved = {"commits": sorted({r["commit"] for r in runs}), "epochs": args.epochs, "hidden": args.hidden,
-                 "seeds": args.seeds, "runs": runs, "selected": rows}
-        tmp = out_dir / "pareto.json.tmp"
-        tmp.write_text(json.dumps(saved, indent=1) + "\n")
-        tmp.replace(out_dir / "pareto.json")
-    commits = saved.get("commits", [saved.get("commit", "unknown")])
-    print(f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}, {saved['epochs']} epochs, seeds {saved['seeds']}")
+        saved.update(commits=sorted({r["commit"] for r in runs}), epochs=args.epochs, hidden=args.hidden,
+                     seeds=args.seeds, runs=runs)
+    saved["selected"] = rows = select(saved["runs"])  # the selection again, from the runs
+    save(args.out, saved)
+    print(f"commits {', '.join(saved['commits'])}, {saved['epochs']} epochs, seeds {saved['seeds']}, "
+          f"recipes {saved.get('recipes')}")
     print("\n".join(report(rows)))
     if args.markdown:
         print("\n".join(markdown(rows)))
-    print("figures: " + ", ".join(str(p) for p in plot(rows, out_dir)))
+    print("figures: " + ", ".join(str(p) for p in plot(rows, args.out)))
     return 0
 
 

@@ -144,8 +144,11 @@ class RunConfig:
         """Every option the pruner uses: its preset (for the dpap family) with ``pruner_options`` over it."""
         from dpap_neuro import pruning
 
+        takes_presets = issubclass(pruning.PRUNERS.get(self.pruner, pruning.Pruner), pruning.DPAPPruner)
+        if self.pruner_preset is not None and not takes_presets:
+            raise UserError(f"--pruner-preset is for the dpap family (dpap, dpap+), not {self.pruner}")
         options = dict(self.pruner_options or {})
-        if self.pruner_preset is not None or self.pruner.startswith("dpap"):
+        if takes_presets:
             options.setdefault("preset", self.pruner_preset or ("tonic" if self.dataset in NEUROMORPHIC
                                                                  else "builtin"))
         return pruning.resolve_pruner_options(self.pruner, options)

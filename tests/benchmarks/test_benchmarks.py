@@ -42,9 +42,15 @@ def test_overhead(tmp_path):
 
 
 def test_pareto(tmp_path):
-    out = run_script("pareto.py", "--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1",
-                     "--workers", "1", "--grid", "quick", "--hidden", "16", "16", "--out", tmp_path)
+    tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1", "--workers", "1",
+            "--hidden", "16", "16", "--out", tmp_path]
+    run_script("pareto.py", "--stage", "recipes", *tiny)
+    recipes = json.loads((tmp_path / "pareto.json").read_text())
+    assert set(recipes["recipes"]) == {"digits/mlp"} and len(recipes["recipe_runs"]) == 3
+    out = run_script("pareto.py", "--grid", "quick", *tiny)
     saved = json.loads((tmp_path / "pareto.json").read_text())
+    chosen = recipes["recipes"]["digits/mlp"]
+    assert all(r["recipe_name"] == chosen for r in saved["runs"])  # every method trains with the chosen recipe
     assert {"dense", "dpap", "dpap (authors)", "dpap+", "gmp", "magnitude", "random", "structured"} == {
         r["method"] for r in saved["runs"]}
     assert all(0.0 <= r["validation_accuracy"] <= 1.0 and r["energy_j"] > 0 for r in saved["runs"])
@@ -53,16 +59,17 @@ def test_pareto(tmp_path):
         runs = [r for r in saved["runs"] if (r["method"], r["strength"]) == (row["method"], row["strength"])]
         assert row["validation_accuracy"] == max(r["validation_accuracy"] for r in runs)
     assert (tmp_path / "pareto_digits_mlp.png").stat().st_size > 0
-    assert "digits mlp: dpap+ cs=1.5 dominated by:" in out and "goals for dpap+ cs=1.5" in out
+    assert "digits mlp: dpap+ c=1.0 dominated by:" in out and "goals for dpap+ c=1.0" in out
 
 
 def test_pareto_update_redoes_only_the_named_methods(tmp_path):
     tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1", "--workers", "1",
             "--grid", "quick", "--hidden", "16", "16", "--out", tmp_path]
+    (tmp_path / "pareto.json").write_text(json.dumps({"recipes": {"digits/mlp": "adam"}}))
     run_script("pareto.py", *tiny, "--methods", "random")
     first = json.loads((tmp_path / "pareto.json").read_text())
     out = run_script("pareto.py", *tiny, "--methods", "magnitude", "--update")
-    assert "training runs on 1 workers, 5 kept" in out  # dense and random (2 strengths x 2 schedules): kept
+    assert "training runs on 1 workers, 3 kept" in out  # dense and random (1 strength x 2 candidates): kept
     second = json.loads((tmp_path / "pareto.json").read_text())
     assert {r["method"] for r in second["runs"]} == {"dense", "random", "magnitude"}
     kept = [r for r in second["runs"] if r["method"] != "magnitude"]
@@ -137,3 +144,24 @@ def test_tonic_datasets():
     assert re.search(r"shd: read \d+ samples/s binning, \d+ from the cache \(cache_speedup [\d.]+x\)", out)
     rows = [line for line in out.splitlines() if line.startswith("| shd") or line.startswith("| poker-dvs")]
     assert len(rows) == 2 and all(line.count("|") == 8 for line in rows)
+
+
+def test_loihi_training(tmp_path):
+    out = run_script("loihi_training.py", "--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1",
+                     "--finetune-epochs", "1", "--workers", "1", "--out", tmp_path)
+    runs = json.loads((tmp_path / "loihi_training.json").read_text())["runs"]
+    assert {r["variant"] for r in runs} == {"float", "finetune", "loihi"}
+    # A model trained or fine-tuned Loihi-exact is its own Loihi twin: the same predictions.
+    assert all(r["prediction_agreement"] == 1.0 for r in runs if r["variant"] != "float")
+    assert re.search(r"loihi_minus_float_points: [+-]?\d+\.\d+", out) and "loihi_training_overhead:" in out
+
+
+def test_confirm(tmp_path):
+    tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1", "--workers", "1",
+            "--hidden", "16", "16", "--out", tmp_path]
+    (tmp_path / "pareto.json").write_text(json.dumps({"recipes": {"digits/mlp": "adam"}}))
+    run_script("pareto.py", "--grid", "quick", "--methods", "dpap", "gmp", *tiny)
+    out = run_script("confirm.py", "--dataset", "digits", "--model", "mlp", "--max-energy", "10",
+                     "--energy-window", "10", "--seeds", "0", "1", "--workers", "1", "--out", tmp_path)
+    assert re.search(r"mean_difference_points: [+-]?\d+\.\d+", out)
+    assert re.search(r"bootstrap_95_interval_points: \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]", out)

@@ -40,12 +40,12 @@ def test_run_returns_and_writes_the_same_report(tmp_path):
     assert RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == config
     assert list(report["models"]) == [DENSE, "random"]
     dense, pruned = report["models"][DENSE], report["models"]["random"]
-    assert dense["pruner"] == "none" and pruned["pruner_options"] == {"sparsity": 0.5}
+    assert dense["pruner"] == "none" and pruned["pruner_options"]["sparsity"] == 0.5
     for model in (dense, pruned):
         assert len(model["training"]["loss"]) == config.epochs
         assert all((tmp_path / name).is_file() for name in model["files"].values())
         assert {"agreement", "fixed", "neurobench", "samples"} <= set(model)
-        assert model["pruner_options"] == ({} if model is dense else {"sparsity": 0.5})
+        assert model["pruner_options"] == ({} if model is dense else {"sparsity": 0.5, "at_fraction": 0.0, "seed": 0})
     assert dense["training"]["sparsity"][-1] == 0.0
     assert pruned["training"]["sparsity"][-1] == pytest.approx(0.5, abs=0.01)
     # Hidden synapses halved; the readout layer stays dense.
