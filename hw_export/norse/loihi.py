@@ -6,16 +6,18 @@ into one whose forward pass is Lava's bit-accurate arithmetic:
 * every synaptic layer that feeds a neuron population computes its output
   with 8-bit weight mantissas, quantized by ``hw_export/quantize.py``'s own
   functions from the layer's effective (masked) weights, with a
-  straight-through gradient (``QuantizedSynapse``, a forward hook, so
-  ``torch.nn.utils.prune`` masks, DPAP's hooks and DDP see an ordinary layer);
+  straight-through gradient (``QuantizedSynapse``; the layer becomes a
+  ``QuantizedLinear`` / ``QuantizedConv2d``, still an ``nn.Linear`` /
+  ``nn.Conv2d`` with the same parameters, so ``torch.nn.utils.prune`` masks,
+  DPAP's hooks and DDP see an ordinary layer);
   its output is the integer synaptic input Lava's ``Sparse`` sends;
 * every ``LIFCell`` becomes a ``LoihiLIFCell`` and the ``LICell`` readout a
   ``LoihiLICell``: Norse cells with the same ``(input, state) -> (output,
   state)`` contract whose state evolves by ``hw_export/loihi_fixed.py``
   (12-bit decays with Lava's current-decay offset, integer ``u`` and ``v``,
-  the 6-bit activation shift, threshold in mantissa units), with Norse's
-  surrogate gradient for the spike and straight-through gradients for the
-  integer state: ``value = float_path + (integer_path - float_path).detach()``.
+  the 6-bit activation shift, threshold in mantissa units), and whose
+  backward pass is the gradient of the same float dynamics with Norse's
+  surrogate for the spike (``LoihiStep``).
 
 The export of such a model is exact: ``export_model`` records each layer's
 weight scale ``K`` (``SparseLayer.fixed_point_scale``), so ``quantize`` writes
@@ -30,17 +32,16 @@ from typing import NamedTuple, Sequence
 
 import torch
 from norse.torch import LICell, LIFCell, LIFParameters, LIParameters
-from norse.torch.functional.threshold import threshold
 from torch import nn
 
 from hw_export.errors import UserError
-from hw_export.loihi_fixed import ACT_SHIFT, CURRENT_OFFSET, DECAY_UNITY, subthreshold_step
+from hw_export.loihi_fixed import ACT_SHIFT, CURRENT_OFFSET, DECAY_UNITY, fires, subthreshold_step
 from hw_export.norse.layers import CELLS, RESHAPING, SYNAPTIC, named_layers
 from hw_export.quantize import best_weight_scale, quantize_decay, threshold_mantissa, weight_mantissas
 
 
 class LoihiState(NamedTuple):
-    """Integer-valued current and voltage (Lava's units), as float tensors that carry gradients."""
+    """Current and voltage in Lava's units: integer-valued float tensors that carry the gradient."""
 
     u: torch.Tensor
     v: torch.Tensor
@@ -51,8 +52,47 @@ def straight_through(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tens
     return surrogate + (exact.to(surrogate.dtype) - surrogate).detach()
 
 
+class LoihiStep(torch.autograd.Function):
+    """One step of Lava's bit-accurate LIF forward; backward, the gradient of the same float dynamics.
+
+    Forward (exact, ``hw_export/loihi_fixed.py`` on int64): ``u``, ``v`` before
+    the spike, the spike where ``v > vth << 6`` (``vth`` None: the readout,
+    which never fires) and the reset. Backward: the float dynamics
+    ``u' = u (1 - (du + 1)/4096) + 64 a``, ``v' = v (1 - dv/4096) + u'``,
+    ``v'' = v' (1 - z)``, with Norse's SuperSpike surrogate for ``z`` in Norse
+    units (``x = (v' - vth << 6) / 64K``, ``dz/dx = 1 / (|x| + 1)^2``, as Norse
+    1.1's ``SuperSpike.backward`` computes it, its ``alpha`` unused):
+    what straight-through estimates through these equations would give, in
+    one pass instead of two.
+    """
+
+    @staticmethod
+    def forward(ctx, a_in, u, v, du: int, dv: int, vth: int | None, scale: float):
+        # Every value is an exact integer (QuantizedSynapse's input, the state's own values): the casts are exact.
+        u_int, v_int = subthreshold_step(*(t.detach().to(torch.int64) for t in (u, v, a_in)), du, dv, xp=torch)
+        fired = fires(v_int, vth) if vth is not None else torch.zeros_like(v_int, dtype=torch.bool)
+        v_before = v_int.to(v.dtype)
+        ctx.save_for_backward(v_before, fired)
+        ctx.constants = (du, dv, vth, scale)
+        return fired.to(v.dtype), u_int.to(u.dtype), v_before.masked_fill(fired, 0)
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_u, grad_v):
+        v_before, fired = ctx.saved_tensors
+        du, dv, vth, scale = ctx.constants
+        grad_v_before = grad_v * (~fired)
+        if vth is not None:
+            unit = 2**ACT_SHIFT * scale  # Lava's voltage per Norse voltage
+            x = (v_before - (vth << ACT_SHIFT)) / unit
+            surrogate = 1.0 / ((x.abs() + 1.0) ** 2 * unit)
+            grad_v_before = grad_v_before + (grad_spikes - grad_v * v_before) * surrogate
+        grad_u_new = grad_u + grad_v_before
+        return (grad_u_new * 2**ACT_SHIFT, grad_u_new * (1 - (du + CURRENT_OFFSET) / DECAY_UNITY),
+                grad_v_before * (1 - dv / DECAY_UNITY), None, None, None, None)
+
+
 class _LoihiDynamics:
-    """What both Loihi cells share: Lava's decays from the Norse parameters, and one subthreshold step."""
+    """What both Loihi cells share: Lava's decays from the Norse parameters, and one step."""
 
     weight_scale: float  # K of the synapse feeding the cell (fixed-point units per Norse unit), set each forward
 
@@ -62,17 +102,12 @@ class _LoihiDynamics:
         dv = float(self.dt * torch.as_tensor(self.p.tau_mem_inv))
         return quantize_decay(du, CURRENT_OFFSET), quantize_decay(dv, 0)
 
-    def subthreshold(self, input_tensor: torch.Tensor, state: LoihiState | None) -> tuple[torch.Tensor, ...]:
-        """``(u, v before a spike)``: Lava's integers, with the gradient of the same float dynamics."""
-        du, dv = self.decays()
+    def step(self, input_tensor: torch.Tensor, state: LoihiState | None, vth: int | None):
+        """``(spikes, u, v)`` after one step from ``state`` (zeros when None)."""
         if state is None:
             zeros = torch.zeros_like(input_tensor)
             state = LoihiState(zeros, zeros)
-        exact = subthreshold_step(*(t.detach().round().to(torch.int64) for t in (state.u, state.v, input_tensor)),
-                                  du, dv, xp=torch)
-        u = straight_through(exact[0], state.u * (1 - (du + CURRENT_OFFSET) / DECAY_UNITY)
-                             + input_tensor * 2**ACT_SHIFT)
-        return u, straight_through(exact[1], state.v * (1 - dv / DECAY_UNITY) + u)
+        return LoihiStep.apply(input_tensor, state.u, state.v, *self.decays(), vth, self.weight_scale)
 
 
 class LoihiLIFCell(_LoihiDynamics, LIFCell):
@@ -80,21 +115,21 @@ class LoihiLIFCell(_LoihiDynamics, LIFCell):
 
     Input ``[B, ...]``: the integer synaptic input of ``QuantizedSynapse``;
     output: spikes (0/1) and ``LoihiState``. The threshold mantissa is
-    ``quantize.threshold_mantissa(K, v_th)``.
+    ``quantize.threshold_mantissa(K, v_th)``; the spike's surrogate gradient
+    is Norse's SuperSpike.
     """
 
     def __init__(self, p: LIFParameters = LIFParameters(), **kwargs) -> None:
+        if p.method != "super":
+            raise UserError(f"Loihi-exact training uses Norse's SuperSpike surrogate (method 'super'), not "
+                            f"{p.method!r}")
         super().__init__(p, **kwargs)
         self.weight_scale = 1.0
 
     def forward(self, input_tensor: torch.Tensor, state: LoihiState | None = None):  # type: ignore[override]
-        u, v = self.subthreshold(input_tensor, state)
         vth = threshold_mantissa(self.weight_scale, float(self.p.v_th), spiking=True)
-        # Lava's rule v > vth << 6 exactly (v - (vth << 6) is an exact integer, its sign survives the division),
-        # with Norse's surrogate gradient in Norse units.
-        spikes = threshold((v - (vth << ACT_SHIFT)) / (2**ACT_SHIFT * self.weight_scale), self.p.method,
-                           float(self.p.alpha))
-        return spikes, LoihiState(u, v * (1 - spikes))
+        spikes, u, v = self.step(input_tensor, state, vth)
+        return spikes, LoihiState(u, v)
 
 
 class LoihiLICell(_LoihiDynamics, LICell):
@@ -105,8 +140,8 @@ class LoihiLICell(_LoihiDynamics, LICell):
         self.weight_scale = 1.0
 
     def forward(self, input_tensor: torch.Tensor, state: LoihiState | None = None):  # type: ignore[override]
-        u, v = self.subthreshold(input_tensor, state)
         # Lava's readout has the threshold mantissa READOUT_VTH_MANT, out of reach of any voltage: it never fires.
+        _, u, v = self.step(input_tensor, state, None)
         return v / (2**ACT_SHIFT * self.weight_scale), LoihiState(u, v)
 
 
@@ -114,7 +149,7 @@ LOIHI_CELLS = (LoihiLIFCell, LoihiLICell)
 
 
 class QuantizedSynapse:
-    """Forward hook of a synaptic layer: its output becomes ``sum_j mantissa_ij * count_j``, Lava's integer input.
+    """A synaptic layer's forward in Loihi-exact mode: ``sum_j mantissa_ij * count_j``, Lava's integer input.
 
     ``inputs_per_value``: how many presynaptic neurons one input value stands
     for (``k * k`` after a ``k x k`` average pooling, which the export folds
@@ -144,16 +179,49 @@ class QuantizedSynapse:
             self._cache = (key, scale, weight_mantissas(values, scale, xp=torch))
         return self._cache[1], self._cache[2]
 
-    def __call__(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    def __call__(self, layer: nn.Module, counts: torch.Tensor) -> torch.Tensor:
         scale, mantissas = self.scale_and_mantissas(layer)
         self.cell.weight_scale = scale
         weight = straight_through(mantissas, layer.weight * (scale / self.inputs_per_value * self.dv()))
-        counts = inputs[0]
         if self.inputs_per_value != 1:
             counts = straight_through((counts.detach() * self.inputs_per_value).round(), counts * self.inputs_per_value)
         if isinstance(layer, nn.Linear):
             return nn.functional.linear(counts, weight)
         return nn.functional.conv2d(counts, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+
+class _QuantizedForward:
+    """The forward of a synaptic layer in Loihi-exact mode: its ``QuantizedSynapse`` computes the output.
+
+    ``loihi_exact`` swaps a layer's class for one of these subclasses, so the
+    layer keeps its parameters, masks and hooks (``torch.nn.utils.prune``,
+    DPAP) and is still an ``nn.Linear`` / ``nn.Conv2d`` to every reader, and
+    computes its output once.
+    """
+
+    def forward(self, input_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self._loihi_quantizer(self, input_tensor)
+
+
+class QuantizedLinear(_QuantizedForward, nn.Linear):
+    """An ``nn.Linear`` whose output is Lava's integer synaptic input (``QuantizedSynapse``)."""
+
+
+class QuantizedConv2d(_QuantizedForward, nn.Conv2d):
+    """An ``nn.Conv2d`` whose output is Lava's integer synaptic input (``QuantizedSynapse``)."""
+
+
+QUANTIZED = {nn.Linear: QuantizedLinear, nn.Conv2d: QuantizedConv2d}
+
+
+def _quantize_synapse(name: str, synapse: nn.Module, quantizer: QuantizedSynapse) -> None:
+    """Make ``synapse`` compute through ``quantizer`` (its class swapped for the quantized twin)."""
+    if type(synapse) in QUANTIZED:
+        synapse.__class__ = QUANTIZED[type(synapse)]
+    elif type(synapse) not in QUANTIZED.values():
+        raise UserError(f"layer {name!r} ({type(synapse).__name__}): Loihi-exact training takes nn.Linear and "
+                        "nn.Conv2d synaptic layers, not subclasses of them")
+    synapse._loihi_quantizer = quantizer
 
 
 def _inputs_per_value(between: Sequence[tuple[str, nn.Module]]) -> int:
@@ -183,14 +251,11 @@ def loihi_exact(model: nn.Module) -> nn.Module:
     synapse = None
     for name, layer in named_layers(model):
         if isinstance(layer, SYNAPTIC):
-            synapse, per_value, between = layer, _inputs_per_value(between), []
+            synapse, per_value, between = (name, layer), _inputs_per_value(between), []
         elif isinstance(layer, CELLS):
             if synapse is None:
                 raise UserError(f"layer {name!r}: a {type(layer).__name__} without a synaptic layer before it")
-            quantizer = QuantizedSynapse(_loihi_twin(model, name, layer), per_value)
-            if hasattr(synapse, "_loihi_quantizer"):
-                synapse._loihi_handle.remove()
-            synapse._loihi_quantizer, synapse._loihi_handle = quantizer, synapse.register_forward_hook(quantizer)
+            _quantize_synapse(*synapse, QuantizedSynapse(_loihi_twin(model, name, layer), per_value))
             synapse = None
         else:
             between.append((name, layer))
