@@ -12,12 +12,24 @@ Engines (``ENGINES``):
   per chunk. Every ``Sparse`` sends the previous step's sum (Lava's
   ``a_buff``), so layer ``k`` (1-based) shows Norse's step ``t`` at Lava step
   ``t + k``: ``layer_delay = 1``.
-* ``fast`` (``hw_export/lava_procs``): one Lava process steps every layer of
-  the network for a whole chunk of samples, each weight matrix held once.
+* ``fast`` (the default; ``hw_export/lava_procs``): one Lava process
+  (``NetworkProcess``) steps every layer of the network for a whole batch of
+  samples, each weight matrix held once, the samples a second axis of the
+  state, each synaptic input summed from the inputs that spiked only; every
+  layer sees the layer below in the same step: ``layer_delay = 0``. Its
+  fixed-point model computes Lava's bit-accurate ``Sparse`` + ``LIF``
+  integers (``hw_export/loihi_fixed.py``), its float model the operations of
+  ``PyLifModelFloat``; ``tests/hw_export/test_lava_sim.py`` holds it to the
+  per-layer engine (equal spikes; readout voltages equal integers, or within
+  1e-9 in float), and ``dpap run`` cross-checks the two on a seeded subset.
+  Use ``processes`` to see Lava's own processes at work (what a Loihi
+  mapping builds), ``fast`` for everything at scale.
 
-Spikes and voltages are recorded by our own processes, which hand the whole
-record back as one file (Lava 0.10's ``Var.get()`` ships arrays element by
-element). Lava is imported here only, lazily: training never needs it.
+Both are fed by the same ``RingBuffer`` of input spikes (the fast engine's
+packed 16 spikes to a value: ``lava_procs/stepping.pack_spikes``). Spikes and
+voltages are recorded by our own processes, which hand the whole record back
+as one file (Lava 0.10's ``Var.get()`` ships arrays element by element). Lava
+is imported here only, lazily: training never needs it.
 """
 
 from __future__ import annotations
@@ -40,9 +52,9 @@ from hw_export.sparsenet import SparseNet
 class SimOptions:
     """How a network is simulated in Lava: every command and API takes this one object."""
 
-    engine: str = "processes"  # "processes" (Lava's Sparse + LIF per layer: the reference) or "fast" (one process)
+    engine: str = "fast"  # "fast" (one process steps the network) or "processes" (Lava's Sparse + LIF per layer)
     precision: str = "float"  # "float" (Lava's floating_pt models) or "fixed" (bit-accurate Loihi, fixed_pt)
-    batch_size: int = 128  # samples simulated at once (lowered to fit an engine's memory bound)
+    batch_size: int | None = None  # samples per Lava run, lowered to fit the engine's memory; None: the engine's
     timeout_s: float | None = None  # wall-clock limit of one simulation (one chunk), seconds; None: none
 
     def __post_init__(self) -> None:
@@ -50,7 +62,7 @@ class SimOptions:
             raise UserError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise UserError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.timeout_s is not None and not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
             raise UserError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
@@ -77,6 +89,7 @@ class ProcessesEngine:
 
     name = "processes"
     layer_delay = 1  # steps each layer adds (a Sparse sends the previous step's sum)
+    default_batch = 128  # samples per Lava run unless asked otherwise
     MAX_SYNAPSES = 50_000_000  # per chunk, all copies: about 0.6 GB of float64 weights and int32 indices
 
     def max_batch(self, network: LavaNetwork, requested: int, n_steps: int = 1) -> int:
@@ -135,6 +148,7 @@ class FastEngine:
 
     name = "fast"
     layer_delay = 0  # every layer sees the spikes of the layer below in the same step
+    default_batch = 2**20  # as many samples per Lava run as its memory bound allows (the runtime's start is paid once)
     MAX_BYTES = 2 * 2**30  # per Lava run (one batch): inputs, records and state, about (see ``batch_bytes``)
     CHANNEL_SLOTS = 2  # messages a channel buffers (Lava's default 64 would hold 64 steps of every input)
 
@@ -243,7 +257,8 @@ def simulate(net: SparseNet | LavaNetwork, inputs: np.ndarray, options: SimOptio
     from tqdm.auto import tqdm
 
     network = net if isinstance(net, LavaNetwork) else lava_network(net, options.precision)
-    batch = ENGINES[options.engine].max_batch(network, options.batch_size, inputs.shape[0])
+    builder = ENGINES[options.engine]
+    batch = builder.max_batch(network, options.batch_size or builder.default_batch, inputs.shape[0])
     starts = range(0, inputs.shape[1], batch)
     results = [simulate_chunk(network, inputs[:, start: start + batch], options.engine, work_dir)
                for start in tqdm(starts, desc=f"lava {options.engine} {options.precision}", disable=not progress,

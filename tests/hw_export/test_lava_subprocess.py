@@ -70,6 +70,50 @@ def test_an_interrupt_while_waiting_stops_the_child_group_and_removes_the_inputs
     assert os.listdir(temp) == []
 
 
+def shm_names() -> set[str]:
+    return set(os.listdir("/dev/shm"))
+
+
+def mapped_shm() -> set[str]:
+    """Shared-memory files some live process maps (another user's Lava run, say)."""
+    from hw_export.process_group import shared_memory_of
+
+    return shared_memory_of([int(p) for p in os.listdir("/proc") if p.isdigit()])
+
+
+def interrupt_at(token: str, processes: int, delay_s: float, sent: list, timeout_s: float = 120.0) -> None:
+    """SIGINT to this process ``delay_s`` after ``processes`` processes carry the token (the child, then Lava's)."""
+    deadline = time.monotonic() + timeout_s
+    while len(processes_with_env(token)) < processes and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(delay_s)
+    sent.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+# (processes carrying the token, then a delay): the child importing; Lava's shared-memory manager, runtime
+# service and process models being forked one by one; the runtime compiling and starting; running.
+START_MOMENTS = [(1, 0.0), (1, 0.5), (2, 0.0), (3, 0.0), (4, 0.0), (5, 0.0), (5, 0.05), (6, 0.5)]
+
+
+@needs_lava
+@pytest.mark.parametrize("processes, delay_s", START_MOMENTS)
+def test_an_interrupt_at_any_moment_of_the_start_ends_fast_and_leaves_nothing(tmp_path, tagged, processes, delay_s):
+    token, temp = tagged
+    inputs = (np.random.default_rng(0).random((3000, 16, 20)) < 0.3).astype(np.uint8)
+    before, sent = shm_names(), []
+    interrupter = threading.Thread(target=interrupt_at, args=(token, processes, delay_s, sent), daemon=True)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        simulate_in_subprocess(small_net_file(tmp_path), inputs, SimOptions("fast"), progress=False)
+    ended = time.monotonic()
+    interrupter.join()
+    assert ended - sent[0] < 5.0
+    assert processes_with_env(token) == []
+    assert os.listdir(temp) == []
+    assert (shm_names() - before) - mapped_shm() == set(), "shared memory left behind"
+
+
 @needs_lava
 def test_a_failure_in_the_child_is_one_line(tmp_path, tagged):
     inputs = np.zeros((4, 2, 7), dtype=np.uint8)  # the network takes 20 inputs
@@ -108,7 +152,7 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):
     while len(processes_with_env(token)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(processes_with_env(token)) == 2
-    stop_process_group(proc, grace_s=0.5)
+    stop_process_group(proc)
     assert proc.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 5  # the orphaned grandchild is reaped by init
     while processes_with_env(token) and time.monotonic() < deadline:
