@@ -146,6 +146,8 @@ class NetworkStepper:
     layer ``[B, n_l]`` (bool) and the readout's voltage ``[B, n_out]`` (float64;
     fixed point: Lava's integer voltage), all of the same step: no layer
     delays its output (``layer_delay = 0`` in ``hw_export/lava_sim.py``).
+    The state ``u``, ``v`` is held per tile of samples (``[tile, n_l]`` each),
+    so a step replaces it without copying it back.
     """
 
     def __init__(self, network: LavaNetwork, batch: int, kernel: str = "auto") -> None:
@@ -155,27 +157,31 @@ class NetworkStepper:
         self.kernel = kernel
         self.layers = [prepare_layer(layer.weight, layer.du, layer.dv, layer.vth, layer.spiking, self.fixed)
                        for layer in network.layers]
-        dtype = np.int64 if self.fixed else np.float64
-        self.u = [np.zeros((batch, layer.n_out), dtype) for layer in self.layers]
-        self.v = [np.zeros((batch, layer.n_out), dtype) for layer in self.layers]
         widest = max(layer.n_out for layer in self.layers)
         self.tile = max(1, min(batch, TILE_BYTES // (8 * widest)))
+        self.tiles = [slice(start, min(start + self.tile, batch)) for start in range(0, batch, self.tile)]
+        dtype = np.int64 if self.fixed else np.float64
+        # [tile][layer] -> [tile_size, n_l]
+        self.u = [[np.zeros((rows.stop - rows.start, layer.n_out), dtype) for layer in self.layers]
+                  for rows in self.tiles]
+        self.v = [[np.zeros_like(u) for u in tile] for tile in self.u]
 
     def step(self, inputs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         batch = inputs.shape[0]
         spikes = [np.empty((batch, layer.n_out), bool) for layer in self.layers if layer.spiking]
-        for start in range(0, batch, self.tile):
-            rows = slice(start, start + self.tile)
+        readout_v = np.empty((batch, self.layers[-1].n_out))
+        for tile, rows in enumerate(self.tiles):
             pre = inputs[rows]
             for index, layer in enumerate(self.layers):
-                pre = self._layer_step(index, layer, pre, rows)
+                pre = self._layer_step(tile, index, layer, pre)
                 if layer.spiking:
                     spikes[index][rows] = pre
-        return spikes, self.v[-1].astype(np.float64)
+            readout_v[rows] = self.v[tile][-1]
+        return spikes, readout_v
 
-    def _layer_step(self, index: int, layer: SteppedLayer, pre: np.ndarray, rows: slice) -> np.ndarray:
+    def _layer_step(self, tile: int, index: int, layer: SteppedLayer, pre: np.ndarray) -> np.ndarray:
         a_in = synaptic_input(pre, layer, self.kernel)
         rule = lif_step if self.fixed else float_lif_step
-        u, v, fired = rule(self.u[index][rows], self.v[index][rows], a_in, layer.du, layer.dv, layer.vth)
-        self.u[index][rows], self.v[index][rows] = u, v
+        u, v, fired = rule(self.u[tile][index], self.v[tile][index], a_in, layer.du, layer.dv, layer.vth)
+        self.u[tile][index], self.v[tile][index] = u, v
         return fired

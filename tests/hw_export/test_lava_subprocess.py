@@ -16,7 +16,7 @@ from conftest import needs_lava, processes_with_env
 from dpap_neuro.models import SpikingMLP
 from hw_export.h5io import write_sparsenet
 from hw_export.lava_sim import SimOptions
-from hw_export.lava_subprocess import LavaCrash, LavaRunError, simulate_in_subprocess, stop_process_group
+from hw_export.lava_subprocess import LavaCrash, LavaPool, LavaRunError, simulate_in_subprocess, stop_process_group
 from hw_export.norse import export_model
 
 
@@ -71,7 +71,8 @@ def test_an_interrupt_while_waiting_stops_the_child_group_and_removes_the_inputs
 
 
 def shm_names() -> set[str]:
-    return set(os.listdir("/dev/shm"))
+    """Lava's (multiprocessing's) shared memory and semaphores; other users' joblib leaves sem.loky-* meanwhile."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith(("psm_", "sem.mp-"))}
 
 
 def mapped_shm() -> set[str]:
@@ -158,3 +159,21 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):
     while processes_with_env(token) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with_env(token) == []
+
+
+@needs_lava
+def test_a_pool_never_runs_more_children_than_its_workers_and_returns_each_result(tmp_path, tagged):
+    from conftest import assert_same_lava_result
+
+    token, temp = tagged
+    net = small_net_file(tmp_path)
+    chunks = [(np.random.default_rng(k).random((300, 4, 20)) < 0.3).astype(np.uint8) for k in range(3)]
+    with LavaPool(2) as pool:
+        children = [pool.start(net, chunk, SimOptions("fast"), progress=False) for chunk in chunks[:2]]
+        assert sum(not child.finished for child in children) <= 2
+        children.append(pool.start(net, chunks[2], SimOptions("fast"), progress=False))
+        assert sum(not child.finished for child in children[:2]) <= 1  # the third waited for a free worker
+        results = [child.result() for child in children]
+    for chunk, result in zip(chunks, results):
+        assert_same_lava_result(result, simulate_in_subprocess(net, chunk, SimOptions("fast"), progress=False))
+    assert processes_with_env(token) == [] and os.listdir(temp) == []
