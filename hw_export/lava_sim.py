@@ -149,7 +149,7 @@ class FastEngine:
     name = "fast"
     layer_delay = 0  # every layer sees the spikes of the layer below in the same step
     default_batch = 2**20  # as many samples per Lava run as its memory bound allows (the runtime's start is paid once)
-    MAX_BYTES = 2 * 2**30  # per Lava run (one batch): inputs, records and state, about (see ``batch_bytes``)
+    MAX_BYTES = 2 * 2**30  # per Lava run (one batch): inputs, records and state, about (``sample_bytes`` each)
     CHANNEL_SLOTS = 2  # messages a channel buffers (Lava's default 64 would hold 64 steps of every input)
 
     def __init__(self, kernel: str = "auto") -> None:
@@ -215,6 +215,8 @@ def simulate_chunk(network: LavaNetwork, inputs: np.ndarray, engine: str = "proc
                    work_dir: str | None = None) -> LavaResult:
     """Run one Lava simulation of the ``B`` samples of ``inputs`` ``[T, B, n_inputs]`` (0/1) at once.
 
+    ``engine``: a key of ``ENGINES`` (here ``processes`` unless given: Lava's
+    own processes; ``simulate`` and ``SimOptions`` default to ``fast``).
     Runs ``T + depth * layer_delay`` steps and shifts every layer back by its
     delay, so results line up with Norse's steps. Always stops the runtime,
     also on failure. The record files go to a temporary folder inside

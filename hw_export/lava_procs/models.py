@@ -10,6 +10,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from hw_export.lava_params import LavaNetwork
 from hw_export.lava_procs.process import NetworkProcess, SpikeRecorder, VarRecorder
 from hw_export.lava_procs.stepping import NetworkStepper, unpack_spikes
 
@@ -61,6 +62,23 @@ class PyVarRecorderModel(PyLoihiProcessModel, _Recording):
         self._store(np.asarray(self.ref.read(), dtype=np.float64), np.float64)
 
 
+def bit_accurate_weights(network: LavaNetwork) -> LavaNetwork:
+    """The weights as Lava's ``PySparseModelBitAcc`` uses them: sign mode from the matrix, clipped to 8 bits and
+    truncated to 8 weight bits, by Lava's own functions. The quantizer's even mantissas (-256..254) pass
+    unchanged; other integers (a netx file's, say) change exactly as in Lava's ``Sparse``."""
+    from dataclasses import replace
+
+    from scipy import sparse
+    from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+    layers = []
+    for layer in network.layers:
+        sign_mode = determine_sign_mode(layer.weight)
+        weight = truncate_weights(clip_weights(layer.weight, sign_mode, num_bits=8), sign_mode, num_weight_bits=8)
+        layers.append(replace(layer, weight=sparse.csr_matrix(weight)))
+    return replace(network, layers=tuple(layers))
+
+
 def limit_blas_threads() -> None:
     """One BLAS thread: a Lava run of the fast engine takes one core (``--lava-workers`` runs several)."""
     try:
@@ -89,6 +107,8 @@ class AbstractPyNetworkModel(PyLoihiProcessModel):
         if network.precision != self.precision:
             raise ValueError(f"the {self.precision} model was given a {network.precision} network")
         limit_blas_threads()
+        if network.precision == "fixed":
+            network = bit_accurate_weights(network)
         self.stepper = NetworkStepper(network, self.batch, str(proc_params["kernel"]))
         spiking = [layer.n_out for layer in network.layers if layer.spiking]
         # Spikes packed 8 to a byte along the neurons: [T, B, ceil(n_k / 8)] (np.unpackbits(..., count=n_k)).

@@ -235,44 +235,53 @@ INTERRUPT_MOMENTS = [("SIGINT to the process group (Ctrl-C)", 130, 2), ("SIGTERM
                      ("SIGTERM to dpap alone (kill, timeout, schedulers)", 143, 7)]
 
 
+@pytest.fixture
+def sigint_default():
+    """dpap starts with SIGINT's default action (so Python makes it KeyboardInterrupt), also where pytest was
+    started with SIGINT ignored (a background job of a shell without job control), which children inherit."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @needs_lava
 @pytest.mark.parametrize("how, status, processes", INTERRUPT_MOMENTS)
-def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_path, how, status, processes):
+def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_path, how, status, processes,
+                                                                         sigint_default):
     """Whenever it lands, also while a Lava runtime starts: within 5 s, one line, nothing left (shared memory too)."""
     import os
     import signal
     import time
     import uuid
 
-    from conftest import processes_with_env
-    from hw_export.process_group import shared_memory_of
+    from conftest import SharedMemoryWatch, processes_with_env
 
     artifact = long_simulation_artifact(tmp_path)
     token, temp = uuid.uuid4().hex, tmp_path / "tmp"
     temp.mkdir()
-    shm_before = set(os.listdir("/dev/shm"))
     env = {**os.environ, "DPAP_TEST_TOKEN": token, "TMPDIR": str(temp)}
-    proc = subprocess.Popen([*DPAP, "simulate", str(artifact), "--dataset", "digits", "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while len(processes_with_env(token)) < processes and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert len(processes_with_env(token)) >= processes, "Lava never started"
-    sent = time.monotonic()
-    if status == 130:
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        os.kill(proc.pid, signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    with SharedMemoryWatch(token) as watch:
+        proc = subprocess.Popen([*DPAP, "simulate", str(artifact), "--dataset", "digits", "--quiet"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while len(processes_with_env(token)) < processes and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert len(processes_with_env(token)) >= processes, "Lava never started"
+        sent = time.monotonic()
+        if status == 130:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 5.0
     assert proc.returncode == status
     assert stderr.strip().splitlines() == ["dpap: interrupted"]
     assert processes_with_env(token) == []
     assert os.listdir(temp) == []
     assert not (tmp_path / "net-float.json").exists()
-    # Lava's (multiprocessing's) shared memory and semaphores; other users' joblib leaves sem.loky-* meanwhile.
-    left = {name for name in set(os.listdir("/dev/shm")) - shm_before if name.startswith(("psm_", "sem.mp-"))}
-    assert left - shared_memory_of([int(p) for p in os.listdir("/proc") if p.isdigit()]) == set()
+    assert watch.left() == set(), "shared memory left behind"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -104,7 +104,7 @@ def test_a_chunk_never_holds_more_synapses_than_the_cap(monkeypatch):
 
     net = export_model(list(small_pruned_model(seed=2)), (10,))
     inputs = (np.random.default_rng(1).random((10, 5, 10)) < 0.4).astype(float)
-    whole = lava_sim.simulate(net, inputs, lava_sim.SimOptions(batch_size=8), progress=False)
+    whole = lava_sim.simulate(net, inputs, lava_sim.SimOptions("processes", batch_size=8), progress=False)
     chunk_sizes = []
     run_chunk = lava_sim.simulate_chunk
 
@@ -114,7 +114,7 @@ def test_a_chunk_never_holds_more_synapses_than_the_cap(monkeypatch):
 
     monkeypatch.setattr(lava_sim, "simulate_chunk", recording)
     monkeypatch.setattr(lava_sim.ProcessesEngine, "MAX_SYNAPSES", 2 * net.n_synapses + 1)
-    capped = lava_sim.simulate(net, inputs, lava_sim.SimOptions(batch_size=8), progress=False)
+    capped = lava_sim.simulate(net, inputs, lava_sim.SimOptions("processes", batch_size=8), progress=False)
     assert chunk_sizes == [2, 2, 1]  # two copies fit under the cap, not eight
     assert_same_lava_result(capped, whole)
 
@@ -259,6 +259,29 @@ def test_the_fast_engine_is_the_per_layer_simulation(case, tmp_path):
         else:
             scale = np.abs(per_layer.readout_v).max()
             assert np.abs(fast.readout_v - per_layer.readout_v).max() <= 1e-9 * scale
+
+
+def test_fixed_point_weights_outside_the_quantizers_range_are_clipped_and_truncated_as_lava_does():
+    """Odd, too large and too small integers (a netx file may hold them) in mixed, excitatory and inhibitory layers."""
+    from scipy import sparse
+
+    from hw_export.lava_params import LavaLayer, LavaNetwork
+    from hw_export.lava_sim import simulate_chunk
+
+    rng = np.random.default_rng(4)
+    mixed = rng.integers(-300, 301, (12, 10)) * (rng.random((12, 10)) < 0.6)
+    excitatory = rng.integers(0, 301, (8, 12)) * (rng.random((8, 12)) < 0.6)
+    inhibitory = -rng.integers(0, 301, (3, 8))
+    layers = (LavaLayer("a", sparse.csr_matrix(mixed.astype(np.int32)), 409, 819, 60, True, 64.0),
+              LavaLayer("b", sparse.csr_matrix(excitatory.astype(np.int32)), 409, 819, 200, True, 64.0),
+              LavaLayer("readout", sparse.csr_matrix(inhibitory.astype(np.int32)), 409, 819, 2**17, False, 64.0))
+    network = LavaNetwork("fixed", 10, layers)
+    inputs = (rng.random((12, 4, 10)) < 0.5).astype(np.uint8)
+    fast, per_layer = (simulate_chunk(network, inputs, engine) for engine in ENGINES[::-1])
+    assert all(s.sum() > 10 for s in per_layer.layer_spikes)
+    for a, b in zip(fast.layer_spikes, per_layer.layer_spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast.readout_v, per_layer.readout_v)
 
 
 def test_the_fast_engine_runs_as_many_steps_as_the_inputs_have(monkeypatch):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_lava, processes_with_env
+from conftest import SharedMemoryWatch, needs_lava, processes_with_env
 from dpap_neuro.models import SpikingMLP
 from hw_export.h5io import write_sparsenet
 from hw_export.lava_sim import SimOptions
@@ -39,57 +39,67 @@ def tagged(monkeypatch, tmp_path):
     return token, temp
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here, and children start with its default action, also where pytest was
+    started with SIGINT ignored (a background job of a shell without job control): the interrupts tested are
+    Ctrl-C's."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @needs_lava
 def test_a_run_past_its_timeout_is_stopped_with_everything_it_started(tmp_path, tagged):
     token, temp = tagged
     inputs = (np.random.default_rng(0).random((2000, 64, 20)) < 0.3).astype(np.uint8)  # [T, N, n_in]: long
     with pytest.raises(LavaRunError, match=r"did not finish within 2 s"):
-        simulate_in_subprocess(small_net_file(tmp_path), inputs, SimOptions(timeout_s=2), progress=False)
+        simulate_in_subprocess(small_net_file(tmp_path), inputs, SimOptions("processes", timeout_s=2), progress=False)
     assert processes_with_env(token) == []
     assert os.listdir(temp) == []
 
 
-def interrupt_once_lava_runs(token: str, timeout_s: float = 120.0) -> None:
-    """SIGINT to this process (as Ctrl-C would) once Lava's workers exist (the child plus 2 or more)."""
+def interrupt_at(token: str, processes: int, delay_s: float, sent: list, done: threading.Event,
+                 timeout_s: float = 120.0) -> None:
+    """SIGINT to this process (as Ctrl-C would) ``delay_s`` after ``processes`` processes carry the token (the
+    child, then Lava's). Never once the call under test has returned (``done``): a late signal would land in
+    another test."""
     deadline = time.monotonic() + timeout_s
-    while len(processes_with_env(token)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while len(processes_with_env(token)) < processes:
+        if done.is_set() or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+    if done.wait(delay_s):
+        return
+    sent.append(time.monotonic())
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def interrupted(token: str, processes: int, delay_s: float, call) -> float:
+    """Run ``call()`` while interrupting it as ``interrupt_at`` does; returns seconds from the signal to its end."""
+    sent, done = [], threading.Event()
+    interrupter = threading.Thread(target=interrupt_at, args=(token, processes, delay_s, sent, done), daemon=True)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        done.set()
+        interrupter.join()
+    assert sent, "the simulation ended before the moment to interrupt it"
+    return time.monotonic() - sent[0]
+
+
+# Long enough never to end before the interrupt (which ends it at once): 20,000 steps.
+LONG = (np.random.default_rng(0).random((20_000, 16, 20)) < 0.3).astype(np.uint8)
 
 
 @needs_lava
 def test_an_interrupt_while_waiting_stops_the_child_group_and_removes_the_inputs(tmp_path, tagged):
     token, temp = tagged
-    inputs = (np.random.default_rng(0).random((2000, 64, 20)) < 0.3).astype(np.uint8)
-    interrupter = threading.Thread(target=interrupt_once_lava_runs, args=(token,), daemon=True)
-    interrupter.start()
-    with pytest.raises(KeyboardInterrupt):
-        simulate_in_subprocess(small_net_file(tmp_path), inputs, progress=False)
-    interrupter.join()
+    interrupted(token, 3, 0.0, lambda: simulate_in_subprocess(small_net_file(tmp_path), LONG, progress=False))
     assert processes_with_env(token) == []
     assert os.listdir(temp) == []
-
-
-def shm_names() -> set[str]:
-    """Lava's (multiprocessing's) shared memory and semaphores; other users' joblib leaves sem.loky-* meanwhile."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith(("psm_", "sem.mp-"))}
-
-
-def mapped_shm() -> set[str]:
-    """Shared-memory files some live process maps (another user's Lava run, say)."""
-    from hw_export.process_group import shared_memory_of
-
-    return shared_memory_of([int(p) for p in os.listdir("/proc") if p.isdigit()])
-
-
-def interrupt_at(token: str, processes: int, delay_s: float, sent: list, timeout_s: float = 120.0) -> None:
-    """SIGINT to this process ``delay_s`` after ``processes`` processes carry the token (the child, then Lava's)."""
-    deadline = time.monotonic() + timeout_s
-    while len(processes_with_env(token)) < processes and time.monotonic() < deadline:
-        time.sleep(0.002)
-    time.sleep(delay_s)
-    sent.append(time.monotonic())
-    os.kill(os.getpid(), signal.SIGINT)
 
 
 # (processes carrying the token, then a delay): the child importing; Lava's shared-memory manager, runtime
@@ -101,18 +111,16 @@ START_MOMENTS = [(1, 0.0), (1, 0.5), (2, 0.0), (3, 0.0), (4, 0.0), (5, 0.0), (5,
 @pytest.mark.parametrize("processes, delay_s", START_MOMENTS)
 def test_an_interrupt_at_any_moment_of_the_start_ends_fast_and_leaves_nothing(tmp_path, tagged, processes, delay_s):
     token, temp = tagged
-    inputs = (np.random.default_rng(0).random((3000, 16, 20)) < 0.3).astype(np.uint8)
-    before, sent = shm_names(), []
-    interrupter = threading.Thread(target=interrupt_at, args=(token, processes, delay_s, sent), daemon=True)
-    interrupter.start()
-    with pytest.raises(KeyboardInterrupt):
-        simulate_in_subprocess(small_net_file(tmp_path), inputs, SimOptions("fast"), progress=False)
-    ended = time.monotonic()
-    interrupter.join()
-    assert ended - sent[0] < 5.0
+    net = small_net_file(tmp_path)
+    with SharedMemoryWatch(token) as watch:
+        stop_s = interrupted(token, processes, delay_s,
+                             lambda: simulate_in_subprocess(net, LONG, SimOptions("fast"), progress=False))
+    assert stop_s < 5.0
     assert processes_with_env(token) == []
     assert os.listdir(temp) == []
-    assert (shm_names() - before) - mapped_shm() == set(), "shared memory left behind"
+    if processes >= 6:  # the runtime's channels exist: the check below looked at something
+        assert watch.seen, "Lava's shared memory was never seen"
+    assert watch.left() == set(), "shared memory left behind"
 
 
 @needs_lava
