@@ -377,6 +377,12 @@ def print_run_summary(report: dict, out: str) -> None:
               f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
               f"{model['synapses']} synapses, {model['neurons']} neurons; Loihi fixed point: accuracy "
               f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
+    checks = [model["engine_check"] for model in report["models"].values() if "engine_check" in model]
+    if checks:
+        same = all(c["spikes_identical"] and c.get("readout_equal_fixed", True) and
+                   c.get("readout_max_rel_diff_float", 0.0) <= 1e-9 for c in checks)
+        print(f"Lava's fast engine against its per-layer processes ({checks[0]['samples']} samples per model): "
+              f"{'the same spikes and readout voltages' if same else 'THEY DIFFER (see engine_check in report.json)'}")
     ratios = report["comparison"]["ratios"]
     print(f"pruned/dense: synapses {_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, "
           f"energy {_ratio(ratios['energy'])}")
