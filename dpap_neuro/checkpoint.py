@@ -17,6 +17,7 @@ from dpap_neuro.config import RunConfig
 from dpap_neuro.models import build_model
 from dpap_neuro.pruning import ensure_mask
 from hw_export.errors import UserError
+from hw_export.norse.loihi import loihi_exact
 
 FORMAT_NAME = "dpap-neuro.checkpoint"
 FORMAT_VERSION = 2  # 2: input reshaping as layers (nn.Flatten / nn.Unflatten), so layer indices moved
@@ -68,6 +69,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
             raise ValueError("config and state_dict must be tables")
         config = RunConfig.from_dict(payload["config"])
         model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.model_kwargs())
+        if config.loihi_exact:
+            loihi_exact(model)
         state = payload["state_dict"]
         for name, module in model.named_modules():
             if f"{name}.weight_mask" in state:

@@ -21,6 +21,7 @@ from hw_export.errors import UserError
 from hw_export.lava_sim import ENGINES, SimOptions
 
 OPTIMIZERS = ("adam", "adamw")
+TRAIN_PRECISIONS = ("float", "loihi")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -54,6 +55,8 @@ class RunConfig:
     weight_decay: float = 0.0  # adamw's decoupled weight decay (0 with adam)
     lr_schedule: str = "constant"  # constant, or cosine (decays to 0 by the last step, after the warm-up)
     warmup_epochs: float = 0.0  # epochs of linear learning-rate warm-up from 0 (cosine schedule)
+    train_precision: str = "float"  # float (Norse's LIFCell), or loihi: Loihi-exact training, the forward pass in Lava's bit-accurate fixed point (8-bit weights, integer state), so Lava's fixed-point run and the chip reproduce the trained model
+    loihi_finetune_epochs: int = 0  # after float training, this many epochs of Loihi-exact fine-tuning (masks kept, a tenth of the learning rate, cosine); 0: none
     seed: int = 0  # seeds the split, the encoding, initialisation and batch order
     device: str = "auto"  # training device: auto (CUDA when available), cpu, cuda or cuda:N; export and Lava run on the CPU
     # --- pruning ----------------------------------------------------------
@@ -110,6 +113,9 @@ class RunConfig:
             (self.weight_decay >= 0 and (self.weight_decay == 0 or self.optimizer == "adamw"),
              "weight_decay must be >= 0, and needs optimizer adamw"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
+            (self.train_precision in TRAIN_PRECISIONS, f"train_precision must be one of {', '.join(TRAIN_PRECISIONS)}"),
+            (self.loihi_finetune_epochs >= 0 and (self.loihi_finetune_epochs == 0 or self.train_precision == "float"),
+             "loihi_finetune_epochs must be >= 0, and fine-tunes a float-trained model (train_precision float)"),
             (0 <= self.warmup_epochs < self.epochs, "warmup_epochs must be in [0, epochs)"),
             (self.model in ARCHITECTURES, f"model must be one of {', '.join(ARCHITECTURES)}, got {self.model!r}"),
             (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
@@ -143,11 +149,6 @@ class RunConfig:
         from dpap_neuro import pruning
 
         options = dict(self.pruner_options or {})
-        if not hasattr(pruning, "resolve_pruner_options"):  # TEMPORARY until the presets land (pruning branch)
-            builtin = {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"}
-            tonic = {"schedule_unit": "run", "decisions_per_run": 92, "fc_neuron_c": 1.0, "usage_over": "alive"}
-            preset = tonic if self.dataset in NEUROMORPHIC else builtin
-            return {**(preset if self.pruner == "dpap" else {}), **options}
         if self.pruner_preset is not None or self.pruner.startswith("dpap"):
             options.setdefault("preset", self.pruner_preset or ("tonic" if self.dataset in NEUROMORPHIC
                                                                  else "builtin"))
@@ -159,6 +160,11 @@ class RunConfig:
                     tau_syn_inv_per_s=self.tau_syn_inv_per_s, tau_mem_inv_per_s=self.tau_mem_inv_per_s,
                     v_th=self.v_th, **({} if self.weight_init_gain is None else
                                        {"weight_init_gain": self.weight_init_gain}))
+
+    @property
+    def loihi_exact(self) -> bool:
+        """Whether the trained model computes as Loihi (trained or fine-tuned Loihi-exact)."""
+        return self.train_precision == "loihi" or self.loihi_finetune_epochs > 0
 
     def sim_options(self, precision: str = "float") -> SimOptions:
         """How this run simulates in Lava."""

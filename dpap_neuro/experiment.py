@@ -9,6 +9,7 @@ reproduces spike for spike), with no Lava run and no file.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from dpap_neuro.train import Evaluation, Recipe, TrainHistory, evaluate, load_tr
 from hw_export.energy import PROFILES
 from hw_export.metrics import hidden_sparsity, measure
 from hw_export.norse import export_model
+from hw_export.norse.loihi import loihi_exact
 from hw_export.sparsenet import SparseNet
 
 
@@ -58,12 +60,38 @@ def fit(config: RunConfig, pruner_name: str, pruner_options: dict, train_data, d
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, n_classes(config.dataset),
                         **config.model_kwargs())
+    if config.train_precision == "loihi":
+        loihi_exact(model)
     pruner = make_pruner(pruner_name, **pruner_options)
-    state = load_training_state(state_path) if resume and state_path is not None and state_path.is_file() else None
-    history = train(model, train_data, pruner, Recipe.from_config(config), progress=progress,
-                    description=description, device=device, state_path=state_path, resume_from=state,
-                    workers=config.workers)
+    common = dict(progress=progress, device=device, workers=config.workers)
+    history = train(model, train_data, pruner, Recipe.from_config(config), description=description,
+                    state_path=state_path, resume_from=_saved_state(state_path, resume), **common)
+    if config.loihi_finetune_epochs:
+        loihi_exact(model)
+        path = None if state_path is None else state_path.with_suffix(".finetune.pt")
+        tuned = train(model, train_data, Pruner(), finetune_recipe(config), description=f"{description} (Loihi)",
+                      state_path=path, resume_from=_saved_state(path, resume), **common)
+        history = _joined(history, tuned)
     return model.cpu(), history, pruner
+
+
+def finetune_recipe(config: RunConfig) -> Recipe:
+    """Loihi-exact fine-tuning: ``loihi_finetune_epochs`` at a tenth of the learning rate, cosine down to 0."""
+    return replace(Recipe.from_config(config), epochs=config.loihi_finetune_epochs,
+                   learning_rate=config.learning_rate / 10, lr_schedule="cosine", warmup_epochs=0.0)
+
+
+def _saved_state(path: Path | None, resume: bool) -> dict | None:
+    return load_training_state(path) if resume and path is not None and path.is_file() else None
+
+
+def _joined(first: TrainHistory, then: TrainHistory) -> TrainHistory:
+    """One history of two phases (float training, then Loihi-exact fine-tuning): epochs in order, times added."""
+    joined = TrainHistory(**{key: list(value) for key, value in vars(first).items() if isinstance(value, list)},
+                          wall_time_s=first.wall_time_s + then.wall_time_s)
+    for key in ("loss", "train_accuracy", "sparsity", "neuron_sparsity", "layer_sparsity"):
+        getattr(joined, key).extend(getattr(then, key))
+    return joined
 
 
 class Outcome(NamedTuple):

@@ -108,7 +108,8 @@ def train_one(config: RunConfig, name: str, pruner_name: str, options: dict, tra
     if rank() == 0:
         save_checkpoint(final, model, config, name, pruner_name, train_data.input_shape, n_classes(config.dataset),
                         history_dict)
-        state_path.unlink(missing_ok=True)  # the checkpoint now holds the finished model
+        for stale in (state_path, state_path.with_suffix(".finetune.pt")):
+            stale.unlink(missing_ok=True)  # the checkpoint now holds the finished model
     return model, history_dict
 
 

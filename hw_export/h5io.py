@@ -36,6 +36,8 @@ def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
                 g.attrs["name"] = layer.name
                 g.attrs["shape"] = np.asarray(layer.weight.shape, dtype=np.int64)
                 g.attrs["n_original"] = layer.n_original
+                if layer.fixed_point_scale is not None:
+                    g.attrs["fixed_point_scale"] = float(layer.fixed_point_scale)
                 for key, value in layer.neuron.to_dict().items():
                     g.attrs[f"neuron_{key}"] = value
                 g.create_dataset("weight_data", data=layer.weight.data.astype(np.float64))
@@ -129,6 +131,7 @@ def _read_sparsenet_file(path: Path, f) -> SparseNet:
                 neuron=NeuronParams.from_dict(neuron_dict),
                 kept=_dataset(path, g, "kept", "iu").astype(np.int64),
                 n_original=int(_attr(path, g, "n_original")),
+                fixed_point_scale=float(g.attrs["fixed_point_scale"]) if "fixed_point_scale" in g.attrs else None,
             )
         except SparseNetError as exc:
             raise ArtifactError(path, f"{g.name}: {exc}") from None

@@ -44,17 +44,29 @@ def wrap_current(u, xp=np):
     return xp.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
 
 
+def subthreshold_step(u, v, a_in, du: int, dv: int, xp=np):
+    """Lava's bit-accurate current and voltage update, before the spike: ``(u, v)``.
+
+    ``u``, ``v``, ``a_in``: integer arrays of one shape (int64); ``du``, ``dv``:
+    the 12-bit decays as Lava takes them.
+    """
+    u = wrap_current(decay(u, du + CURRENT_OFFSET, xp) + (a_in << ACT_SHIFT), xp)
+    return u, xp.clip(decay(v, dv, xp) + u, -V_LIMIT, V_LIMIT)
+
+
+def fires(v, vth: int):
+    """Lava's spike rule: ``v > vth << 6`` (``vth`` the threshold mantissa)."""
+    return v > (vth << ACT_SHIFT)
+
+
 def lif_step(u, v, a_in, du: int, dv: int, vth: int, xp=np):
     """One step of Lava's bit-accurate LIF: ``(u, v, spikes)`` from ``(u, v)`` and the synaptic input.
 
-    ``u``, ``v``, ``a_in``: integer arrays of one shape (int64); ``du``, ``dv``:
-    the 12-bit decays as Lava takes them; ``vth``: the threshold mantissa.
     Returns the new current and voltage (voltage reset to 0 where it spiked)
-    and the boolean spikes.
+    and the boolean spikes; ``vth``: the threshold mantissa.
     """
-    u = wrap_current(decay(u, du + CURRENT_OFFSET, xp) + (a_in << ACT_SHIFT), xp)
-    v = xp.clip(decay(v, dv, xp) + u, -V_LIMIT, V_LIMIT)
-    spikes = v > (vth << ACT_SHIFT)
+    u, v = subthreshold_step(u, v, a_in, du, dv, xp)
+    spikes = fires(v, vth)
     return u, xp.where(spikes, xp.zeros_like(v), v), spikes
 
 

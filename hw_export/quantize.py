@@ -84,8 +84,10 @@ def threshold_mantissa(scale: float, v_th: float, spiking: bool) -> int:
 
 
 def quantize_layer(layer: SparseLayer, scale: float | None = None) -> LavaLayer:
-    """One layer in Loihi fixed point; ``scale`` (``K``) defaults to ``best_weight_scale``."""
+    """One layer in Loihi fixed point; ``scale`` (``K``): the one Loihi-exact training used if the layer records
+    one (``SparseLayer.fixed_point_scale``), else ``best_weight_scale``."""
     float_weight = lava_weight(layer)
+    scale = scale if scale is not None else layer.fixed_point_scale
     scale = best_weight_scale(float_weight.data) if scale is None else scale
     mantissa = weight_mantissas(float_weight.data, scale).astype(np.int32)
     weight = sparse.csr_matrix((mantissa, float_weight.indices.copy(), float_weight.indptr.copy()),

@@ -108,6 +108,7 @@ class SparseLayer:
     neuron: NeuronParams
     kept: np.ndarray
     n_original: int
+    fixed_point_scale: float | None = None  # K of Loihi-exact training (hw_export/norse/loihi.py); None: quantize chooses
 
     def __post_init__(self) -> None:
         if not sparse.isspmatrix_csr(self.weight):
@@ -119,6 +120,8 @@ class SparseLayer:
             raise SparseNetError(f"layer {self.name}: weight has NaN or Inf")
         if self.kept.shape != (n_out,):
             raise SparseNetError(f"layer {self.name}: kept has shape {self.kept.shape}, expected ({n_out},)")
+        if self.fixed_point_scale is not None and not (self.fixed_point_scale > 0 and math.isfinite(self.fixed_point_scale)):
+            raise SparseNetError(f"layer {self.name}: fixed_point_scale must be a positive number")
         if n_out and (self.kept.min() < 0 or self.kept.max() >= self.n_original
                       or np.any(np.diff(self.kept) <= 0)):
             raise SparseNetError(f"layer {self.name}: kept must be sorted unique indices below {self.n_original}")

@@ -108,7 +108,9 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
     """
     layers = named_layers(model)
     check_layers(layers)
-    weights, neurons, names = [], [], []
+    from hw_export.norse.loihi import trained_scale
+
+    weights, neurons, names, scales = [], [], [], []
     shape = tuple(int(d) for d in input_shape)
     operator = sparse.identity(int(np.prod(shape)), format="csr")
     counts, kind = {"conv": 0, "fc": 0}, None  # kind of the synaptic layer since the last population
@@ -118,6 +120,7 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
                 raise SparseNetError(f"layer {name!r}: a {type(layer).__name__} without a synaptic layer before it")
             weights.append(operator)
             neurons.append(neuron_params_of(layer))
+            scales.append(trained_scale(synapse))
             counts[kind] += isinstance(layer, LIFCell)
             names.append(f"{kind}{counts[kind]}" if isinstance(layer, LIFCell) else "readout")
             operator, kind = sparse.identity(int(np.prod(shape)), format="csr"), None
@@ -125,15 +128,15 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
         if isinstance(layer, SYNAPTIC):
             if kind is not None:
                 raise SparseNetError(f"layer {name!r}: two synaptic layers without a neuron population between them")
-            kind = "conv" if isinstance(layer, nn.Conv2d) else "fc"
+            kind, synapse = ("conv" if isinstance(layer, nn.Conv2d) else "fc"), layer
         out_shape = output_shape(layer, shape, name)
         operator = (linear_operator(layer, shape) @ operator).tocsr()
         shape = out_shape
-    return _sparse_net(weights, neurons, names, input_shape, metadata)
+    return _sparse_net(weights, neurons, names, scales, input_shape, metadata)
 
 
 def _sparse_net(weights: list[sparse.csr_matrix], neurons: list[NeuronParams], names: list[str],
-                input_shape: Sequence[int], metadata: dict | None) -> SparseNet:
+                scales: list[float | None], input_shape: Sequence[int], metadata: dict | None) -> SparseNet:
     """Remove dead neurons and assemble the SparseNet; name the layer that lost every neuron."""
     for name, weight in zip(names, weights):
         if not np.all(np.isfinite(weight.data)):
@@ -144,6 +147,6 @@ def _sparse_net(weights: list[sparse.csr_matrix], neurons: list[NeuronParams], n
     empty = [name for name, w in zip(names, pruned) if w.shape[0] == 0]
     if empty:
         raise NetworkCutError(f"layer {empty[0]} has no neurons left: no path from the input reaches the readout")
-    layers = tuple(SparseLayer(name=name, weight=w.tocsr(), neuron=n, kept=k, n_original=orig)
-                   for name, w, n, k, orig in zip(names, pruned, neurons, kept, originals))
+    layers = tuple(SparseLayer(name=name, weight=w.tocsr(), neuron=n, kept=k, n_original=orig, fixed_point_scale=scale)
+                   for name, w, n, k, orig, scale in zip(names, pruned, neurons, kept, originals, scales))
     return SparseNet(tuple(int(d) for d in input_shape), layers, dict(metadata or {}))

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -354,7 +355,7 @@ def test_a_missing_lava_is_reported_before_training(tmp_path, monkeypatch, capsy
 
 
 def fake_run(directory, models=("dense", "dpap"), spikes=10.0):
-    from test_reporting import small_report
+    from conftest import small_report
 
     directory.mkdir(parents=True)
     report = small_report(models)
@@ -420,3 +421,21 @@ def test_an_ann_checkpoint_is_refused_by_every_export_with_the_reason(tmp_path, 
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
     assert "(ReLU): an ANN activation is not a spiking neuron" in lines[0]
     assert not (tmp_path / "m.out").exists()
+
+
+def test_a_bug_shows_its_traceback_and_says_it_is_one_while_bad_input_is_one_line(tmp_path):
+    # The child imports sitecustomize from PYTHONPATH at start-up: there, a bug planted in the export.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import hw_export.norse.export as export\n"
+        "def broken(*args, **kwargs):\n    raise ValueError('an internal shape mismatch')\n"
+        "export.export_model = broken\nimport hw_export.norse\nhw_export.norse.export_model = broken\n")
+    ckpt = small_checkpoint(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
+    crashed = subprocess.run([*DPAP, "export", str(ckpt), "--out", str(tmp_path / "m.h5")], capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert crashed.returncode == 1
+    assert "Traceback" in crashed.stderr and "ValueError: an internal shape mismatch" in crashed.stderr
+    assert crashed.stderr.strip().splitlines()[-1].startswith("dpap: internal error (a bug in dpap-neuro")
+    assert not (tmp_path / "m.h5").exists()

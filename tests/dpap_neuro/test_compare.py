@@ -6,7 +6,7 @@ import pytest
 
 from dpap_neuro.compare import compare_runs
 from hw_export.errors import UserError
-from test_reporting import small_report
+from conftest import small_report
 
 
 def test_compare_merges_run_directories_into_one_report(tmp_path):

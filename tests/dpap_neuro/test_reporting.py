@@ -1,41 +1,14 @@
 """report.html as a person sees it: rendered by a real headless browser (Debian's chromium)."""
 
-import copy
 import shutil
 import subprocess
 
 import pytest
 
+from conftest import small_report
 from dpap_neuro.reporting import write_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def small_report(models=("dense", "dpap")):
-    """A complete report (it passes hw_export.report.check) of two small models."""
-    breakdown = {"loihi": {"synops": 1.5e-6, "dense_macs": 0.0, "neuron_updates": 0.5e-6, "spikes": 0.0}}
-    per_sample = {"spikes": 10.0, "input_spikes": 30.0, "synops": 500.0, "neuron_updates": 80.0,
-                  "energy_j": {"loihi": 2e-6}, "energy_breakdown_j": breakdown}
-    neurobench = {"connection_sparsity": 0.0, "activation_sparsity": 0.875, "memory_footprint_bytes": 888,
-                  "synaptic_operations": {"effective_acs": 500.0, "effective_macs": 0.0, "dense": 400.0},
-                  "neuron_updates": 80.0}
-    agreement = {"spikes": 1.0, "predictions": 1.0, "samples_identical": 1.0}
-    model = {
-        "pruner": "none", "accuracy": {"norse": 0.9, "lava": 0.9}, "agreement": agreement,
-        "fixed": {"accuracy": 0.89, "agreement": {**agreement, "predictions": 0.99}, "per_sample": per_sample,
-                  "neurobench": neurobench},
-        "synapses": 100, "neurons": 20, "per_sample": per_sample, "neurobench": neurobench,
-        "layers": [{"name": "fc1", "neurons": 10, "original_neurons": 10, "synapses": 80, "original_synapses": 80,
-                    "spikes": 10.0, "synops": 400.0, "neuron_updates": 40.0},
-                   {"name": "readout", "neurons": 10, "original_neurons": 10, "synapses": 20,
-                    "original_synapses": 20, "spikes": 0.0, "synops": 100.0, "neuron_updates": 40.0}],
-        "training": {"layer_sparsity": [[0.0], [0.5], [0.6]]},
-    }
-    return {"schema_version": 2, "dataset": {"name": "digits", "n_train": 10, "n_test": 5, "timesteps": 4},
-            "models": {m: copy.deepcopy(model) for m in models}, "energy_profile": "loihi",
-            "energy_profiles": {"loihi": {"source": "Davies et al. 2018"}},
-            "comparison": {"baseline": models[0], "pruned": models[-1],
-                           "ratios": {k: 1.0 for k in ("synapses", "neurons", "spikes", "synops", "energy")}}}
 
 
 def test_the_test_report_is_a_complete_one():

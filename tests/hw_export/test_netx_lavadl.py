@@ -72,3 +72,25 @@ def test_oracle_refuses_inputs_of_the_wrong_width(tmp_path):
     done = subprocess.run([str(NETX_PYTHON), str(ORACLE), str(path), str(tmp_path / "inputs.npz"),
                            str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "takes (10,) inputs, the spikes have 7" in done.stderr
+
+
+def test_lava_dl_reproduces_a_loihi_exact_trained_model_spike_for_spike(tmp_path):
+    """The network you train is the network the chip runs: lava-dl's readout is the trained model's."""
+    from hw_export.norse import norse_reference
+    from hw_export.norse.loihi import loihi_exact
+
+    model = loihi_exact(pruned_mlp(seed=3))
+    net = export_model(model, (10,))
+    spikes = np.random.default_rng(1).random((14, 6, 10)) < 0.4
+    theirs = lava_dl_voltage(_written(net, tmp_path), spikes, tmp_path)
+    readout_v, _ = norse_reference(model, spikes.astype(float))
+    from hw_export.quantize import quantize
+
+    np.testing.assert_array_equal(theirs, np.rint(readout_v * quantize(net).layers[-1].voltage_scale))
+    assert np.abs(theirs).max() > 0
+
+
+def _written(net, tmp_path: Path) -> Path:
+    path = tmp_path / "loihi.h5"
+    write_netx(net, path)
+    return path
