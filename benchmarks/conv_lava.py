@@ -97,10 +97,10 @@ def main() -> int:
 
     flat = frames.reshape(frames.shape[0], frames.shape[1], -1)
     started = time.perf_counter()
-    single = simulate(net, flat[:, : args.samples], SimOptions(batch_size=1), progress=False)
+    single = simulate(net, flat[:, : args.samples], SimOptions("processes", batch_size=1), progress=False)
     single_rate = args.samples / (time.perf_counter() - started)
     started = time.perf_counter()
-    batched = simulate(net, flat, SimOptions(batch_size=args.batch), progress=False)
+    batched = simulate(net, flat, SimOptions("processes", batch_size=args.batch), progress=False)
     batched_rate = flat.shape[1] / (time.perf_counter() - started)
 
     unrolled = single.layer_spikes[0]  # [T, N, 16*64] in (C, H, W) order

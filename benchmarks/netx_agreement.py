@@ -60,6 +60,7 @@ def main() -> int:
     from dpap_neuro.models import predict
     from dpap_neuro.train import evaluate
     from hw_export.h5io import read_sparsenet
+    from hw_export.lava_sim import SimOptions
     from hw_export.lava_subprocess import simulate_in_subprocess
     from hw_export.netx import write_netx
     from hw_export.quantize import quantize
@@ -91,8 +92,9 @@ def main() -> int:
             netx_path = tmp / f"{name}.netx.h5"
             write_netx(net, netx_path)
             theirs = lava_dl_voltage(args.netx_python, netx_path, spikes, args.chunk, tmp)
-            ours = simulate_in_subprocess(args.run_dir / f"{name}.h5", spikes, progress=True, precision="fixed")
-            ours_v = np.rint(ours.readout_v * quantize(net)[-1].voltage_scale).astype(np.int64)
+            ours = simulate_in_subprocess(args.run_dir / f"{name}.h5", spikes, SimOptions(precision="fixed"),
+                                          progress=True)
+            ours_v = np.rint(ours.readout_v * quantize(net).layers[-1].voltage_scale).astype(np.int64)
             their_pred = predict(torch.from_numpy(theirs)).numpy()
             our_pred = predict(torch.from_numpy(ours_v)).numpy()
             agree = float((their_pred == our_pred).mean())

@@ -27,9 +27,12 @@ CLI_NAMES = {"hidden_sizes": "--hidden", "lava_timeout_s": "--lava-timeout", "pr
              "cache": "--no-cache"}
 # RunConfig fields that `dpap simulate` takes too (the artifact's metadata gives the rest).
 SIMULATE_FIELDS = ("data_dir", "workers", "downsample", "denoise_us", "cache", "cache_dir", "timesteps", "seed",
-                   "lava_engine", "lava_batch_size", "lava_timeout_s", "lava_samples", "lava_chunk_size")
+                   "lava_engine", "lava_batch_size", "lava_timeout_s", "lava_samples", "lava_chunk_size",
+                   "lava_workers", "lava_check_samples")
+# RunConfig fields that `dpap compare` takes for the artifacts it simulates.
+COMPARE_FIELDS = ("lava_engine", "lava_workers", "lava_timeout_s")
 # What `dpap run --resume DIR` may change of DIR/config.json.
-RESUME_FIELDS = ("device", "lava_timeout_s", "lava_engine")
+RESUME_FIELDS = ("device", "lava_timeout_s", "lava_engine", "lava_workers")
 
 
 class Parser(argparse.ArgumentParser):
@@ -108,7 +111,7 @@ def add_config_option(parser: argparse.ArgumentParser, name: str, choices: dict)
     elif kind is tuple:
         parser.add_argument(flag, type=_number(int, True), nargs="+", metavar="N", **common)
     elif kind in (int, float):
-        positive = name not in ("seed", "workers", "weight_decay", "warmup_epochs", "val_fraction")
+        positive = name not in ("seed", "workers", "weight_decay", "warmup_epochs", "val_fraction", "lava_check_samples")
         parser.add_argument(flag, type=_number(kind, positive), metavar=_metavar(name, kind), **common)
     else:
         metavar = None if name in choices else _metavar(name, str) if name.endswith("_dir") else "NAME"
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_option(run, field.name, choices)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     add_simulate_parser(commands, choices)
-    add_compare_parser(commands)
+    add_compare_parser(commands, choices)
     add_export_parser(commands)
     return parser
 
@@ -174,13 +177,15 @@ def add_simulate_parser(commands, choices: dict) -> None:
     sim.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_compare_parser(commands) -> None:
+def add_compare_parser(commands, choices: dict) -> None:
     cmp_ = commands.add_parser(
         "compare", help="one report (report.md, report.html, figures) over runs and/or exported networks",
         description="Compare models from `dpap run` directories and/or SparseNet artifacts (simulated in Lava on "
                     "their run's test split): report.json, report.md, report.html and figures/.")
     cmp_.add_argument("sources", nargs="+", metavar="RUN_DIR_OR_ARTIFACT")
     cmp_.add_argument("--out", default="compare", metavar="DIR", help="output directory (default: compare)")
+    for name in COMPARE_FIELDS:
+        add_config_option(cmp_, name, choices)
     cmp_.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -259,7 +264,7 @@ def cmd_compare(args) -> int:
     check_output_path(args.out, "directory")
     if any(os.path.isfile(source) for source in args.sources):
         require_lava("compare")  # artifacts are simulated; run directories are only read
-    report = compare_runs(args.sources, args.out, progress=not args.quiet)
+    report = compare_runs(args.sources, args.out, progress=not args.quiet, **config_from_args(args, COMPARE_FIELDS))
     ratios = report["comparison"]["ratios"]
     print(f"{report['comparison']['pruned']} / {report['comparison']['baseline']}: synapses "
           f"{_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, energy {_ratio(ratios['energy'])}")
@@ -373,6 +378,12 @@ def print_run_summary(report: dict, out: str) -> None:
               f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
               f"{model['synapses']} synapses, {model['neurons']} neurons; Loihi fixed point: accuracy "
               f"{model['fixed']['accuracy']:.4f}, prediction agreement {model['fixed']['agreement']['predictions']:.4f}")
+    checks = [model["engine_check"] for model in report["models"].values() if "engine_check" in model]
+    if checks:
+        same = all(c["spikes_identical"] and c.get("readout_equal_fixed", True) and
+                   c.get("readout_max_rel_diff_float", 0.0) <= 1e-9 for c in checks)
+        print(f"Lava's fast engine against its per-layer processes ({checks[0]['samples']} samples per model): "
+              f"{'the same spikes and readout voltages' if same else 'THEY DIFFER (see engine_check in report.json)'}")
     ratios = report["comparison"]["ratios"]
     print(f"pruned/dense: synapses {_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, "
           f"energy {_ratio(ratios['energy'])}")

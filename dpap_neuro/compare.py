@@ -64,21 +64,22 @@ def add_run(found: Collection, source: Path, out_dir: Path, several: bool) -> No
             shutil.copyfile(raster, out_dir / f"{key}-raster.npz")
 
 
-def add_artifact(found: Collection, source: Path, out_dir: Path, progress: bool) -> None:
+def add_artifact(found: Collection, source: Path, out_dir: Path, progress: bool, **lava) -> None:
     from dpap_neuro.simulate import simulate_artifact
 
     meta = read_sparsenet(source).metadata
     if "dataset" not in meta:
         raise UserError(f"{source}: the artifact does not name its dataset; use `dpap simulate --dataset`")
-    simulated = simulate_artifact(source, meta["dataset"], progress=progress, raster_dir=out_dir)
+    simulated = simulate_artifact(source, meta["dataset"], progress=progress, raster_dir=out_dir, **lava)
     found.add_model(simulated["model"], simulated["result"], source)
     found.dataset = found.dataset or {"name": meta["dataset"], "n_train": None, **simulated["dataset"]}
 
 
-def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool = True) -> RunReport:
+def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool = True, **lava) -> RunReport:
     """One report over ``sources``: run directories (their report.json's models, named ``<dir>/<model>``
     when several are given) and SparseNet artifacts (simulated in Lava, float, on their run's test split).
-    The first model is the comparison's baseline, the last the pruned one."""
+    The first model is the comparison's baseline, the last the pruned one. ``lava``: RunConfig fields for the
+    simulation of artifacts (``lava_engine``, ``lava_workers``, ``lava_timeout_s``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     found = Collection()
@@ -86,7 +87,7 @@ def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool 
         if source.is_dir():
             add_run(found, source, out_dir, several=len(sources) > 1)
         elif source.is_file():
-            add_artifact(found, source, out_dir, progress)
+            add_artifact(found, source, out_dir, progress, **lava)
         else:
             raise UserError(f"{source}: no such run directory or artifact")
     if len(found.models) < 2:

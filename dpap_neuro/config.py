@@ -64,11 +64,13 @@ class RunConfig:
     pruner_preset: str | None = None  # named defaults of the dpap family (authors, builtin, tonic); None: builtin for the built-in data, tonic for tonic datasets
     pruner_options: dict | None = None  # options of the pruner over its preset, e.g. fc_neuron_c=1.5 for dpap or target_sparsity=0.9 for gmp
     # --- hardware side ----------------------------------------------------
-    lava_engine: str = "processes"  # Lava engine: processes (Lava's Sparse and LIF per layer) or fast (one process steps the network)
-    lava_batch_size: int = 128  # test samples simulated at once in one Lava runtime
+    lava_engine: str = "fast"  # Lava engine: fast (one Lava process steps the whole network, cost follows the spikes) or processes (Lava's own Sparse and LIF per layer, what maps to Loihi; slow)
+    lava_batch_size: int | None = None  # test samples simulated at once in one Lava runtime; None: the engine's (processes 128; fast as many as fit in 2 GiB)
     lava_timeout_s: float = 3600.0  # wall-clock limit of each Lava simulation (one chunk, one precision), seconds
     lava_samples: int | None = None  # simulate a seeded subset of this many test samples in Lava; None: all
     lava_chunk_size: int = 512  # test samples per Lava subprocess (the test set is streamed through Lava in chunks)
+    lava_workers: int = 1  # Lava subprocesses running at once (chunks in parallel, one core each); each holds one chunk: its inputs and spikes, and with the fast engine at most 2 GiB per Lava run
+    lava_check_samples: int = 16  # seeded test samples simulated by both engines to check the fast one against Lava's per-layer processes (report: engine_check); 0: no check
     energy_profile: str = "loihi"  # energy profile of the report's ratios: loihi, cmos45, or a JSON/TOML file with EnergyProfile's fields
 
     def __post_init__(self) -> None:
@@ -123,10 +125,12 @@ class RunConfig:
             (self.denoise_us is None or self.denoise_us > 0, "denoise_us must be positive"),
             (self.workers >= 0, "workers must be >= 0"),
             (self.lava_engine in ENGINES, f"lava_engine must be one of {', '.join(ENGINES)}"),
-            (self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
+            (self.lava_batch_size is None or self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
             (self.lava_timeout_s > 0, "lava_timeout_s must be positive"),
             (self.lava_samples is None or self.lava_samples >= 1, "lava_samples must be >= 1"),
             (self.lava_chunk_size >= 1, "lava_chunk_size must be >= 1"),
+            (self.lava_workers >= 1, "lava_workers must be >= 1"),
+            (self.lava_check_samples >= 0, "lava_check_samples must be >= 0"),
         ]
 
     def to_dict(self) -> dict:

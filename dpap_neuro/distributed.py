@@ -89,3 +89,24 @@ def shutdown() -> None:
 def local_share(indices: torch.Tensor) -> torch.Tensor:
     """This rank's samples of a global batch: every ``world_size``-th, starting at ``rank``."""
     return indices[rank()::world_size()]
+
+
+def gather_to_rank0(value):
+    """Every rank's ``value`` (any picklable object) as a list on rank 0, in rank order; None on the others.
+
+    In a single process: ``[value]``. Objects travel over a gloo group (CPU),
+    also when training used nccl.
+    """
+    if not is_distributed():
+        return [value]
+    group = dist.new_group(backend="gloo")
+    gathered = [None] * world_size() if rank() == 0 else None
+    dist.gather_object(value, gathered, dst=0, group=group)
+    dist.destroy_process_group(group)
+    return gathered
+
+
+def barrier() -> None:
+    """Wait until every rank is here (no-op in a single process)."""
+    if is_distributed():
+        dist.barrier()

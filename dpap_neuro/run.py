@@ -24,14 +24,13 @@ from dpap_neuro.provenance import environment
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
 from dpap_neuro.train import evaluate
-from hw_export.assess import assess
+from hw_export.assess import assess, engine_check
 from hw_export.energy import PROFILES, resolve_profiles
 from hw_export.errors import UserError
 from hw_export.files import atomic_write, atomic_write_text
 from hw_export.h5io import write_sparsenet
-from hw_export.lava_subprocess import simulate_in_subprocess
 from hw_export.norse import export_model, norse_reference
-from hw_export.report import SCHEMA_VERSION, ModelReport, RunReport, check, ratios, strict_json
+from hw_export.report import SCHEMA_VERSION, EngineCheck, ModelReport, RunReport, check, ratios, strict_json
 from hw_export.sparsenet import NetworkCutError, SparseNet
 
 DENSE = "dense"
@@ -43,8 +42,9 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
     """Run the whole pipeline; returns the report that is also written to ``out_dir``.
 
     Training runs on ``config.device`` (data parallel under ``torchrun``: every
-    rank trains, only rank 0 writes files, assesses in Lava and returns the
-    report; the other ranks return None). Each model's training state is
+    rank trains; the ranks share the Lava chunks of the test set and rank 0
+    gathers their tallies; only rank 0 writes files and returns the report,
+    the other ranks return None). Each model's training state is
     saved after every epoch (``<model>.train.pt``); ``resume`` continues the
     run in ``out_dir`` from there, and reuses models whose training had finished.
     """
@@ -59,10 +59,10 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
     plan = ((DENSE, "none", {}), (config.pruner, config.pruner, options))
     trained = {name: train_one(config, name, pruner, opts, splits.train, out_dir, progress, device, resume)
                for name, pruner, opts in plan}
+    models = {name: assess_model(config, name, pruner, opts, *trained[name], splits, out_dir,
+                                 progress and rank() == 0, profiles) for name, pruner, opts in plan}
     if rank() != 0:
         return None
-    models = {name: assess_model(config, name, pruner, opts, *trained[name], splits, out_dir, progress, profiles)
-              for name, pruner, opts in plan}
     report = run_report(config, splits, models, profiles)
     check(report, source="report.json (as produced)")
     write_reports(report, out_dir, progress)
@@ -138,47 +138,82 @@ def export_for_lava(model, input_shape, metadata: dict, checkpoint: Path) -> Spa
 
 def lava_assessment(config: RunConfig, net: SparseNet, net_path: Path, model, data, profiles: dict,
                     progress: bool, raster_path: Path | None = None,
-                    precisions: tuple[str, ...] = ("float", "fixed")) -> ModelReport:
+                    precisions: tuple[str, ...] = ("float", "fixed")) -> ModelReport | None:
     """``hw_export.assess`` of ``net`` on ``data``, chunk by chunk, each chunk in its own Lava subprocess.
 
     ``model``: the Norse model compared with (None: no agreement figures).
+    ``config.lava_workers`` subprocesses run at once. Under ``torchrun`` rank
+    ``r`` of ``W`` simulates chunks ``r, r + W, ...`` and rank 0 gathers the
+    tallies and returns the entry (the others None). ``engine_check``: the
+    fast engine against the per-layer one on ``config.lava_check_samples``.
     """
+    from dpap_neuro.distributed import gather_to_rank0, is_distributed, rank, world_size
+    from hw_export.lava_subprocess import LavaPool
+
     chunks = sequential_batches(len(data), config.lava_chunk_size)
-    bar = tqdm(total=len(data), desc=f"lava {net.metadata.get('model', '')}".strip(), unit="sample",
-               disable=not progress or len(chunks) < 2, leave=False)
+    mine = list(range(rank(), len(chunks), world_size()))
+    bar = tqdm(total=sum(len(chunks[i]) for i in mine), desc=f"lava {net.metadata.get('model', '')}".strip(),
+               unit="sample", disable=not progress or len(chunks) < 2, leave=False)
+    with LavaPool(config.lava_workers) as pool:
+        def launch(flat: np.ndarray, precision: str):
+            child = pool.start(net_path, flat, config.sim_options(precision), progress and len(chunks) < 2)
+            return child.result
 
-    def simulator(flat: np.ndarray, precision: str):
-        return simulate_in_subprocess(net_path, flat, config.sim_options(precision), progress and len(chunks) < 2)
+        def read():
+            for index, (spikes, labels) in zip(mine, batches(data, [chunks[i] for i in mine], config.workers)):
+                yield index, spikes.numpy(), labels.numpy()
+                bar.update(len(labels))
 
-    def read():
-        for spikes, labels in batches(data, chunks, config.workers):
-            yield spikes.numpy(), labels.numpy()
-            bar.update(len(labels))
+        def raster(flat, lava):
+            if raster_path is not None:
+                save_raster(raster_path, flat, lava, net)
 
-    def raster(flat, lava):
-        if raster_path is not None:
-            save_raster(raster_path, flat, lava, net)
+        try:
+            reference = None if model is None else (lambda inputs: norse_reference(model, inputs))
+            in_flight = -(-config.lava_workers // len(precisions))
+            entry = assess(net, read(), launch, reference, profiles, precisions, on_first_chunk=raster,
+                           in_flight=in_flight, gather=gather_to_rank0 if is_distributed() else None)
+        finally:
+            bar.close()
+        if entry is not None and config.lava_check_samples > 0:
+            entry["engine_check"] = check_engines(config, net_path, data, pool, precisions)
+    return entry
 
-    try:
-        reference = None if model is None else (lambda inputs: norse_reference(model, inputs))
-        return assess(net, read(), simulator, reference, profiles, precisions, on_first_chunk=raster)
-    finally:
-        bar.close()
+
+def check_engines(config: RunConfig, net_path: Path, data, pool, precisions: tuple[str, ...]) -> EngineCheck:
+    """The fast engine against Lava's per-layer processes on ``config.lava_check_samples`` seeded samples."""
+    from dataclasses import replace
+
+    indices = lava_indices(len(data), config.lava_check_samples, config.seed + 1)
+    spikes, _ = next(batches(subset(data, torch.from_numpy(indices)), [torch.arange(len(indices))], config.workers))
+    flat = spikes.flatten(2).numpy().astype(np.uint8)
+    launched = {(precision, engine): pool.start(net_path, flat, replace(config.sim_options(precision), engine=engine,
+                                                                        batch_size=None))
+                for precision in precisions for engine in ("fast", "processes")}
+    return engine_check(flat, lambda _, precision, engine: launched[precision, engine].result(), precisions)
 
 
 def assess_model(config: RunConfig, name: str, pruner_name: str, options: dict, model, history: dict,
-                 splits: Splits, out_dir: Path, progress: bool, profiles: dict) -> ModelReport:
+                 splits: Splits, out_dir: Path, progress: bool, profiles: dict) -> ModelReport | None:
     """Export a trained model, simulate it in Lava (float and fixed point) and measure it: one ``models`` entry.
 
     Norse accuracy covers the whole test split; the Lava figures cover
     ``config.lava_samples`` of it (all by default); ``samples`` says how many.
+    Under ``torchrun`` every rank simulates its share; rank 0 writes the
+    network file and returns the entry, the others None.
     """
+    from dpap_neuro.distributed import barrier, rank
+
     lava_data = subset_for_lava(splits.test, config.lava_samples, config.seed)
     net = export_for_lava(model, splits.train.input_shape, artifact_metadata(config, name, pruner_name),
                           out_dir / f"{name}.pt")
-    write_sparsenet(net, out_dir / f"{name}.h5")
+    if rank() == 0:
+        write_sparsenet(net, out_dir / f"{name}.h5")
+    barrier()  # the other ranks' Lava subprocesses read that file
     entry = lava_assessment(config, net, out_dir / f"{name}.h5", model, lava_data, profiles, progress,
                             out_dir / f"{name}-raster.npz")
+    if entry is None:
+        return None
     accuracy = entry["accuracy"]
     if len(lava_data) != len(splits.test):
         accuracy["norse_lava_samples"] = accuracy["norse"]

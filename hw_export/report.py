@@ -89,13 +89,13 @@ class FixedReport(TypedDict, total=False):
     neurobench: NeuroBench  # the fixed-point run
 
 
-class EngineCheck(TypedDict):
+class EngineCheck(TypedDict, total=False):
     """The fast Lava engine against Lava's per-layer processes on a seeded subset (docs/DESIGN.md, section 3)."""
 
-    samples: int  # samples simulated by both engines
-    spikes_identical: bool  # every spike of every sample equal, float and fixed point
-    readout_max_rel_diff_float: float  # largest relative difference of the float readout voltages
-    readout_equal_fixed: bool  # fixed-point readout voltages equal as integers
+    samples: int  # samples simulated by both engines (a seeded subset of the Lava samples: --lava-check-samples)
+    spikes_identical: bool  # every spike of every layer, step and sample equal, in every precision checked
+    readout_max_rel_diff_float: float  # float run: largest readout voltage difference over the largest voltage (summation order: <= 1e-9)
+    readout_equal_fixed: bool  # fixed-point run: readout voltages equal as integers
 
 
 class PruningEvent(TypedDict):
@@ -223,7 +223,7 @@ class SimulationReport(TypedDict, total=False):
 REQUIRED = {RunReport: ("schema_version", "dataset", "models"), Dataset: ("name", "n_test", "timesteps"),
             ModelReport: REQUIRED_MODEL_FIELDS, Accuracy: ("lava",),
             SimulationReport: ("schema_version", "artifact", "dataset", "result"),
-            FixedReport: ("accuracy", "per_sample", "neurobench")}
+            FixedReport: ("accuracy", "per_sample", "neurobench"), EngineCheck: ("samples", "spikes_identical")}
 
 
 def _is_typed_dict(kind) -> bool:

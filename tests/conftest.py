@@ -117,6 +117,44 @@ def processes_with_env(token: str) -> list[int]:
     return found
 
 
+class SharedMemoryWatch:
+    """Every /dev/shm file mapped or opened by a process carrying ``DPAP_TEST_TOKEN=<token>``, noted every few
+    milliseconds while the block runs (also while those processes are frozen for a stop): the files a test's
+    own commands used, told apart from those other users of the machine create, and sometimes leave, meanwhile.
+
+        with SharedMemoryWatch(token) as watch:
+            ...
+        assert watch.left() == set()
+    """
+
+    def __init__(self, token: str) -> None:
+        import threading
+
+        self.token, self.seen, self._stop = token, set(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        from hw_export.process_group import shared_memory_of
+
+        while not self._stop.is_set():
+            self.seen |= shared_memory_of(processes_with_env(self.token))
+            self._stop.wait(0.002)
+
+    def __enter__(self) -> "SharedMemoryWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def left(self) -> set[str]:
+        """The files noted that still exist."""
+        import os
+
+        return {name for name in self.seen if os.path.exists(f"/dev/shm/{name}")}
+
+
 def small_report(models=("dense", "dpap")):
     """A complete report (it passes hw_export.report.check) of two small models."""
     breakdown = {"loihi": {"synops": 1.5e-6, "dense_macs": 0.0, "neuron_updates": 0.5e-6, "spikes": 0.0}}

@@ -113,11 +113,22 @@ def test_conv_lava():
 def test_lava_throughput(tmp_path):
     run = tmp_path / "run"
     made = subprocess.run([sys.executable, "-m", "dpap_neuro.cli", "run", "--out", str(run), "--quiet",
-                           "--dataset", "digits", "--epochs", "1", "--timesteps", "6", "--hidden", "16"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+                           "--dataset", "digits", "--epochs", "1", "--timesteps", "6", "--hidden", "16",
+                           "--lava-check-samples", "0"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert made.returncode == 0, made.stderr[-3000:]
-    out = run_script("lava_throughput.py", "--run", run, "--single", "2", "--batch", "16")
-    last_number(out, "batched_speedup")
+    out = run_script("lava_throughput.py", "--run", run, "--samples", "40", "--processes-samples", "4",
+                     "--conv-samples", "3", "--conv-processes-samples", "1", "--timesteps", "4",
+                     "--kernel-samples", "2")
+    assert "fast_vs_norse_pruned_mlp: " in out.strip().splitlines()[-2]
+    assert re.search(r"pruned/dense \(fast, fixed\): simulation time [\d.]+, synaptic operations [\d.]+", out)
+    assert "peak memory of its processes" in out
+    last_number(out, "nmnist_conv_fast_samples_per_s")
+
+
+@needs_lava
+def test_lava_interrupts():
+    out = run_script("lava_interrupts.py", "--tries", "2")
+    assert out.strip().splitlines()[-1] == "leaks_in_2_interrupts: 0", out
 
 
 def test_train_throughput():

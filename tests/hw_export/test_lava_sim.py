@@ -1,4 +1,8 @@
+"""Lava's two engines (hw_export/lava_sim.py): each against Norse and by hand, and the fast one against the
+per-layer one: the same spikes, and readout voltages within 1e-9 (float) or equal integers (fixed point)."""
+
 import numpy as np
+import pytest
 import torch
 
 from conftest import assert_same_lava_result, needs_lava, pruned_mlp
@@ -8,6 +12,7 @@ from hw_export.h5io import write_sparsenet
 from hw_export.norse import export_model
 
 pytestmark = needs_lava
+ENGINES = ["processes", "fast"]
 
 
 def reference_lif(inputs, weights, du, dv, v_th):
@@ -42,7 +47,8 @@ def small_pruned_model(seed=0):
     return pruned_mlp(seed)
 
 
-def test_lava_reproduces_hand_computed_dynamics():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lava_reproduces_hand_computed_dynamics(engine):
     from hw_export.lava_sim import SimOptions, simulate
 
     torch.manual_seed(0)
@@ -58,12 +64,13 @@ def test_lava_reproduces_hand_computed_dynamics():
     du, dv = net.layers[0].neuron.du, net.layers[0].neuron.dv
     spikes, readout = reference_lif(inputs[:, 0], [layer.weight.toarray() for layer in net.layers], du, dv, 1.0)
     assert spikes[0].sum() > 0, "the case must make the hidden neurons fire"
-    result = simulate(net, inputs, SimOptions(batch_size=1), progress=False)
+    result = simulate(net, inputs, SimOptions(engine, batch_size=1), progress=False)
     np.testing.assert_array_equal(result.layer_spikes[0][:, 0], spikes[0])
     np.testing.assert_allclose(result.readout_v[:, 0], readout, rtol=1e-12, atol=1e-12)
 
 
-def test_lava_matches_norse_spike_for_spike_on_a_pruned_network():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lava_matches_norse_spike_for_spike_on_a_pruned_network(engine):
     from hw_export.lava_sim import SimOptions, simulate
 
     model = small_pruned_model()
@@ -73,7 +80,7 @@ def test_lava_matches_norse_spike_for_spike_on_a_pruned_network():
     inputs = (torch.rand(15, 7, 10, generator=generator) < 0.4).double()
     with torch.no_grad():
         norse = model.double()(inputs)
-    result = simulate(net, inputs.numpy(), SimOptions(batch_size=3), progress=False)  # 3 + 3 + 1 samples
+    result = simulate(net, inputs.numpy(), SimOptions(engine, batch_size=3), progress=False)  # 3 + 3 + 1 samples
     agreement = spike_agreement(net, [s.numpy() for s in norse.layer_spikes], result.layer_spikes)
     assert sum(s.sum() for s in result.layer_spikes) > 20
     assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0
@@ -81,13 +88,14 @@ def test_lava_matches_norse_spike_for_spike_on_a_pruned_network():
     assert torch.equal(predict(torch.from_numpy(result.readout_v)), predict(norse.readout_v))
 
 
-def test_batched_simulation_equals_one_sample_at_a_time():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batched_simulation_equals_one_sample_at_a_time(engine):
     from hw_export.lava_sim import SimOptions, simulate
 
     net = export_model(list(small_pruned_model(seed=2)), (10,))
     inputs = (np.random.default_rng(0).random((10, 4, 10)) < 0.4).astype(float)
-    batched = simulate(net, inputs, SimOptions(batch_size=4), progress=False)
-    single = simulate(net, inputs, SimOptions(batch_size=1), progress=False)
+    batched = simulate(net, inputs, SimOptions(engine, batch_size=4), progress=False)
+    single = simulate(net, inputs, SimOptions(engine, batch_size=1), progress=False)
     assert_same_lava_result(batched, single)
 
 
@@ -96,7 +104,7 @@ def test_a_chunk_never_holds_more_synapses_than_the_cap(monkeypatch):
 
     net = export_model(list(small_pruned_model(seed=2)), (10,))
     inputs = (np.random.default_rng(1).random((10, 5, 10)) < 0.4).astype(float)
-    whole = lava_sim.simulate(net, inputs, lava_sim.SimOptions(batch_size=8), progress=False)
+    whole = lava_sim.simulate(net, inputs, lava_sim.SimOptions("processes", batch_size=8), progress=False)
     chunk_sizes = []
     run_chunk = lava_sim.simulate_chunk
 
@@ -106,7 +114,7 @@ def test_a_chunk_never_holds_more_synapses_than_the_cap(monkeypatch):
 
     monkeypatch.setattr(lava_sim, "simulate_chunk", recording)
     monkeypatch.setattr(lava_sim.ProcessesEngine, "MAX_SYNAPSES", 2 * net.n_synapses + 1)
-    capped = lava_sim.simulate(net, inputs, lava_sim.SimOptions(batch_size=8), progress=False)
+    capped = lava_sim.simulate(net, inputs, lava_sim.SimOptions("processes", batch_size=8), progress=False)
     assert chunk_sizes == [2, 2, 1]  # two copies fit under the cap, not eight
     assert_same_lava_result(capped, whole)
 
@@ -119,18 +127,19 @@ def test_subprocess_runner_returns_the_same_result(tmp_path):
     path = tmp_path / "net.h5"
     write_sparsenet(net, path)
     inputs = (np.random.default_rng(1).random((8, 5, 10)) < 0.4).astype(np.uint8)
-    child = simulate_in_subprocess(path, inputs, SimOptions(batch_size=2), progress=False)
-    here = simulate(net, inputs, SimOptions(batch_size=5), progress=False)
+    child = simulate_in_subprocess(path, inputs, SimOptions("fast", batch_size=2), progress=False)
+    here = simulate(net, inputs, SimOptions("fast", batch_size=5), progress=False)
     assert_same_lava_result(child, here)
 
 
-def test_fixed_point_stays_close_to_float():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fixed_point_stays_close_to_float(engine):
     from hw_export.lava_sim import SimOptions, simulate
 
     net = export_model(list(small_pruned_model(seed=4)), (10,))
     inputs = (np.random.default_rng(2).random((15, 12, 10)) < 0.4).astype(float)
-    exact = simulate(net, inputs, SimOptions(batch_size=12), progress=False)
-    fixed = simulate(net, inputs, SimOptions(batch_size=12, precision="fixed"), progress=False)
+    exact = simulate(net, inputs, SimOptions(engine, batch_size=12), progress=False)
+    fixed = simulate(net, inputs, SimOptions(engine, batch_size=12, precision="fixed"), progress=False)
     agreement = spike_agreement(net, [s for s in exact.layer_spikes], fixed.layer_spikes)
     assert sum(s.sum() for s in fixed.layer_spikes) > 20
     assert agreement.elementwise > 0.97
@@ -139,7 +148,8 @@ def test_fixed_point_stays_close_to_float():
     assert np.abs(fixed.readout_v - exact.readout_v).mean() < 0.05 * span
 
 
-def test_conv_network_with_pruned_channels_matches_norse_spike_for_spike():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_conv_network_with_pruned_channels_matches_norse_spike_for_spike(engine):
     from dpap_neuro.models import SpikingConvNet
     from dpap_neuro.pruning import Pruner
     from hw_export.lava_sim import SimOptions, simulate
@@ -157,14 +167,15 @@ def test_conv_network_with_pruned_channels_matches_norse_spike_for_spike():
     inputs = (torch.rand(12, 5, 2, 8, 8, generator=torch.Generator().manual_seed(1)) < 0.3).double()
     with torch.no_grad():
         norse = model.double()(inputs)
-    result = simulate(net, inputs.flatten(2).numpy(), SimOptions(batch_size=5), progress=False)
+    result = simulate(net, inputs.flatten(2).numpy(), SimOptions(engine, batch_size=5), progress=False)
     agreement = spike_agreement(net, [s.flatten(2).numpy() for s in norse.layer_spikes], result.layer_spikes)
     assert sum(s.sum() for s in result.layer_spikes) > 50
     assert agreement.elementwise == 1.0
     np.testing.assert_allclose(result.readout_v, norse.readout_v.numpy(), atol=1e-9)
 
 
-def test_a_saturated_fixed_point_readout_never_fires():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_saturated_fixed_point_readout_never_fires(engine):
     """Its voltage clips at 2**23 - 1 and stays there: it must not cross a threshold and reset to 0."""
     from hw_export.lava_params import lava_network
     from hw_export.lava_sim import simulate_chunk
@@ -176,8 +187,130 @@ def test_a_saturated_fixed_point_readout_never_fires():
         model[3].weight.fill_(5.0)  # the readout sums them all with the largest weight
     net = export_model(model, (16,))
     inputs = np.ones((40, 1, 16))
-    readout = simulate_chunk(lava_network(net, "fixed"), inputs).readout_v[:, 0, 0]
+    readout = simulate_chunk(lava_network(net, "fixed"), inputs, engine).readout_v[:, 0, 0]
     scale = lava_network(net, "fixed").layers[-1].voltage_scale
     saturated = np.flatnonzero(np.isclose(readout * scale, V_MAX))
     assert saturated.size > 5, "the case must drive the readout into saturation"
     np.testing.assert_allclose(readout[saturated[0]:] * scale, V_MAX)  # it stays there: no spike, no reset
+
+
+def pruned_conv(seed=5, input_shape=(2, 8, 8), channels=(4, 6), gain=15.0):
+    """A SpikingConvNet with channel 1 of its first block pruned (and its outgoing synapses)."""
+    from dpap_neuro.models import SpikingConvNet
+    from dpap_neuro.pruning import Pruner
+
+    torch.manual_seed(seed)
+    model = SpikingConvNet(input_shape, channels, (10,), 3, weight_init_gain=gain)
+    Pruner().attach(model, total_steps=1)
+    with torch.no_grad():
+        model[0].weight_mask[1] = 0
+        model[3].weight_mask[:, 1] = 0
+    return model
+
+
+def dense_conv(seed=6, input_shape=(2, 8, 8)):
+    from dpap_neuro.models import SpikingConvNet
+
+    torch.manual_seed(seed)
+    return SpikingConvNet(input_shape, (4, 6), (10,), 3, weight_init_gain=15.0)
+
+
+def nmnist_fixture_case(tmp_path):
+    """A conv network on the test split of an N-MNIST fixture (real file format, read through tonic)."""
+    from dpap_neuro.data import FrameSettings, batches
+    from dpap_neuro.data.fixtures import write_nmnist
+    from dpap_neuro.data.neuromorphic import load_neuromorphic
+
+    write_nmnist(tmp_path, n_per_class=1, classes=range(4))
+    _, test = load_neuromorphic("nmnist", tmp_path, FrameSettings(8, downsample=2))
+    spikes, _ = next(batches(test, [torch.arange(len(test))]))
+    model = pruned_conv(seed=7, input_shape=tuple(spikes.shape[2:]), gain=30.0)
+    return export_model(model, tuple(spikes.shape[2:])), spikes.flatten(2).numpy()
+
+
+def engine_case(name, tmp_path):
+    """(SparseNet, inputs [T, N, n_inputs]) of the models the two engines must agree on."""
+    rng = np.random.default_rng(len(name))
+    if name == "nmnist-fixture":
+        return nmnist_fixture_case(tmp_path)
+    if name.startswith("mlp"):
+        torch.manual_seed(8)
+        model = pruned_mlp(9) if name == "mlp-pruned" else SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
+        return export_model(model, (10,)), (rng.random((15, 6, 10)) < 0.4).astype(np.uint8)
+    model = pruned_conv() if name == "conv-pruned" else dense_conv()
+    return export_model(model, (2, 8, 8)), (rng.random((12, 5, 128)) < 0.3).astype(np.uint8)
+
+
+@pytest.mark.parametrize("case", ["mlp-dense", "mlp-pruned", "conv-dense", "conv-pruned", "nmnist-fixture"])
+def test_the_fast_engine_is_the_per_layer_simulation(case, tmp_path):
+    """Spikes identical; readout voltages within 1e-9 of their scale (float, summation order aside) or equal."""
+    from hw_export.lava_sim import SimOptions, simulate
+
+    net, inputs = engine_case(case, tmp_path)
+    batch = inputs.shape[1]
+    for precision in ("float", "fixed"):
+        per_layer = simulate(net, inputs, SimOptions("processes", precision, batch_size=batch), progress=False)
+        fast = simulate(net, inputs, SimOptions("fast", precision, batch_size=batch), progress=False)
+        assert all(s.sum() >= 10 for s in per_layer.layer_spikes), f"{case}: every layer must spike"
+        for ours, reference in zip(fast.layer_spikes, per_layer.layer_spikes):
+            np.testing.assert_array_equal(ours, reference)
+        if precision == "fixed":
+            np.testing.assert_array_equal(fast.readout_v, per_layer.readout_v)  # the same integers, same scale
+        else:
+            scale = np.abs(per_layer.readout_v).max()
+            assert np.abs(fast.readout_v - per_layer.readout_v).max() <= 1e-9 * scale
+
+
+def test_fixed_point_weights_outside_the_quantizers_range_are_clipped_and_truncated_as_lava_does():
+    """Odd, too large and too small integers (a netx file may hold them) in mixed, excitatory and inhibitory layers."""
+    from scipy import sparse
+
+    from hw_export.lava_params import LavaLayer, LavaNetwork
+    from hw_export.lava_sim import simulate_chunk
+
+    rng = np.random.default_rng(4)
+    mixed = rng.integers(-300, 301, (12, 10)) * (rng.random((12, 10)) < 0.6)
+    excitatory = rng.integers(0, 301, (8, 12)) * (rng.random((8, 12)) < 0.6)
+    inhibitory = -rng.integers(0, 301, (3, 8))
+    layers = (LavaLayer("a", sparse.csr_matrix(mixed.astype(np.int32)), 409, 819, 60, True, 64.0),
+              LavaLayer("b", sparse.csr_matrix(excitatory.astype(np.int32)), 409, 819, 200, True, 64.0),
+              LavaLayer("readout", sparse.csr_matrix(inhibitory.astype(np.int32)), 409, 819, 2**17, False, 64.0))
+    network = LavaNetwork("fixed", 10, layers)
+    inputs = (rng.random((12, 4, 10)) < 0.5).astype(np.uint8)
+    fast, per_layer = (simulate_chunk(network, inputs, engine) for engine in ENGINES[::-1])
+    assert all(s.sum() > 10 for s in per_layer.layer_spikes)
+    for a, b in zip(fast.layer_spikes, per_layer.layer_spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast.readout_v, per_layer.readout_v)
+
+
+def test_the_fast_engine_runs_as_many_steps_as_the_inputs_have(monkeypatch):
+    """No per-layer delay: T steps for T input steps, where the per-layer engine needs T + depth."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    from hw_export import lava_sim
+
+    steps = []
+
+    class Counting(RunSteps):
+        def __init__(self, num_steps, *args, **kwargs):
+            steps.append(num_steps)
+            super().__init__(num_steps, *args, **kwargs)
+
+    monkeypatch.setattr("lava.magma.core.run_conditions.RunSteps", Counting)
+    net = export_model(list(small_pruned_model(seed=2)), (10,))
+    inputs = (np.random.default_rng(0).random((7, 2, 10)) < 0.4).astype(np.uint8)
+    for engine in ENGINES:
+        lava_sim.simulate_chunk(lava_sim.lava_network(net, "float"), inputs, engine)
+    assert steps == [7 + net.depth, 7]
+
+
+def test_a_fast_chunk_is_bounded_by_memory_not_by_copies():
+    from hw_export.lava_params import lava_network
+    from hw_export.lava_sim import ENGINES as BUILDERS
+
+    conv = lava_network(export_model(dense_conv(input_shape=(2, 34, 34)), (2, 34, 34)), "float")
+    fast = BUILDERS["fast"]
+    assert fast.max_batch(conv, 10_000, 30) * fast.sample_bytes(conv, 30) <= fast.MAX_BYTES
+    assert fast.max_batch(conv, 10_000, 30) > BUILDERS["processes"].max_batch(conv, 10_000, 30)
+    assert fast.max_batch(conv, 3, 30) == 3

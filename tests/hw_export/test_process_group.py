@@ -1,0 +1,98 @@
+"""hw_export/process_group.py: a group stopped at once leaves no process, shared memory or socket folder;
+signals wait for a critical section to end; a temporary folder is never left half made or half removed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import processes_with_env
+from hw_export.process_group import group_members, kill_group, signals_deferred, temporary_folder
+
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here, and children start with its default action, also where pytest was
+    started with SIGINT ignored (a background job of a shell without job control): the interrupts tested are
+    Ctrl-C's."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+# A group leader that forks a worker; the worker creates shared memory (as multiprocessing's manager does for Lava)
+# and a listening Unix socket in a pymp-* folder, writes their names and waits to be killed.
+GROUP_SCRIPT = """
+import multiprocessing as mp, sys, time
+from multiprocessing import shared_memory
+from multiprocessing.connection import Listener
+def work(path):
+    shm = shared_memory.SharedMemory(create=True, size=4096)
+    listener = Listener(family="AF_UNIX")
+    open(path, "w").write(shm.name + "\\n" + listener.address)
+    time.sleep(120)
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    worker = mp.Process(target=work, args=(sys.argv[1],))
+    worker.start()
+    time.sleep(120)
+"""
+
+
+def test_a_killed_group_leaves_no_process_no_shared_memory_and_no_socket_folder(tmp_path):
+    token, names = uuid.uuid4().hex, tmp_path / "names.txt"
+    env = {**os.environ, "DPAP_TEST_TOKEN": token, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", GROUP_SCRIPT, str(names)], start_new_session=True, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (names.exists() and "\n" in names.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shm_name, socket_path = names.read_text().split("\n")
+    assert Path(f"/dev/shm/{shm_name}").exists() and Path(socket_path).exists()
+    assert len(group_members(proc.pid)) >= 3  # leader, worker, resource tracker
+    assert kill_group(proc.pid) >= 1
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not Path(f"/dev/shm/{shm_name}").exists(), "the shared memory was left behind"
+    assert not Path(socket_path).parent.exists(), "multiprocessing's pymp-* folder was left behind"
+    assert processes_with_env(token) == [] and group_members(proc.pid) == []
+    assert "leaked" not in proc.stderr.read()
+
+
+def test_a_signal_inside_a_critical_section_is_raised_when_it_ends():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler would have run here
+            done.append("finished")
+    assert done == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_nested_critical_sections_raise_once_at_the_outermost_end():
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            steps.append("inner ended")
+            time.sleep(0.05)
+            steps.append("outer ending")
+    assert steps == ["inner ended", "outer ending"]
+
+
+def test_a_temporary_folder_is_removed_even_when_interrupted_inside(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    with pytest.raises(KeyboardInterrupt):
+        with temporary_folder("dpap-test-") as folder:
+            (folder / "inputs.npy").write_bytes(b"x" * 1000)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert os.listdir(tmp_path) == []
