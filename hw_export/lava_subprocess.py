@@ -47,7 +47,7 @@ import numpy as np
 
 from hw_export.errors import UserError
 from hw_export.lava_sim import LavaResult, SimOptions
-from hw_export.process_group import kill_group, signals_deferred
+from hw_export.process_group import group_members, kill_group, signals_deferred
 
 
 class LavaRunError(UserError):
@@ -171,6 +171,10 @@ class LavaChild:
         with signals_deferred():
             if self.proc is not None and self.proc.poll() is None:
                 stop_process_group(self.proc)
+            elif self.proc is not None and group_members(self.proc.pid):
+                # The child ended but a straggler of its Lava runtime still runs in its group. Linux does not
+                # reuse a process-group id while a member is alive, so this group is still the child's.
+                kill_group(self.proc.pid)
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)
             self.closed = True
