@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -53,6 +54,20 @@ class DatasetSpec:
     default_timesteps: int  # bins per sample (--timesteps)
     default_downsample: int  # spatial factor (--downsample)
     default_model: str  # "conv" for cameras, "mlp" for SHD
+    # Further RunConfig fields this dataset trains with unless the user says otherwise (field -> value), e.g.
+    # {"epochs": 30, "learning_rate": 1e-3}; empty: RunConfig's own defaults. Read-only, left out of the hash.
+    run_defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_defaults", MappingProxyType(dict(self.run_defaults)))
+        own = {"timesteps", "downsample", "model"} & set(self.run_defaults)
+        if own:
+            raise ValueError(f"{self.name}: {', '.join(sorted(own))} have their own default_* fields")
+
+    def run_config_defaults(self) -> dict[str, Any]:
+        """Every RunConfig default of this dataset: bins, downsampling and model, then ``run_defaults``."""
+        return {"timesteps": self.default_timesteps, "downsample": self.default_downsample,
+                "model": self.default_model, **self.run_defaults}
 
     @property
     def is_audio(self) -> bool:
@@ -73,7 +88,8 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         layout="DIR/NMNIST/Train/<digit>/<id>.bin and DIR/NMNIST/Test/<digit>/<id>.bin "
                "(the extracted train.zip and test.zip)",
         published_at="https://www.garrickorchard.com/datasets/n-mnist", default_timesteps=30,
-        default_downsample=1, default_model="conv"),
+        default_downsample=1, default_model="conv",
+        run_defaults={"weight_init_gain": 8.0, "learning_rate": 2e-3, "epochs": 10}),
     DatasetSpec(
         name="dvs-gesture", tonic_class="DVSGesture", title="DVS Gesture", n_classes=11, sensor_size=(128, 128, 2),
         split_folders=("ibmGestureTrain", "ibmGestureTest"), file_pattern="*.npy",

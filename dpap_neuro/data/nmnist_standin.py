@@ -182,7 +182,8 @@ def crossing_events(log_frames: np.ndarray, crossings: np.ndarray, t_us: np.ndar
     count = np.abs(signed).astype(np.int64)
     which = np.repeat(np.arange(len(step)), count)  # the (step, pixel) of each event
     j = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count) + 1  # 1..count within it
-    level = (log_frames[0, y, x] + before[step, y, x] * contrast_threshold)[which] + np.sign(signed)[which] * j * contrast_threshold
+    reference = log_frames[0, y, x] + before[step, y, x] * contrast_threshold  # at the start of the step
+    level = reference[which] + np.sign(signed)[which] * j * contrast_threshold
     start, end = log_frames[step, y, x][which], log_frames[step + 1, y, x][which]
     frac = np.clip((level - start) / np.where(end == start, 1.0, end - start), 0.0, 1.0)
     s = step[which]
