@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv netx-env bench clean nmnist-standin
+.PHONY: demo test venv netx-env sinabs-env rockpool-env spyx-env bench clean nmnist-standin
 venv:
 	@bash tools/ensure_venv.sh
 
@@ -10,11 +10,20 @@ venv:
 netx-env:
 	@bash tools/ensure_netx_venv.sh
 
+# sinabs in its own venv (.venv-sinabs: it pins nir<=1.0.4): the oracle for our NIR files (tests marked sinabs).
+# rockpool and spyx likewise, for benchmarks/nir_consumers.py only (their agreement is measured, not tested).
+sinabs-env:
+	@bash tools/ensure_consumer_venv.sh sinabs
+rockpool-env:
+	@bash tools/ensure_consumer_venv.sh rockpool
+spyx-env:
+	@bash tools/ensure_consumer_venv.sh spyx
+
 demo: venv
 	rm -rf runs/demo
 	$(VENV)/bin/dpap run --out runs/demo
 
-test: venv netx-env
+test: venv netx-env sinabs-env
 	$(PY) -m pytest
 
 # The N-MNIST stand-in (scikit-learn digits as saccade events, in N-MNIST's files; docs/datasets.md):

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser, ("ann-mlp", "ann-conv"))
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder for ann_dpap.json ({RESULTS})")
     args = parser.parse_args(argv)
-    from dpap_neuro.pipeline import source_commit
+    from dpap_neuro.provenance import source_commit
 
     commit = source_commit()  # of the code that runs, read before the hour of training that may follow
 

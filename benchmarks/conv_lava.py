@@ -72,8 +72,8 @@ def main() -> int:
     from torch import nn
 
     from dpap_neuro.data import load_dataset
-    from hw_export.lava_sim import simulate
-    from hw_export.norse_reader import from_norse
+    from hw_export.lava_sim import SimOptions, simulate
+    from hw_export.norse import export_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=16)
@@ -85,7 +85,7 @@ def main() -> int:
     with torch.no_grad():
         conv.weight.mul_(10.0)
     readout = nn.Linear(16 * 64, 1, bias=False)
-    net = from_norse([conv, LIFCell(), nn.Flatten(), readout, LICell()], (2, 8, 8))
+    net = export_model([conv, LIFCell(), nn.Flatten(), readout, LICell()], (2, 8, 8))
     _, test = load_dataset("digits-events", 30, 0)
     frames = test.spikes[:, : args.batch].numpy()  # [T, N, 2, 8, 8]
     du, dv = net.layers[0].neuron.du, net.layers[0].neuron.dv
@@ -97,10 +97,10 @@ def main() -> int:
 
     flat = frames.reshape(frames.shape[0], frames.shape[1], -1)
     started = time.perf_counter()
-    single = simulate(net, flat[:, : args.samples], batch_size=1, progress=False)
+    single = simulate(net, flat[:, : args.samples], SimOptions(batch_size=1), progress=False)
     single_rate = args.samples / (time.perf_counter() - started)
     started = time.perf_counter()
-    batched = simulate(net, flat, batch_size=args.batch, progress=False)
+    batched = simulate(net, flat, SimOptions(batch_size=args.batch), progress=False)
     batched_rate = flat.shape[1] / (time.perf_counter() - started)
 
     unrolled = single.layer_spikes[0]  # [T, N, 16*64] in (C, H, W) order

@@ -34,7 +34,7 @@ def main() -> int:
     from dpap_neuro.checkpoint import load_checkpoint
     from dpap_neuro.data import load_dataset
     from hw_export.h5io import read_sparsenet
-    from hw_export.lava_sim import simulate
+    from hw_export.lava_sim import SimOptions, simulate
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/demo", help="a `dpap run` output directory")
@@ -59,11 +59,11 @@ def main() -> int:
         n_all = inputs.shape[1]
 
         started = time.perf_counter()
-        single = simulate(net, inputs[:, : args.single], batch_size=1, progress=False)
+        single = simulate(net, inputs[:, : args.single], SimOptions(batch_size=1), progress=False)
         single_rate = args.single / (time.perf_counter() - started)
 
         started = time.perf_counter()
-        batched = simulate(net, inputs, batch_size=args.batch, progress=False)
+        batched = simulate(net, inputs, SimOptions(batch_size=args.batch), progress=False)
         batched_rate = n_all / (time.perf_counter() - started)
         for a, b in zip(single.layer_spikes, batched.layer_spikes):
             assert np.array_equal(a, b[:, : args.single]), "batched and one-at-a-time results differ"

@@ -26,7 +26,9 @@ def main() -> int:
     from dpap_neuro.data import N_CLASSES, load_dataset
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
-    from dpap_neuro.train import train
+    from dataclasses import replace
+
+    from dpap_neuro.train import Recipe, train
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="digits-events")
@@ -42,8 +44,7 @@ def main() -> int:
     # allocator and kernel warm-up, which would bias whichever method runs first.
     torch.manual_seed(config.seed)
     warm = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
-    train(warm, train_data, make_pruner("none"), 1, config.batch_size, config.learning_rate, config.seed,
-          progress=False)
+    train(warm, train_data, make_pruner("none"), replace(Recipe.from_config(config), epochs=1), progress=False)
     totals = {"none": 0.0, "dpap": 0.0}
     for repeat in range(args.repeats):
         order = ["none", "dpap"] if repeat % 2 == 0 else ["dpap", "none"]
@@ -53,8 +54,7 @@ def main() -> int:
             options = config.resolved_pruner_options() if name == "dpap" else {}
             pruner = make_pruner(name, **options)
             started = time.perf_counter()
-            train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
-                  config.seed, progress=False)
+            train(model, train_data, pruner, Recipe.from_config(config), progress=False)
             elapsed = time.perf_counter() - started
             totals[name] += elapsed
             print(f"repeat {repeat}: {name:<5} {elapsed:7.2f} s for {config.epochs} epochs "

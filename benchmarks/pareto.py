@@ -77,47 +77,30 @@ CANDIDATES = {
 
 
 def one_run(job: dict) -> dict:
-    """Train one model and measure it (runs in a worker process, one thread)."""
+    """Train one model and measure it (runs in a worker process, one thread): ``experiment.train_and_measure``."""
     warnings.filterwarnings("ignore")
     import torch
 
     torch.set_num_threads(1)
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.data import N_CLASSES, load_dataset, split_validation
-    from dpap_neuro.models import build_model
-    from dpap_neuro.pruning import make_pruner
-    from dpap_neuro.train import evaluate, train
-    from hw_export.energy import PROFILES
-    from hw_export.metrics import hidden_sparsity, measure
-    from hw_export.norse_reader import from_norse
+    from dpap_neuro.experiment import hidden_kept, load_splits, train_and_measure
 
     config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], seed=job["seed"],
-                       val_fraction=VAL_FRACTION, hidden_sizes=tuple(job.get("hidden") or RunConfig().hidden_sizes))
-    train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
-    train_data, val_data = split_validation(train_data, config.val_fraction, config.seed)
-    torch.manual_seed(config.seed)
-    model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
+                       val_fraction=VAL_FRACTION, hidden_sizes=tuple(job.get("hidden") or RunConfig().hidden_sizes),
+                       **job.get("recipe", {}))
     options = job["options"] if job["pruner"] != "random" else {**job["options"], "seed": job["seed"]}
-    pruner = make_pruner(job["pruner"], **options)
-    history = train(model, train_data, pruner, config.epochs, config.batch_size, config.learning_rate,
-                    config.seed, progress=False)
-    validation = evaluate(model, val_data).accuracy
-    test = evaluate(model, test_data)
+    outcome = train_and_measure(config, job["pruner"], options, load_splits(config))
     common = {**{k: job[k] for k in ("dataset", "model", "seed", "method", "strength", "pruner", "options")},
-              "validation_accuracy": validation, "test_accuracy": test.accuracy,
-              "mask_sparsity": pruner.sparsity(), "train_wall_time_s": history.wall_time_s}
-    if job["model"].startswith("ann-"):  # no spiking export: shares of the masks, no energy
-        return {**common, "synapses_kept": 1.0 - pruner.sparsity(), "neurons_kept": 1.0 - pruner.neuron_sparsity()}
-    net = from_norse(list(model), train_data.input_shape)
-    # Norse spikes of the neurons the export kept, [T, N, n_kept] per LIF population.
-    spikes = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
-              for s, layer in zip(test.layer_spikes, net.layers)]
-    inputs = test_data.spikes.flatten(2).numpy()
-    metrics = measure(net, inputs, spikes, {"loihi": PROFILES["loihi"]})
-    synapse_sparsity, neuron_sparsity = hidden_sparsity(net)
-    return {**common, "synapses_kept": 1.0 - synapse_sparsity, "neurons_kept": 1.0 - neuron_sparsity,
-            "spikes_per_sample": metrics["per_sample"]["spikes"],
-            "energy_j": metrics["per_sample"]["energy_j"]["loihi"]}
+              "recipe": job.get("recipe", {}), "validation_accuracy": outcome.validation_accuracy,
+              "test_accuracy": outcome.test.accuracy, "mask_sparsity": outcome.pruner.sparsity(),
+              "train_wall_time_s": outcome.history.wall_time_s}
+    if outcome.net is None:  # an ANN twin: no spiking export, so shares of the masks and no energy
+        return {**common, "synapses_kept": 1.0 - outcome.pruner.sparsity(),
+                "neurons_kept": 1.0 - outcome.pruner.neuron_sparsity()}
+    synapses_kept, neurons_kept = hidden_kept(outcome.net)
+    return {**common, "synapses_kept": synapses_kept, "neurons_kept": neurons_kept,
+            "spikes_per_sample": outcome.metrics["per_sample"]["spikes"],
+            "energy_j": outcome.metrics["per_sample"]["energy_j"]["loihi"]}
 
 
 def run_all(jobs: list[dict], workers: int) -> list[dict]:
@@ -315,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true",
                         help="add to OUT/pareto.json: rerun only --methods (and dense where missing), keep its other runs")
     args = parser.parse_args(argv)
-    from dpap_neuro.pipeline import source_commit
+    from dpap_neuro.provenance import source_commit
 
     commit = source_commit()  # of the code that runs, read before the hours of training that may follow
 

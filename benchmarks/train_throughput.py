@@ -34,7 +34,7 @@ def worker(rank: int, world: int, port: int, job: dict, out: str) -> None:
     from dpap_neuro.distributed import resolve_device
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
-    from dpap_neuro.train import train
+    from dpap_neuro.train import Recipe, train
 
     torch.set_num_threads(1)
     device = resolve_device(job["device"])
@@ -48,8 +48,8 @@ def worker(rank: int, world: int, port: int, job: dict, out: str) -> None:
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, N_CLASSES, **config.model_kwargs())
     options = config.resolved_pruner_options() if job["pruner"] == "dpap" else {}
-    history = train(model, train_data, make_pruner(job["pruner"], **options), config.epochs, config.batch_size,
-                    config.learning_rate, config.seed, progress=False, device=device)
+    history = train(model, train_data, make_pruner(job["pruner"], **options), Recipe.from_config(config),
+                    progress=False, device=device)
     if world > 1:
         dist.destroy_process_group()
     if rank == 0:

@@ -14,18 +14,20 @@ from pathlib import Path
 import torch
 
 from dpap_neuro.config import RunConfig
-from dpap_neuro.models import SpikingMLP, build_model
+from dpap_neuro.models import build_model
 from dpap_neuro.pruning import ensure_mask
+from hw_export.errors import UserError
+from hw_export.norse.loihi import loihi_exact
 
 FORMAT_NAME = "dpap-neuro.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: input reshaping as layers (nn.Flatten / nn.Unflatten), so layer indices moved
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be loaded; one line naming the file and the problem."""
 
 
-def save_checkpoint(path: str | os.PathLike, model: SpikingMLP, config: RunConfig, model_name: str,
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: RunConfig, model_name: str,
                     pruner: str, input_shape, n_classes: int, history: dict | None = None) -> None:
     from hw_export.files import atomic_write
 
@@ -43,7 +45,7 @@ def save_checkpoint(path: str | os.PathLike, model: SpikingMLP, config: RunConfi
     atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model (masks included) and return it with the checkpoint's metadata."""
     path = Path(path)
     if not path.is_file():
@@ -67,6 +69,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[SpikingMLP, dict]:
             raise ValueError("config and state_dict must be tables")
         config = RunConfig.from_dict(payload["config"])
         model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.model_kwargs())
+        if config.loihi_exact:
+            loihi_exact(model)
         state = payload["state_dict"]
         for name, module in model.named_modules():
             if f"{name}.weight_mask" in state:

@@ -21,6 +21,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from hw_export.errors import UserError
+
 
 def resolve_device(spec: str) -> torch.device:
     """``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ValueError if unusable."""
@@ -29,16 +31,16 @@ def resolve_device(spec: str) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ValueError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cpu":
         return device
     if device.type != "cuda":
-        raise ValueError(f"--device {spec}: only cpu and cuda are supported")
+        raise UserError(f"--device {spec}: only cpu and cuda are supported")
     if not torch.cuda.is_available():
         why = "this PyTorch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ValueError(f"--device {spec}: CUDA is not available here ({why}); use --device cpu or auto")
+        raise UserError(f"--device {spec}: CUDA is not available here ({why}); use --device cpu or auto")
     if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hw_export.counting import LayerCounts
+from hw_export.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,12 @@ class EnergyProfile:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError("an energy profile needs a non-empty name")
+            raise UserError("an energy profile needs a non-empty name")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name.startswith("e_") and not (isinstance(value, (int, float)) and math.isfinite(value)
                                                 and value >= 0):
-                raise ValueError(f"profile {self.name}: {f.name} must be a non-negative number, got {value!r}")
+                raise UserError(f"profile {self.name}: {f.name} must be a non-negative number, got {value!r}")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -85,7 +86,7 @@ def load_profile(path: str | Path) -> EnergyProfile:
     """A profile from a JSON or TOML file with EnergyProfile's fields (``source`` optional)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such energy profile file")
+        raise UserError(f"{path}: no such energy profile file")
     try:
         if path.suffix.lower() == ".toml":
             try:
@@ -96,22 +97,37 @@ def load_profile(path: str | Path) -> EnergyProfile:
         else:
             data = json.loads(path.read_text())
     except Exception as exc:
-        raise ValueError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
+        raise UserError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
                          f"({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a table of profile fields")
+        raise UserError(f"{path}: expected a table of profile fields")
     names = [f.name for f in fields(EnergyProfile)]
     data.setdefault("source", f"user file {path.name}")
     unknown = sorted(set(data) - set(names))
     missing = sorted(set(names) - set(data))
     if unknown or missing:
-        raise ValueError(f"{path}: " + "; ".join(
+        raise UserError(f"{path}: " + "; ".join(
             part for part in (f"unknown fields {', '.join(unknown)}" if unknown else "",
                               f"missing fields {', '.join(missing)}" if missing else "") if part))
     try:
         return EnergyProfile(**data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def resolve_profiles(name_or_file: str) -> dict[str, EnergyProfile]:
+    """The built-in energy profiles, plus one from a JSON/TOML file if ``name_or_file`` names one."""
+    profiles = dict(PROFILES)
+    if name_or_file not in PROFILES:
+        if not Path(name_or_file).suffix:
+            raise UserError(f"unknown energy profile {name_or_file!r}; choose one of {', '.join(PROFILES)} "
+                            "or give a .json/.toml file")
+        custom = load_profile(name_or_file)
+        if custom.name in PROFILES:
+            raise UserError(f"{name_or_file}: profile name {custom.name!r} is a built-in profile's; "
+                            "give yours another name")
+        profiles[custom.name] = custom
+    return profiles
 
 
 def energy_breakdown_j(counts: list[LayerCounts], profile: EnergyProfile) -> dict[str, np.ndarray]:

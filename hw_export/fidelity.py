@@ -9,6 +9,16 @@ import numpy as np
 from hw_export.sparsenet import SparseNet
 
 
+def readout_prediction(readout_v):
+    """The prediction rule, for Norse and Lava alike: the class whose readout voltage peaks highest over time.
+
+    ``readout_v``: ``[T, N, C]`` (a numpy array or a torch tensor) -> ``[N]``
+    class indices of the same kind (docs/DESIGN.md, section 3).
+    """
+    peak = readout_v.max(0)  # numpy: the maxima; torch: (values, indices)
+    return getattr(peak, "values", peak).argmax(-1)
+
+
 class SpikeAgreement(NamedTuple):
     elementwise: float  # share of (layer, step, sample, neuron) spike entries that are equal, 0..1
     samples_identical: float  # share of samples whose every spike is equal, 0..1

@@ -13,8 +13,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from hw_export.errors import UserError
 
-class ArtifactError(ValueError):
+
+class ArtifactError(UserError):
     """A file that cannot be used; ``str()`` is one line naming file and problem."""
 
     def __init__(self, path, problem: str) -> None:

@@ -18,7 +18,7 @@ from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_l
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet, SparseNetError
 
 FORMAT_NAME = "dpap-neuro.sparsenet"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: no bias dataset (1 held an always-zero one)
 
 
 def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
@@ -36,12 +36,13 @@ def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
                 g.attrs["name"] = layer.name
                 g.attrs["shape"] = np.asarray(layer.weight.shape, dtype=np.int64)
                 g.attrs["n_original"] = layer.n_original
+                if layer.fixed_point_scale is not None:
+                    g.attrs["fixed_point_scale"] = float(layer.fixed_point_scale)
                 for key, value in layer.neuron.to_dict().items():
                     g.attrs[f"neuron_{key}"] = value
                 g.create_dataset("weight_data", data=layer.weight.data.astype(np.float64))
                 g.create_dataset("weight_indices", data=layer.weight.indices.astype(np.int64))
                 g.create_dataset("weight_indptr", data=layer.weight.indptr.astype(np.int64))
-                g.create_dataset("bias", data=layer.bias.astype(np.float64))
                 g.create_dataset("kept", data=layer.kept.astype(np.int64))
 
     atomic_write(path, write, suffix=".h5")
@@ -90,7 +91,8 @@ def _read_sparsenet_file(path: Path, f) -> SparseNet:
         raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
     version = int(_attr(path, f, "schema_version"))
     if version != SCHEMA_VERSION:
-        raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION})")
+        raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION}; "
+                                  "export the checkpoint again with `dpap export`)")
     input_shape = tuple(int(d) for d in np.atleast_1d(_attr(path, f, "input_shape")))
     if not input_shape or min(input_shape) < 1:
         raise ArtifactError(path, f"input_shape {input_shape} is not a positive shape")
@@ -126,10 +128,10 @@ def _read_sparsenet_file(path: Path, f) -> SparseNet:
             layer = SparseLayer(
                 name=str(_attr(path, g, "name")),
                 weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
-                bias=_dataset(path, g, "bias", "f"),
                 neuron=NeuronParams.from_dict(neuron_dict),
                 kept=_dataset(path, g, "kept", "iu").astype(np.int64),
                 n_original=int(_attr(path, g, "n_original")),
+                fixed_point_scale=float(g.attrs["fixed_point_scale"]) if "fixed_point_scale" in g.attrs else None,
             )
         except SparseNetError as exc:
             raise ArtifactError(path, f"{g.name}: {exc}") from None

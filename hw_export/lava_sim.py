@@ -1,187 +1,177 @@
-"""Simulate a SparseNet with Lava's processes (CPU, floating-point models).
+"""The one Lava builder: ``lava_network(net, precision)`` -> an engine builds it -> run and read.
 
-Network, per layer: ``RingBuffer`` input -> ``Sparse`` -> ``LIF`` -> ... ->
-``Sparse`` -> ``LIF`` readout (threshold above any reachable voltage; its
-voltage is read every step). Spikes and voltages are recorded by our own
-recorder processes (``hw_export.lava_procs``), which hand the whole record
-back as one file instead of through Lava's element-by-element ``Var.get``.
+An engine turns a ``LavaNetwork`` (``hw_export/lava_params.py``) into Lava
+processes fed by one ``RingBuffer`` of input spikes, and reads their record
+back; ``simulate_chunk`` runs it and aligns the results with Norse's steps.
+Engines (``ENGINES``):
 
-Parameter mapping (docs/DESIGN.md, section 3; Norse and Lava agree spike for spike):
-``du = dt * tau_syn_inv``, ``dv = dt * tau_mem_inv``, Lava weight
-``= dv * W_norse``, ``vth = v_th``; Lava's ``u`` is ``dv`` times Norse's
-current, ``v`` is Norse's voltage.
+* ``processes``: Lava's own ``Sparse`` and ``LIF`` processes, one pair per
+  layer: what maps to Loihi, and the reference. ``B`` samples run at once as
+  ``B`` independent copies of the network (block-diagonal ``Sparse``
+  weights, ``B * n`` neurons), so the runtime's per-step overhead is paid once
+  per chunk. Every ``Sparse`` sends the previous step's sum (Lava's
+  ``a_buff``), so layer ``k`` (1-based) shows Norse's step ``t`` at Lava step
+  ``t + k``: ``layer_delay = 1``.
+* ``fast`` (``hw_export/lava_procs``): one Lava process steps every layer of
+  the network for a whole chunk of samples, each weight matrix held once.
 
-Batching: ``B`` samples run at once as ``B`` independent copies of the network
-inside the same processes (block-diagonal ``Sparse`` weights, ``B * n``
-neurons), so one Lava runtime serves a whole chunk of the test set and the
-per-step runtime overhead is paid once per chunk, not once per sample.
-
-Delays: every ``Sparse`` adds one step, so layer ``k`` (1-based) shows Norse's
-step ``t`` at Lava step ``t + k``; we run ``T + depth`` steps and shift back.
-
-Lava is imported here only, lazily: training never needs it.
+Spikes and voltages are recorded by our own processes, which hand the whole
+record back as one file (Lava 0.10's ``Var.get()`` ships arrays element by
+element). Lava is imported here only, lazily: training never needs it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import math
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 from scipy import sparse
 
-from hw_export.sparsenet import SparseNet, SparseNetError
+from hw_export.errors import UserError
+from hw_export.lava_params import PRECISIONS, LavaNetwork, lava_network
+from hw_export.sparsenet import SparseNet
 
-# Lava's LIF fires when v > vth; the readout must never fire.
-NEVER_FIRE_VTH = float(np.finfo(np.float64).max)
+
+@dataclass(frozen=True)
+class SimOptions:
+    """How a network is simulated in Lava: every command and API takes this one object."""
+
+    engine: str = "processes"  # "processes" (Lava's Sparse + LIF per layer: the reference) or "fast" (one process)
+    precision: str = "float"  # "float" (Lava's floating_pt models) or "fixed" (bit-accurate Loihi, fixed_pt)
+    batch_size: int = 128  # samples simulated at once (lowered to fit an engine's memory bound)
+    timeout_s: float | None = None  # wall-clock limit of one simulation (one chunk), seconds; None: none
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UserError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.timeout_s is not None and not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise UserError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SimOptions":
+        return cls(**data)
 
 
 class LavaResult(NamedTuple):
-    layer_spikes: list[np.ndarray]  # per LIF population: [T, B, n_l] bool, delay removed
-    readout_v: np.ndarray  # [T, B, n_classes] float64, delay removed
+    layer_spikes: list[np.ndarray]  # per LIF population: [T, B, n_l] bool, aligned with Norse's steps
+    readout_v: np.ndarray  # [T, B, n_classes] float64, in Norse units (fixed point: divided by its scale)
 
 
-class LayerMapping(NamedTuple):
-    weight: sparse.csr_matrix  # Lava weights, dv * W_norse  [n_out, n_in]
-    du: float
-    dv: float
-    vth: float
+# A reader returns the raw record: (spikes [n_steps, B, n_l] per LIF population, readout v [n_steps, B, n_out]).
+Reader = Callable[[], tuple[list[np.ndarray], np.ndarray]]
 
 
-def lava_float_mapping(net: SparseNet) -> list[LayerMapping]:
-    """Lava float-model parameters per layer; rejects what Lava's LIF cannot express."""
-    mappings = []
-    for layer in net.layers:
-        n = layer.neuron
-        if np.any(layer.bias != 0):
-            raise SparseNetError(
-                f"layer {layer.name}: a Norse bias enters the synaptic current, which Lava's "
-                "bias_mant (added to v) cannot reproduce; train without bias (docs/DESIGN.md, section 3)"
-            )
-        if n.v_leak != 0 or n.v_reset != 0:
-            raise SparseNetError(f"layer {layer.name}: Lava's LIF needs v_leak = v_reset = 0")
-        vth = n.v_th if n.kind == "lif" else NEVER_FIRE_VTH
-        mappings.append(LayerMapping((layer.weight * n.dv).tocsr(), n.du, n.dv, vth))
-    return mappings
+class ProcessesEngine:
+    """Lava's ``Sparse`` and ``LIF`` processes, one pair per layer, ``B`` block-diagonal copies."""
 
+    name = "processes"
+    layer_delay = 1  # steps each layer adds (a Sparse sends the previous step's sum)
+    MAX_SYNAPSES = 50_000_000  # per chunk, all copies: about 0.6 GB of float64 weights and int32 indices
 
-def block_diagonal(weight: sparse.csr_matrix, copies: int) -> sparse.csr_matrix:
-    """``copies`` independent copies of a connection: ``[copies*n_out, copies*n_in]``."""
-    return sparse.kron(sparse.identity(copies, format="csr"), weight, format="csr")
+    def max_batch(self, network: LavaNetwork, requested: int) -> int:
+        """The copies of one chunk form one network; a conv net on 34x34 events has ~7 M synapses per copy."""
+        return max(1, min(requested, self.MAX_SYNAPSES // max(1, network.n_synapses)))
 
+    def build(self, network: LavaNetwork, source_port, batch: int, n_steps: int, record_dir: str) -> Reader:
+        from lava.proc.lif.process import LIF
+        from lava.proc.sparse.process import Sparse
 
-PRECISIONS = ("float", "fixed")
+        from hw_export.lava_procs.process import SpikeRecorder, VarRecorder
 
-
-def simulate_chunk(net: SparseNet, inputs: np.ndarray, precision: str = "float",
-                   work_dir: str | None = None) -> LavaResult:
-    """Run one Lava simulation of ``B`` samples at once.
-
-    ``inputs``: ``[T, B, n_inputs]`` (0/1). ``precision``: ``"float"`` (Lava's
-    floating-point models) or ``"fixed"`` (bit-accurate Loihi models on
-    ``hw_export.quantize``'s parameters; the readout voltage is returned
-    divided by its fixed-point scale). Always stops the runtime, also on failure.
-    The recorders' files go to a temporary folder inside ``work_dir`` (default:
-    the system's), so a supervisor that owns ``work_dir`` can remove them even
-    if this process is killed.
-    """
-    import tempfile
-
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.source import RingBuffer as SpikeSource
-    from lava.proc.lif.process import LIF
-    from lava.proc.sparse.process import Sparse
-
-    from hw_export.lava_procs.process import SpikeRecorder, VarRecorder
-    from hw_export.quantize import quantize
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-
-    inputs = np.asarray(inputs)
-    if inputs.ndim != 3 or inputs.shape[2] != net.n_inputs:
-        raise ValueError(f"inputs must be [T, B, {net.n_inputs}], got {inputs.shape}")
-    n_steps_in, batch, n_in = inputs.shape
-    n_steps = n_steps_in + net.depth  # room for the one-step-per-layer delay
-    # Neuron index inside a population is sample * n + neuron (sample-major).
-    source_data = np.zeros((batch * n_in, n_steps))
-    source_data[:, :n_steps_in] = inputs.transpose(1, 2, 0).reshape(batch * n_in, n_steps_in)
-    with tempfile.TemporaryDirectory(prefix="dpap-lava-rec-", dir=work_dir) as tmp:
-        source = SpikeSource(data=source_data)
-        previous = source.s_out
-        spike_files = []
-        mappings = lava_float_mapping(net)  # validates bias and leak even for fixed point
-        fixed = quantize(net) if precision == "fixed" else None
-        for index, layer in enumerate(net.layers):
-            if fixed is None:
-                m = mappings[index]
-                synapses = Sparse(weights=block_diagonal(m.weight, batch))
-                neurons = LIF(shape=(batch * layer.n_out,), du=m.du, dv=m.dv, vth=m.vth, bias_mant=0.0)
-            else:
-                q = fixed[index]
-                synapses = Sparse(weights=block_diagonal(q.weight, batch), weight_exp=q.weight_exp,
-                                  num_weight_bits=8)
-                neurons = LIF(shape=(batch * layer.n_out,), du=q.du, dv=q.dv, vth=q.vth,
-                              bias_mant=0, bias_exp=0)
+        previous, spike_files = source_port, []
+        for index, layer in enumerate(network.layers):
+            weight = sparse.kron(sparse.identity(batch, format="csr"), layer.weight, format="csr")
+            fixed = network.precision == "fixed"
+            synapses = Sparse(weights=weight, **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
+            neurons = LIF(shape=(batch * layer.n_out,), du=layer.du, dv=layer.dv, vth=layer.vth,
+                          bias_mant=0, **({"bias_exp": 0} if fixed else {}))
             previous.connect(synapses.s_in)
             synapses.a_out.connect(neurons.a_in)
-            path = f"{tmp}/layer{index}.npy"
-            if layer.neuron.kind == "lif":
+            path = f"{record_dir}/layer{index}.npy"
+            if layer.spiking:
                 recorder = SpikeRecorder(shape=(batch * layer.n_out,), num_steps=n_steps, path=path)
                 neurons.s_out.connect(recorder.a_in)
-                spike_files.append(path)
+                spike_files.append((path, layer.n_out))
             else:
                 recorder = VarRecorder(shape=(batch * layer.n_out,), num_steps=n_steps, path=path)
                 recorder.ref.connect_var(neurons.v)
-                voltage_file = path
+                voltage_file = (path, layer.n_out)
             previous = neurons.s_out
+
+        def read():
+            # Neuron index inside a population is sample * n + neuron (sample-major).
+            spikes = [np.load(path).reshape(n_steps, batch, n) for path, n in spike_files]
+            return spikes, np.load(voltage_file[0]).reshape(n_steps, batch, voltage_file[1])
+
+        return read
+
+
+ENGINES: dict[str, object] = {ProcessesEngine.name: ProcessesEngine()}
+
+
+def simulate_chunk(network: LavaNetwork, inputs: np.ndarray, engine: str = "processes",
+                   work_dir: str | None = None) -> LavaResult:
+    """Run one Lava simulation of the ``B`` samples of ``inputs`` ``[T, B, n_inputs]`` (0/1) at once.
+
+    Runs ``T + depth * layer_delay`` steps and shifts every layer back by its
+    delay, so results line up with Norse's steps. Always stops the runtime,
+    also on failure. The record files go to a temporary folder inside
+    ``work_dir`` (default: the system's), so a supervisor that owns
+    ``work_dir`` can remove them even if this process is killed.
+    """
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
+        raise UserError(f"inputs must be [T, B, {network.n_inputs}], got {inputs.shape}")
+    builder = ENGINES[engine]
+    n_steps_in, batch, n_in = inputs.shape
+    n_steps = n_steps_in + network.depth * builder.layer_delay
+    source_data = np.zeros((batch * n_in, n_steps))  # [batch * n_in, n_steps], sample-major
+    source_data[:, :n_steps_in] = inputs.transpose(1, 2, 0).reshape(batch * n_in, n_steps_in)
+    with tempfile.TemporaryDirectory(prefix="dpap-lava-rec-", dir=work_dir) as tmp:
+        source = RingBuffer(data=source_data)
+        read = builder.build(network, source.s_out, batch, n_steps, tmp)
         try:
-            tag = "floating_pt" if fixed is None else "fixed_pt"
+            tag = "floating_pt" if network.precision == "float" else "fixed_pt"
             source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag=tag))
         finally:
             source.stop()
-        raw_spikes = [np.load(f) for f in spike_files]  # [n_steps, batch * n]
-        raw_v = np.load(voltage_file)  # [n_steps, batch * n_classes]
-
-    def unshift(per_step: np.ndarray, n: int, delay: int) -> np.ndarray:
-        # per_step: [n_steps, batch * n] -> Norse-aligned [T, batch, n]
-        return per_step[delay : delay + n_steps_in].reshape(n_steps_in, batch, n)
-
-    layer_spikes = [
-        unshift(raw, layer.n_out, k + 1).astype(bool)
-        for k, (raw, layer) in enumerate(zip(raw_spikes, net.layers))
-    ]
-    readout_v = unshift(raw_v, net.layers[-1].n_out, net.depth)
-    if fixed is not None:
-        readout_v = readout_v / fixed[-1].voltage_scale
-    return LavaResult(layer_spikes, readout_v)
+        raw_spikes, raw_v = read()
+    delays = [builder.layer_delay * (k + 1) for k in range(network.depth)]
+    spikes = [raw[d: d + n_steps_in].astype(bool) for raw, d in zip(raw_spikes, delays)]
+    readout_v = raw_v[delays[-1]: delays[-1] + n_steps_in].astype(np.float64) / network.layers[-1].voltage_scale
+    return LavaResult(spikes, readout_v)
 
 
-# About 0.6 GB of float64 weights and int32 indices in the chunk's sparse matrices.
-MAX_SYNAPSES_PER_CHUNK = 50_000_000
+def simulate(net: SparseNet | LavaNetwork, inputs: np.ndarray, options: SimOptions = SimOptions(),
+             progress: bool = True, work_dir: str | None = None) -> LavaResult:
+    """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in batches of ``options.batch_size``.
 
-
-def simulate(net: SparseNet, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
-             precision: str = "float", work_dir: str | None = None) -> LavaResult:
-    """Simulate every sample of ``inputs`` ``[T, N, n_inputs]`` in chunks of ``batch_size``.
-
-    The copies of one chunk form one block-diagonal network, so a chunk
-    holds at most ``MAX_SYNAPSES_PER_CHUNK`` synapses: a conv network on
-    34x34 events has about 7 million, and 128 copies of it would not fit in
-    memory. ``batch_size`` is lowered to fit (never below one copy).
+    ``net``: a SparseNet (mapped to ``options.precision``) or a ready
+    ``LavaNetwork``. The batch is lowered to what the engine can hold.
     """
     from tqdm.auto import tqdm
 
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    batch_size = max(1, min(batch_size, MAX_SYNAPSES_PER_CHUNK // max(1, net.n_synapses)))
-    n_samples = inputs.shape[1]
-    results = []
-    starts = range(0, n_samples, batch_size)
-    for start in tqdm(starts, desc=f"lava {precision} {net.metadata.get('model', '')}".strip(), disable=not progress,
-                      unit="chunk", leave=False):
-        results.append(simulate_chunk(net, inputs[:, start : start + batch_size], precision, work_dir))
-    return LavaResult(
-        [np.concatenate([r.layer_spikes[k] for r in results], axis=1) for k in range(net.depth - 1)],
-        np.concatenate([r.readout_v for r in results], axis=1),
-    )
+    network = net if isinstance(net, LavaNetwork) else lava_network(net, options.precision)
+    batch = ENGINES[options.engine].max_batch(network, options.batch_size)
+    starts = range(0, inputs.shape[1], batch)
+    results = [simulate_chunk(network, inputs[:, start: start + batch], options.engine, work_dir)
+               for start in tqdm(starts, desc=f"lava {options.engine} {options.precision}", disable=not progress,
+                                 unit="batch", leave=False)]
+    return LavaResult([np.concatenate([r.layer_spikes[k] for r in results], axis=1)
+                       for k in range(len(results[0].layer_spikes))],
+                      np.concatenate([r.readout_v for r in results], axis=1))

@@ -24,6 +24,7 @@ Supervision, so that an interrupt or a timeout never leaves orphans or files:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -34,14 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
-from hw_export.lava_sim import LavaResult
+from hw_export.errors import UserError
+from hw_export.lava_sim import LavaResult, SimOptions
 
 STOP_GRACE_S = 10.0  # how long the child has to stop the Lava runtime after SIGTERM
 WORKER_GRACE_S = 0.5  # then how long its leftover workers have after SIGTERM, before SIGKILL
 
 
-class LavaRunError(RuntimeError):
+class LavaRunError(UserError):
     """The Lava subprocess failed or timed out; the message carries its last error line."""
+
+
+class LavaCrash(RuntimeError):
+    """The Lava subprocess failed for a reason that is not the user's (a bug, or Lava itself): its traceback."""
+
+
+USER_ERROR_STATUS = 2  # the child's exit status for a UserError (bad file or inputs)
 
 
 class Terminated(BaseException):
@@ -91,23 +100,21 @@ def group_alive(pgid: int) -> bool:
         return True
 
 
-def simulate_in_subprocess(
-    net_path: str | os.PathLike, inputs: np.ndarray, batch_size: int = 128, progress: bool = True,
-    precision: str = "float", timeout_s: float | None = None,
-) -> LavaResult:
+def simulate_in_subprocess(net_path: str | os.PathLike, inputs: np.ndarray, options: SimOptions = SimOptions(),
+                           progress: bool = True) -> LavaResult:
     """Simulate the SparseNet file ``net_path`` on ``inputs`` ``[T, N, n_inputs]`` in a child process.
 
-    ``timeout_s``: wall-clock limit for the whole simulation (None: none);
-    past it the child's process group is stopped and ``LavaRunError`` raised.
+    ``options.timeout_s``: wall-clock limit for the whole simulation (None:
+    none); past it the child's process group is stopped and ``LavaRunError``
+    raised.
     """
-    if timeout_s is not None and not timeout_s > 0:
-        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    timeout_s = options.timeout_s
     with tempfile.TemporaryDirectory(prefix="dpap-lava-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.npy", Path(tmp) / "result.npz"
         err_path = Path(tmp) / "stderr.txt"
         np.save(in_path, np.asarray(inputs, dtype=np.uint8))
         cmd = [sys.executable, "-m", "hw_export.lava_subprocess", str(net_path), str(in_path), str(out_path),
-               "--batch-size", str(batch_size), "--precision", precision] + ([] if progress else ["--no-progress"])
+               "--options", json.dumps(options.to_dict())] + ([] if progress else ["--no-progress"])
         with open(err_path, "w") as err:
             # With progress the child's bars go to our stderr; its error lines come back through the file.
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=None if progress else err,
@@ -125,8 +132,11 @@ def simulate_in_subprocess(
                 if proc.poll() is None:
                     stop_process_group(proc)
         if returncode != 0 or not out_path.exists():
-            detail = err_path.read_text(errors="replace").strip().splitlines()
-            raise LavaRunError(f"Lava simulation of {net_path} failed: {detail[-1] if detail else f'exit {returncode}'}")
+            detail = err_path.read_text(errors="replace").strip()
+            if returncode == USER_ERROR_STATUS:  # the child refused its input: one line for the user
+                raise LavaRunError(f"Lava simulation of {net_path} failed: {detail.splitlines()[-1] if detail else ''}")
+            raise LavaCrash(f"the Lava subprocess simulating {net_path} ended with status {returncode}:\n"
+                            f"{detail or '(it wrote no error)'}")
         with np.load(out_path) as result:
             n_layers = int(result["n_spiking_layers"])
             return LavaResult([result[f"spikes_{k}"] for k in range(n_layers)], result["readout_v"])
@@ -151,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("net", help="SparseNet HDF5 file")
     parser.add_argument("inputs", help=".npy of input spikes [T, N, n_inputs]")
     parser.add_argument("out", help=".npz to write")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--options", default="{}", help="SimOptions as JSON")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--precision", choices=("float", "fixed"), default="float")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -170,20 +179,22 @@ def main(argv: list[str] | None = None) -> int:
         # lock does): it insists on setting the start method itself.
         import lava.magma.core.process.process  # noqa: F401
 
-        from hw_export.files import ArtifactError, atomic_write
+        from hw_export.files import atomic_write
         from hw_export.h5io import read_sparsenet
         from hw_export.lava_sim import simulate
 
         try:
             net = read_sparsenet(args.net)
             inputs = np.load(args.inputs, allow_pickle=False)
-            result = simulate(net, inputs, batch_size=args.batch_size, progress=not args.no_progress,
-                              precision=args.precision, work_dir=str(Path(args.out).parent))
-        except (ArtifactError, ValueError) as exc:
+            result = simulate(net, inputs, SimOptions.from_dict(json.loads(args.options)),
+                              progress=not args.no_progress, work_dir=str(Path(args.out).parent))
+        except UserError as exc:
             report_error(str(exc))
-            return 2
-        except Exception as exc:  # a failure inside Lava: one line for the parent's error message
-            report_error(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            return USER_ERROR_STATUS
+        except Exception:  # a bug, or a failure inside Lava: the whole traceback for the parent's report
+            import traceback
+
+            report_error(traceback.format_exc())
             return 1
         arrays = {f"spikes_{k}": s for k, s in enumerate(result.layer_spikes)}
 

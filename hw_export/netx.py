@@ -5,12 +5,13 @@ Writer: ``write_netx`` turns a SparseNet into Loihi fixed point and writes
 the first synapses, as slayer's exports of spike-input networks do) ..
 ``layer/L`` (the SparseNet's layers as ``dense``).
 
-Reader: ``read_netx`` + ``simulate_netx`` rebuild Lava fixed-point processes
-from the file alone, following the layout as netx interprets it (integer
-weights split into an 8-bit mantissa and an exponent, ``du = iDecay - 1``,
-``dv = vDecay``, ``vth = vThMant``). It shares no code with the writer, so a
-round trip checks the file, not our own assumptions twice. It is the fast
-check; lava-dl's own reader is the oracle (``tools/netx_oracle.py``, run by ``tests/hw_export/test_netx_lavadl.py``).
+Reader: ``read_netx`` + ``simulate_netx`` rebuild Lava fixed-point parameters
+from the file alone, following the layout as netx interprets it (8-bit integer
+weights, ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant``), and run them
+with the one Lava builder (``hw_export/lava_sim.py``). It shares no code with
+the writer's quantizer, so a round trip checks the file, not our own
+assumptions twice. It is the fast check; lava-dl's own reader is the oracle
+(``tools/netx_oracle.py``, run by ``tests/hw_export/test_netx_lavadl.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from scipy import sparse
+
 from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_line
+from hw_export.lava_params import LavaLayer, LavaNetwork, lava_network
 from hw_export.sparsenet import SparseNet
 
 
@@ -45,13 +49,7 @@ def write_netx(net: SparseNet, path: str | os.PathLike) -> None:
     """
     import h5py
 
-    from hw_export.quantize import quantize
-
-    fixed = quantize(net)
-    if any(q.weight_exp != 0 for q in fixed):
-        # netx stores weights as integers that lava-dl clips to 8 bits, so there is no room for an exponent
-        raise ValueError("netx needs weight exponent 0 in every layer; hw_export.quantize chose "
-                         f"{[q.weight_exp for q in fixed]}")
+    fixed = lava_network(net, "fixed").layers
 
     def write(tmp):
         with h5py.File(tmp, "w") as f:
@@ -153,62 +151,34 @@ def _read_netx_layers(path, f) -> NetxNetwork:
     return NetxNetwork(n_inputs, layers)
 
 
-def mantissa_and_exponent(weight: np.ndarray) -> tuple[np.ndarray, int]:
-    """Split integer weights into Loihi's 8-bit mantissa (even, -256..254) and a shared exponent.
+def netx_lava_network(network: NetxNetwork, path: str | os.PathLike = "netx") -> LavaNetwork:
+    """A netx network as Lava fixed-point parameters, read as netx reads its layout.
 
-    The smallest exponent at which every weight is an exact multiple and the
-    mantissas fit; raises if the weights need more than 8 bits.
+    ``du = iDecay - 1`` (Lava adds 1 back), ``dv = vDecay``, ``vth = vThMant``;
+    integer weights must be 8-bit mantissas (even, -256..254, or any 8-bit
+    value of one sign): lava-dl clips a file's weights to 8 bits, so wider
+    integers would not run as written.
     """
-    for exponent in range(0, 16):
-        scaled = weight / 2.0**exponent
-        if np.all(scaled == np.round(scaled)) and scaled.max(initial=0) <= 254 and scaled.min(initial=0) >= -256:
-            mantissa = scaled.astype(np.int64)
-            if np.all(mantissa % 2 == 0) or (mantissa.min(initial=0) >= 0 or mantissa.max(initial=0) <= 0):
-                return mantissa, exponent
-    raise ValueError("weights do not fit an 8-bit mantissa with a shared exponent")
+    layers = []
+    for index, layer in enumerate(network.layers):
+        w = layer.weight
+        mixed = w.min(initial=0) < 0 < w.max(initial=0)
+        fits = (w.min(initial=0) >= -256 and w.max(initial=0) <= (254 if mixed else 255)
+                and (not mixed or bool(np.all(w % 2 == 0))))
+        if not fits:
+            raise ArtifactError(path, f"layer/{index + 1}/weight holds values beyond 8-bit mantissas "
+                                      f"({w.min()}..{w.max()}); this reader takes weight exponent 0")
+        layers.append(LavaLayer(f"layer{index + 1}", sparse.csr_matrix(w.astype(np.int32)), layer.i_decay - 1,
+                                layer.v_decay, layer.v_th_mant, index < len(network.layers) - 1, 1.0))
+    return LavaNetwork("fixed", network.n_inputs, tuple(layers))
 
 
-def simulate_netx(network: NetxNetwork, inputs: np.ndarray) -> np.ndarray:
-    """Run a netx network in Lava's bit-accurate models; returns the last layer's voltage.
+def simulate_netx(network: NetxNetwork, inputs: np.ndarray, engine: str = "processes") -> np.ndarray:
+    """Run a netx network in Lava's bit-accurate models (the one Lava builder); the last layer's voltage.
 
     ``inputs``: ``[T, B, n_inputs]`` spikes. Returns ``[T, B, n_out]`` integer
     voltages of the last layer, aligned with the input steps.
     """
-    import tempfile
+    from hw_export.lava_sim import simulate_chunk
 
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF
-    from lava.proc.sparse.process import Sparse
-    from scipy import sparse as sp
-
-    from hw_export.lava_procs.process import VarRecorder
-
-    n_steps_in, batch, _ = inputs.shape
-    depth = len(network.layers)  # one step of delay per layer
-    n_steps = n_steps_in + depth
-    data = np.zeros((batch * network.n_inputs, n_steps), dtype=np.int64)
-    data[:, :n_steps_in] = inputs.transpose(1, 2, 0).reshape(batch * network.n_inputs, n_steps_in)
-    with tempfile.TemporaryDirectory() as tmp:
-        source = RingBuffer(data=data)
-        previous = source
-        for layer in network.layers:
-            mantissa, exponent = mantissa_and_exponent(layer.weight)
-            block = sp.kron(sp.identity(batch, format="csr"), sp.csr_matrix(mantissa), format="csr")
-            synapses = Sparse(weights=block, weight_exp=exponent, num_weight_bits=8)
-            neurons = LIF(shape=(batch * layer.weight.shape[0],), du=layer.i_decay - 1, dv=layer.v_decay,
-                          vth=layer.v_th_mant, bias_mant=0)
-            previous.s_out.connect(synapses.s_in)
-            synapses.a_out.connect(neurons.a_in)
-            previous = neurons
-        recorder = VarRecorder(shape=(batch * network.layers[-1].weight.shape[0],), num_steps=n_steps,
-                               path=f"{tmp}/v.npy")
-        recorder.ref.connect_var(previous.v)
-        try:
-            source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        finally:
-            source.stop()
-        voltage = np.load(f"{tmp}/v.npy")  # [n_steps, batch * n_out]
-    n_out = network.layers[-1].weight.shape[0]
-    return voltage[depth : depth + n_steps_in].reshape(n_steps_in, batch, n_out)
+    return simulate_chunk(netx_lava_network(network), inputs, engine).readout_v

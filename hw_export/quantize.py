@@ -5,11 +5,12 @@ What Lava 0.10's ``fixed_pt`` models do (``lava/proc/lif/models.py``,
 
 * ``Sparse``: integer weights, clipped to 8 bits (mixed sign: -256..255 with
   the least significant bit dropped, i.e. even values), synaptic sum shifted
-  by ``weight_exp`` (left if positive, arithmetic right if negative);
+  by a weight exponent (we use 0: below);
 * ``LIF``: the synaptic input is shifted left by 6 before it is added to
   ``u``; ``u`` decays by ``(4096 - (du + 1)) / 4096`` and ``v`` by
   ``(4096 - dv) / 4096`` with sign-preserving right shifts; ``u`` wraps and
-  ``v`` saturates at 24 bits; it spikes when ``v > vth << 6``.
+  ``v`` saturates at 24 bits (``|v| <= 2**23 - 1``); it spikes when
+  ``v > vth << 6``.
 
 So with a per-layer scale ``K`` (fixed-point units per float unit before the
 6-bit shift), float weights ``w = dv * W`` become ``w * K ~= mant`` with
@@ -22,33 +23,30 @@ clips it to 8 bits (``lava.lib.dl.netx.utils.optimize_weight_bits``), so a
 positive exponent cannot be carried; a negative one would right-shift (floor)
 every synaptic sum. With exponent 0, ``dpap simulate --precision fixed``
 computes exactly what lava-dl computes from our netx file.
+
+The readout never fires: its threshold mantissa is ``2**17``, so its
+effective threshold ``2**23`` lies above the largest voltage Lava's
+bit-accurate LIF can hold (``2**23 - 1``). Loihi 1's threshold register has
+17 bits (``2**17 - 1`` at most, an effective ``8,388,544``), so on that chip a
+saturated readout would fire: read its voltage before it saturates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import sparse
 
-from hw_export.sparsenet import SparseNet
+from hw_export.lava_params import LavaLayer, LavaNetwork, lava_weight
+from hw_export.sparsenet import SparseLayer, SparseNet
 
 WEIGHT_MANT_MAX = 254  # largest even 8-bit mixed-sign mantissa Lava keeps (min -256)
+WEIGHT_MANT_MIN = -256
 DECAY_UNITY = 4096  # 12-bit decays
 ACT_SHIFT = 6  # input and threshold are MSB-aligned by 6 bits
-VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa
-
-
-@dataclass(frozen=True, eq=False)
-class FixedLayer:
-    """One layer in Loihi fixed point."""
-
-    weight: sparse.csr_matrix  # int32 weight mantissas (even, -256..254), [n_out, n_in]
-    weight_exp: int  # shift applied to the synaptic sum (always 0: see the module docstring)
-    du: int  # 12-bit current decay (Lava adds 1)
-    dv: int  # 12-bit voltage decay
-    vth: int  # 17-bit threshold mantissa (compared with v >> 0 after << 6)
-    voltage_scale: float  # fixed-point v per float (Norse) v: 64 * K
+VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa of a spiking layer
+V_MAX = 2**23 - 1  # Lava's bit-accurate LIF clips v to +-(2**23 - 1)
+READOUT_VTH_MANT = 2**17  # effective threshold 2**23 > V_MAX: the readout never fires
+CLIP_FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6)  # candidate shares of the largest |weight| mapped to the top mantissa
 
 
 def quantize_decay(decay: float, offset: int) -> int:
@@ -56,41 +54,49 @@ def quantize_decay(decay: float, offset: int) -> int:
     return int(min(DECAY_UNITY - offset, max(0, round(decay * DECAY_UNITY) - offset)))
 
 
-def quantize_layer(weight: sparse.csr_matrix, du: float, dv: float, v_th: float, spiking: bool,
-                   clip_fraction: float | None = None) -> FixedLayer:
-    """Quantize one layer; ``clip_fraction`` of the largest |weight| maps to the top mantissa.
+def weight_mantissas(values, scale: float, xp=np):
+    """Even 8-bit mantissas ``2 * round(w * K / 2)`` clipped to -256..254, for numpy (or torch: ``xp=torch``)."""
+    return xp.clip(2 * xp.round(values * scale / 2), WEIGHT_MANT_MIN, WEIGHT_MANT_MAX)
 
-    ``None`` picks, among a few clipping levels, the one with the smallest
-    mean squared weight error (rare outliers otherwise cost every other
-    weight resolution).
+
+def weight_scale(lava_weights: np.ndarray, clip_fraction: float) -> float:
+    """``K``: ``clip_fraction`` of the largest |weight| maps to the top mantissa (unit weights without any)."""
+    w_max = float(np.abs(lava_weights).max()) * clip_fraction if lava_weights.size else 1.0
+    return WEIGHT_MANT_MAX / w_max if w_max > 0 else float(WEIGHT_MANT_MAX)
+
+
+def best_weight_scale(lava_weights: np.ndarray) -> float:
+    """Among ``CLIP_FRACTIONS``, the scale whose dequantized weights have the smallest mean squared error.
+
+    Rare outliers otherwise cost every other weight resolution.
     """
-    lava_weight = (weight * dv).tocsr()  # float Lava weights
-    if clip_fraction is None:
-        candidates = [quantize_layer(weight, du, dv, v_th, spiking, f) for f in CLIP_FRACTIONS]
-        errors = [weight_error(c, lava_weight) for c in candidates]
-        return candidates[int(np.argmin(errors))]
-    w_max = float(np.abs(lava_weight.data).max()) * clip_fraction if lava_weight.nnz else 1.0
-    scale = WEIGHT_MANT_MAX / w_max  # K
-    mantissa = 2 * np.round(lava_weight.data * scale / 2)  # even values
-    mantissa = np.clip(mantissa, -256, WEIGHT_MANT_MAX).astype(np.int32)
-    fixed_weight = sparse.csr_matrix((mantissa, lava_weight.indices.copy(), lava_weight.indptr.copy()),
-                                     shape=lava_weight.shape)
-    vth = int(min(VTH_MANT_MAX, round(scale * v_th))) if spiking else VTH_MANT_MAX
-    return FixedLayer(fixed_weight, 0, quantize_decay(du, 1), quantize_decay(dv, 0), vth,
-                      float(scale * 2**ACT_SHIFT))
+    def error(scale: float) -> float:
+        restored = weight_mantissas(lava_weights, scale) / scale
+        return float(np.mean((restored - lava_weights) ** 2)) if lava_weights.size else 0.0
+
+    scales = [weight_scale(lava_weights, fraction) for fraction in CLIP_FRACTIONS]
+    return scales[int(np.argmin([error(s) for s in scales]))]
 
 
-CLIP_FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6)
+def threshold_mantissa(scale: float, v_th: float, spiking: bool) -> int:
+    """The 17-bit threshold mantissa ``round(K * v_th)`` of a spiking layer; ``READOUT_VTH_MANT`` for the readout."""
+    return int(min(VTH_MANT_MAX, round(scale * v_th))) if spiking else READOUT_VTH_MANT
 
 
-def weight_error(layer: FixedLayer, lava_weight: sparse.csr_matrix) -> float:
-    """Mean squared error of the dequantized weights against the float Lava weights."""
-    scale = layer.voltage_scale / 2**ACT_SHIFT
-    restored = layer.weight.data.astype(np.float64) / scale
-    return float(np.mean((restored - lava_weight.data) ** 2)) if lava_weight.nnz else 0.0
+def quantize_layer(layer: SparseLayer, scale: float | None = None) -> LavaLayer:
+    """One layer in Loihi fixed point; ``scale`` (``K``): the one Loihi-exact training used if the layer records
+    one (``SparseLayer.fixed_point_scale``), else ``best_weight_scale``."""
+    float_weight = lava_weight(layer)
+    scale = scale if scale is not None else layer.fixed_point_scale
+    scale = best_weight_scale(float_weight.data) if scale is None else scale
+    mantissa = weight_mantissas(float_weight.data, scale).astype(np.int32)
+    weight = sparse.csr_matrix((mantissa, float_weight.indices.copy(), float_weight.indptr.copy()),
+                               shape=float_weight.shape)
+    spiking = layer.neuron.kind == "lif"
+    return LavaLayer(layer.name, weight, quantize_decay(layer.neuron.du, 1), quantize_decay(layer.neuron.dv, 0),
+                     threshold_mantissa(scale, layer.neuron.v_th, spiking), spiking, float(scale * 2**ACT_SHIFT))
 
 
-def quantize(net: SparseNet) -> list[FixedLayer]:
+def quantize(net: SparseNet) -> LavaNetwork:
     """Fixed-point parameters for every layer of ``net`` (same order)."""
-    return [quantize_layer(layer.weight, layer.neuron.du, layer.neuron.dv, layer.neuron.v_th,
-                           layer.neuron.kind == "lif") for layer in net.layers]
+    return LavaNetwork("fixed", net.n_inputs, tuple(quantize_layer(layer) for layer in net.layers))

@@ -19,9 +19,15 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import sparse
 
+from hw_export.errors import UserError
 
-class SparseNetError(ValueError):
-    """A SparseNet (or what it was built from) is malformed; the message says how."""
+
+class SparseNetError(UserError):
+    """A SparseNet (or the model it was built from) is malformed; the message says how."""
+
+
+class NetworkCutError(SparseNetError):
+    """Pruning left a layer with no neuron on a path from the input to the readout."""
 
 
 NEURON_KINDS = ("lif", "li")
@@ -89,17 +95,20 @@ class SparseLayer:
     """One synaptic connection and the population it feeds.
 
     ``weight``: CSR ``[n_out, n_in]`` in Norse units (current added per
-    presynaptic spike); only stored entries are synapses. ``bias``: ``[n_out]``.
+    presynaptic spike); only stored entries are synapses. There is no bias:
+    a Norse bias enters the synaptic current, which Lava's ``bias_mant`` (added
+    to the voltage) cannot reproduce, so the exporter refuses one
+    (docs/DESIGN.md, section 3).
     ``kept``: ``[n_out]`` indices of these neurons in the trained model's layer
     of ``n_original`` neurons (sorted, unique).
     """
 
     name: str
     weight: sparse.csr_matrix
-    bias: np.ndarray
     neuron: NeuronParams
     kept: np.ndarray
     n_original: int
+    fixed_point_scale: float | None = None  # K of Loihi-exact training (hw_export/norse/loihi.py); None: quantize chooses
 
     def __post_init__(self) -> None:
         if not sparse.isspmatrix_csr(self.weight):
@@ -109,10 +118,10 @@ class SparseLayer:
             raise SparseNetError(f"layer {self.name}: no neurons left")
         if not np.all(np.isfinite(self.weight.data)):
             raise SparseNetError(f"layer {self.name}: weight has NaN or Inf")
-        if self.bias.shape != (n_out,) or not np.all(np.isfinite(self.bias)):
-            raise SparseNetError(f"layer {self.name}: bias must be finite with shape ({n_out},)")
         if self.kept.shape != (n_out,):
             raise SparseNetError(f"layer {self.name}: kept has shape {self.kept.shape}, expected ({n_out},)")
+        if self.fixed_point_scale is not None and not (self.fixed_point_scale > 0 and math.isfinite(self.fixed_point_scale)):
+            raise SparseNetError(f"layer {self.name}: fixed_point_scale must be a positive number")
         if n_out and (self.kept.min() < 0 or self.kept.max() >= self.n_original
                       or np.any(np.diff(self.kept) <= 0)):
             raise SparseNetError(f"layer {self.name}: kept must be sorted unique indices below {self.n_original}")

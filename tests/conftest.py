@@ -24,15 +24,31 @@ needs_lava = pytest.mark.lava
 NETX_PYTHON = Path(os.environ.get("DPAP_NETX_PYTHON", Path(__file__).parents[1] / ".venv-netx" / "bin" / "python"))
 HAVE_NETX = NETX_PYTHON.is_file()
 
+# NIR consumers (docs/nir.md): snntorch and NeuroBench in .venv (the dev extra), sinabs in its own venv
+# (`make sinabs-env`; DPAP_SINABS_PYTHON points elsewhere if wanted), driven through tools/nir_oracle.py.
+SINABS_PYTHON = Path(os.environ.get("DPAP_SINABS_PYTHON",
+                                    Path(__file__).parents[1] / ".venv-sinabs" / "bin" / "python"))
+HAVE_SINABS = SINABS_PYTHON.is_file()
+HAVE_SNNTORCH = importlib.util.find_spec("snntorch") is not None
+HAVE_NEUROBENCH = importlib.util.find_spec("neurobench") is not None
+
 
 def pytest_collection_modifyitems(config, items):
     skip_lava = pytest.mark.skip(reason="lava-nc is not installed (it needs Python 3.10)")
     skip_netx = pytest.mark.skip(reason=f"lava-dl's venv {NETX_PYTHON} is absent: build it with `make netx-env`")
+    skips = {
+        "sinabs": (HAVE_SINABS, f"sinabs' venv {SINABS_PYTHON} is absent: build it with `make sinabs-env`"),
+        "snntorch": (HAVE_SNNTORCH, "snntorch is not installed in this venv: `make venv` installs the dev extra"),
+        "neurobench": (HAVE_NEUROBENCH, "neurobench is not installed in this venv: `make venv` installs the dev extra"),
+    }
     for item in items:
         if "lava" in item.keywords and not HAVE_LAVA:
             item.add_marker(skip_lava)
         if "netx" in item.keywords and not HAVE_NETX:
             item.add_marker(skip_netx)
+        for marker, (present, reason) in skips.items():
+            if marker in item.keywords and not present:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, gain=6.0):
@@ -99,3 +115,30 @@ def processes_with_env(token: str) -> list[int]:
         if needle in environ and state != b"Z":
             found.append(int(entry))
     return found
+
+
+def small_report(models=("dense", "dpap")):
+    """A complete report (it passes hw_export.report.check) of two small models."""
+    breakdown = {"loihi": {"synops": 1.5e-6, "dense_macs": 0.0, "neuron_updates": 0.5e-6, "spikes": 0.0}}
+    per_sample = {"spikes": 10.0, "input_spikes": 30.0, "synops": 500.0, "neuron_updates": 80.0,
+                  "energy_j": {"loihi": 2e-6}, "energy_breakdown_j": breakdown}
+    neurobench = {"connection_sparsity": 0.0, "activation_sparsity": 0.875, "memory_footprint_bytes": 888,
+                  "synaptic_operations": {"effective_acs": 500.0, "effective_macs": 0.0, "dense": 400.0},
+                  "neuron_updates": 80.0}
+    agreement = {"spikes": 1.0, "predictions": 1.0, "samples_identical": 1.0}
+    model = {
+        "pruner": "none", "accuracy": {"norse": 0.9, "lava": 0.9}, "agreement": agreement,
+        "fixed": {"accuracy": 0.89, "agreement": {**agreement, "predictions": 0.99}, "per_sample": per_sample,
+                  "neurobench": neurobench},
+        "synapses": 100, "neurons": 20, "per_sample": per_sample, "neurobench": neurobench,
+        "layers": [{"name": "fc1", "neurons": 10, "original_neurons": 10, "synapses": 80, "original_synapses": 80,
+                    "spikes": 10.0, "synops": 400.0, "neuron_updates": 40.0},
+                   {"name": "readout", "neurons": 10, "original_neurons": 10, "synapses": 20,
+                    "original_synapses": 20, "spikes": 0.0, "synops": 100.0, "neuron_updates": 40.0}],
+        "training": {"layer_sparsity": [[0.0], [0.5], [0.6]]},
+    }
+    return {"schema_version": 2, "dataset": {"name": "digits", "n_train": 10, "n_test": 5, "timesteps": 4},
+            "models": {m: __import__("copy").deepcopy(model) for m in models}, "energy_profile": "loihi",
+            "energy_profiles": {"loihi": {"source": "Davies et al. 2018"}},
+            "comparison": {"baseline": models[0], "pruned": models[-1],
+                           "ratios": {k: 1.0 for k in ("synapses", "neurons", "spikes", "synops", "energy")}}}

@@ -1,7 +1,7 @@
 """The layering rules of docs/DESIGN.md, section 2, enforced on the source.
 
 * ``hw_export`` never imports ``dpap_neuro``.
-* Inside ``hw_export``, only ``norse_reader`` imports torch or norse: the
+* Inside ``hw_export``, only ``hw_export/norse/`` imports torch or norse: the
   rest (SparseNet, HDF5, quantization, Lava, netx, NIR, counting, energy)
   runs on plain arrays.
 * Lava is imported lazily (inside functions) everywhere but in
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NORSE_BOUNDARY = "hw_export.norse_reader"
+NORSE_BOUNDARY = "hw_export.norse"
 LAVA_PROCESSES = "hw_export.lava_procs"
 
 
@@ -61,6 +61,10 @@ def root_of(name: str) -> str:
     return name.split(".")[0]
 
 
+def in_norse_boundary(name: str) -> bool:
+    return name == NORSE_BOUNDARY or name.startswith(NORSE_BOUNDARY + ".")
+
+
 def test_the_checker_sees_nested_and_top_level_imports(tmp_path):
     sample = tmp_path / "probe.py"
     sample.write_text("import numpy\nfrom torch import nn\n\nclass A:\n    def f(self):\n        import lava.magma\n")
@@ -74,8 +78,8 @@ def test_hw_export_never_imports_dpap_neuro(path):
 
 
 @pytest.mark.parametrize("path", modules("hw_export"), ids=lambda p: module_name(p))
-def test_only_the_norse_reader_imports_torch_or_norse(path):
-    if module_name(path) == NORSE_BOUNDARY:
+def test_only_the_norse_package_imports_torch_or_norse(path):
+    if in_norse_boundary(module_name(path)):
         return
     offending = [name for name, _ in imports(path) if root_of(name) in ("torch", "norse")]
     assert not offending, f"{module_name(path)} imports {offending}; Norse reading lives in {NORSE_BOUNDARY}"
@@ -93,7 +97,7 @@ def test_lava_is_imported_lazily(path):
 
 def test_importing_the_hardware_side_loads_no_torch_norse_lava_or_dpap_neuro():
     names = [module_name(p) for p in modules("hw_export")
-             if not module_name(p).startswith((NORSE_BOUNDARY, LAVA_PROCESSES))]
+             if not in_norse_boundary(module_name(p)) and not module_name(p).startswith(LAVA_PROCESSES)]
     code = ("import sys\n" + "".join(f"import {n}\n" for n in names)
             + "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'norse', 'lava', 'dpap_neuro'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -106,3 +110,16 @@ def test_importing_the_training_side_loads_no_lava():
             + "print('lava' in {m.split('.')[0] for m in sys.modules})")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("path", modules("hw_export") + modules("dpap_neuro"), ids=lambda p: module_name(p))
+def test_no_function_is_longer_than_60_lines(path):
+    """A newcomer reads a function at a glance (docs/DESIGN.md, section 2); docstrings count, blank lines too."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{module_name(path)}: {', '.join(long)}"

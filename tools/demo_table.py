@@ -43,12 +43,17 @@ def table(report: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from hw_export.report import RunReport, check
+
     path = Path(argv[0] if argv else "runs/demo/report.json")
     try:
         report = json.loads(path.read_text())
+        check(report, RunReport, source=str(path))  # the schema every reader checks (hw_export/report.py)
+        if "fixed" not in next(iter(report["models"].values())):
+            raise ValueError(f"{path}: not a `dpap run` report (no fixed-point runs)")
         print(table(report))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"demo_table: {path}: not a finished run's report.json ({type(exc).__name__}: {exc})", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError and UserError are ValueErrors
+        print(f"demo_table: not a finished run's report.json: {exc}", file=sys.stderr)
         return 2
     return 0
 

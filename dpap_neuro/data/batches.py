@@ -14,6 +14,7 @@ from typing import Iterator, Sequence, Union
 import torch
 
 from dpap_neuro.data.digits import SpikeDataset
+from hw_export.errors import UserError
 
 
 class SampleSubset(torch.utils.data.Dataset):
@@ -58,12 +59,12 @@ def batches(data: Split, index_batches: Sequence[torch.Tensor], workers: int = 0
                                          num_workers=workers, collate_fn=time_first_collate)
     try:
         yield from loader
-    except ValueError as exc:
+    except UserError as exc:
         # A worker's error arrives as "Caught ValueError in DataLoader worker process 0." plus its
         # traceback; the user needs only its last line, our own one-line message.
         lines = str(exc).strip().splitlines()
         if len(lines) > 1 and lines[0].startswith("Caught "):
-            raise ValueError(lines[-1].split(": ", 1)[-1]) from None
+            raise UserError(lines[-1].split(": ", 1)[-1]) from None
         raise
 
 

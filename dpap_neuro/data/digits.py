@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from hw_export.errors import UserError
+
 N_CLASSES = 10
 IMAGE_SIDE = 8
 MAX_INTENSITY = 16.0
@@ -51,7 +53,7 @@ def load_digit_images(test_fraction: float, seed: int):
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise UserError(f"test_fraction must be in (0, 1), got {test_fraction}")
     bunch = load_digits()
     images = bunch.images.astype(np.float32) / MAX_INTENSITY
     labels = bunch.target.astype(np.int64)
@@ -106,7 +108,7 @@ def saccade_events(
     ``images``: ``[N, 8, 8]`` in 0..1. Returns ``[T, N, 2, 8, 8]`` float32.
     """
     if contrast_threshold <= 0:
-        raise ValueError("contrast_threshold must be positive")
+        raise UserError("contrast_threshold must be positive")
     path = saccade_path(timesteps, amplitude_px)  # [T+1, 2]
     n = len(images)
     frames = np.empty((timesteps + 1, n, IMAGE_SIDE, IMAGE_SIDE), dtype=np.float64)
@@ -150,9 +152,9 @@ def load_dataset(
     model trained with the same seed see identical spikes.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        raise UserError(f"timesteps must be >= 1, got {timesteps}")
     x_train, y_train, x_test, y_test = load_digit_images(test_fraction, seed)
     if name == "digits":
         train = rate_encode(x_train, timesteps, seed)
@@ -179,7 +181,7 @@ def split_validation(data, fraction: float, seed: int):
     from dpap_neuro.data.batches import subset
 
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+        raise UserError(f"val_fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return data, None
     labels = data.labels.numpy()

@@ -66,6 +66,7 @@ import h5py
 import numpy as np
 
 from dpap_neuro.data.neuromorphic import SPECS
+from hw_export.errors import UserError
 from hw_export.files import atomic_write
 
 # Sensor sizes (x, y, polarities) and class counts, from the reader's registry so the two never disagree.
@@ -129,29 +130,29 @@ def _is_int(value) -> bool:
 
 def _checked_args(name: str, n_per_class, classes, seed) -> tuple[int, tuple[int, ...], int]:
     if name not in N_CLASSES:
-        raise ValueError(f"unknown fixture dataset {name!r}; known: {', '.join(N_CLASSES)}")
+        raise UserError(f"unknown fixture dataset {name!r}; known: {', '.join(N_CLASSES)}")
     if not _is_int(n_per_class) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be an integer >= 1, got {n_per_class!r}")
+        raise UserError(f"n_per_class must be an integer >= 1, got {n_per_class!r}")
     if name == "dvs-gesture":
         # One file per label per user folder, and the test split has 6 users x 5 lightings.
         limit = len(DVS_GESTURE_USERS["test"]) * len(DVS_GESTURE_LIGHTINGS)
         if n_per_class > limit:
-            raise ValueError(f"n_per_class must be <= {limit} for dvs-gesture (user folders of the test split), got {n_per_class}")
+            raise UserError(f"n_per_class must be <= {limit} for dvs-gesture (user folders of the test split), got {n_per_class}")
     if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        raise UserError(f"seed must be an integer >= 0, got {seed!r}")
     if classes is None:
         classes = DEFAULT_CLASSES[name]
     if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
-        raise ValueError(f"classes must be a sequence of integers, got {classes!r}")
+        raise UserError(f"classes must be a sequence of integers, got {classes!r}")
     chosen = list(classes)
     n_classes = N_CLASSES[name]
     bad = [c for c in chosen if not _is_int(c) or not 0 <= c < n_classes]
     if not chosen or bad:
-        raise ValueError(f"classes must be a non-empty sequence of labels in 0..{n_classes - 1} for {name}, got {chosen!r}")
+        raise UserError(f"classes must be a non-empty sequence of labels in 0..{n_classes - 1} for {name}, got {chosen!r}")
     if len(set(chosen)) != len(chosen):
-        raise ValueError(f"classes must not repeat a label, got {chosen!r}")
+        raise UserError(f"classes must not repeat a label, got {chosen!r}")
     if name == "nmnist" and n_per_class * len(chosen) > 99_999:
-        raise ValueError(f"nmnist file ids have 5 digits: n_per_class * len(classes) must be <= 99999, got {n_per_class * len(chosen)}")
+        raise UserError(f"nmnist file ids have 5 digits: n_per_class * len(classes) must be <= 99999, got {n_per_class * len(chosen)}")
     # Sorted, so the same set of classes gives the same files whatever order it came in.
     return int(n_per_class), tuple(sorted(int(c) for c in chosen)), int(seed)
 
@@ -333,15 +334,15 @@ def encode_nmnist_events(x, y, t_us, p) -> bytes:
     """
     columns = [np.asarray(v) for v in (x, y, t_us, p)]
     if any(c.ndim != 1 for c in columns) or len({len(c) for c in columns}) != 1:
-        raise ValueError(f"x, y, t_us and p must be 1-D arrays of one length, got shapes {[c.shape for c in columns]}")
+        raise UserError(f"x, y, t_us and p must be 1-D arrays of one length, got shapes {[c.shape for c in columns]}")
     if any(c.size and not np.issubdtype(c.dtype, np.integer) and c.dtype != bool for c in columns):
-        raise ValueError("x, y, t_us and p must be integer arrays")
+        raise UserError("x, y, t_us and p must be integer arrays")
     x, y, t, p = (c.astype(np.int64) for c in columns)
     for label, values, low, high in (("x", x, 0, 255), ("y", y, 0, 255), ("t_us", t, 0, NMNIST_MAX_T_US), ("p", p, 0, 1)):
         if values.size and (values.min() < low or values.max() > high):
-            raise ValueError(f"{label} must lie in {low}..{high}, got {values.min()}..{values.max()}")
+            raise UserError(f"{label} must lie in {low}..{high}, got {values.min()}..{values.max()}")
     if np.any(y == NMNIST_OVERFLOW_Y):
-        raise ValueError(f"y = {NMNIST_OVERFLOW_Y} marks an overflow record in N-MNIST files; it cannot be an event")
+        raise UserError(f"y = {NMNIST_OVERFLOW_Y} marks an overflow record in N-MNIST files; it cannot be an event")
     records = np.empty((len(x), 5), dtype=np.uint8)
     records[:, 0] = x
     records[:, 1] = y

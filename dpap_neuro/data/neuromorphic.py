@@ -33,8 +33,10 @@ from typing import Any, Callable, Mapping, NamedTuple
 import numpy as np
 import torch
 
+from hw_export.errors import UserError
 
-class DatasetFilesMissing(ValueError):
+
+class DatasetFilesMissing(UserError):
     """The dataset's files are not where tonic reads them; the message says what to place where."""
 
 
@@ -163,17 +165,17 @@ class FrameSettings(NamedTuple):
 
     def check(self, spec: DatasetSpec) -> None:
         if self.timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
+            raise UserError(f"timesteps must be >= 1, got {self.timesteps}")
         if self.downsample < 1:
-            raise ValueError(f"downsample must be an integer >= 1, got {self.downsample}")
+            raise UserError(f"downsample must be an integer >= 1, got {self.downsample}")
         if self.downsample > max(spec.sensor_size[:2]):
-            raise ValueError(f"downsample {self.downsample} leaves nothing of {spec.title}'s "
+            raise UserError(f"downsample {self.downsample} leaves nothing of {spec.title}'s "
                              f"{spec.sensor_size[0]}x{spec.sensor_size[1]} sensor")
         if self.denoise_us is not None:
             if spec.is_audio:
-                raise ValueError(f"denoising filters camera pixels; {spec.title} has none (drop --denoise-us)")
+                raise UserError(f"denoising filters camera pixels; {spec.title} has none (drop --denoise-us)")
             if not self.denoise_us > 0:
-                raise ValueError(f"denoise_us must be positive, got {self.denoise_us}")
+                raise UserError(f"denoise_us must be positive, got {self.denoise_us}")
 
 
 class EventsToFrames:
@@ -231,7 +233,7 @@ class EventFrames(torch.utils.data.Dataset):
     def __init__(self, name: str, data_dir: str | os.PathLike, train: bool, settings: FrameSettings,
                  cache_dir: str | os.PathLike | None = None) -> None:
         if name not in SPECS:
-            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(SPECS)}")
+            raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(SPECS)}")
         self.spec, self.settings, self.train = SPECS[name], settings, train
         self.data_dir = Path(data_dir)
         settings.check(self.spec)
@@ -245,7 +247,7 @@ class EventFrames(torch.utils.data.Dataset):
             raise DatasetFilesMissing(missing_files_message(self.spec, self.data_dir, "no samples found"))
         bad = (self.labels < 0) | (self.labels >= self.spec.n_classes)
         if bool(bad.any()):
-            raise ValueError(f"{self.data_dir}: {self.spec.title} labels must be 0..{self.spec.n_classes - 1}, "
+            raise UserError(f"{self.data_dir}: {self.spec.title} labels must be 0..{self.spec.n_classes - 1}, "
                              f"found {int(self.labels[bad][0])}")
 
     def _tonic(self):
@@ -256,7 +258,7 @@ class EventFrames(torch.utils.data.Dataset):
         except (OSError, KeyError, IndexError, ValueError) as exc:
             if isinstance(exc, DatasetFilesMissing):
                 raise
-            raise ValueError(f"{self.data_dir}: tonic cannot read {self.spec.title} "
+            raise UserError(f"{self.data_dir}: tonic cannot read {self.spec.title} "
                              f"({type(exc).__name__}: {exc})") from None
 
     def _read_labels(self) -> list[int]:
@@ -268,7 +270,7 @@ class EventFrames(torch.utils.data.Dataset):
                 with h5py.File(path, "r") as h5:
                     return [int(v) for v in h5["labels"][()]]
             except (OSError, KeyError) as exc:
-                raise ValueError(f"{path}: not an SHD file with a labels dataset ({exc})") from None
+                raise UserError(f"{path}: not an SHD file with a labels dataset ({exc})") from None
         return [int(v) for v in self._tonic().targets]
 
     def _source(self):
@@ -291,7 +293,7 @@ class EventFrames(torch.utils.data.Dataset):
         try:
             frames, label = self._source()[int(index)]
         except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{self.data_dir}: {self.spec.title} sample {index} is unreadable "
+            raise UserError(f"{self.data_dir}: {self.spec.title} sample {index} is unreadable "
                              f"({type(exc).__name__}: {exc})") from None
         return torch.from_numpy(np.asarray(frames, dtype=np.uint8)), int(label)
 

@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_data
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import MagnitudePruner, RandomPruner, StructuredPruner, effective_weight, make_pruner
-from dpap_neuro.train import train
+from dpap_neuro.train import Recipe, train
 
 
 def mlp(seed=0, n_inputs=10, hidden=(16, 12), n_classes=3):
@@ -60,7 +60,7 @@ def test_random_is_seeded():
 
 def test_random_never_touches_the_readout():
     model = mlp()
-    readout = model[4]
+    readout = model[5]
     before = readout.weight.detach().clone()
     pruner = RandomPruner(sparsity=0.9)
     pruner.attach(model, total_steps=2)
@@ -102,13 +102,13 @@ def hand_built_model():
     """
     model = SpikingMLP(3, [4, 2], 2)
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[0.13, -0.08, 0.20],
+        model[1].weight.copy_(torch.tensor([[0.13, -0.08, 0.20],
                                             [-0.11, 0.16, -0.14],
                                             [0.19, -0.10, 0.12],
                                             [-0.17, 0.15, -0.18]]))
-        model[2].weight.copy_(torch.tensor([[0.03, -0.09, 0.01, -0.06],
+        model[3].weight.copy_(torch.tensor([[0.03, -0.09, 0.01, -0.06],
                                             [-0.05, 0.02, 0.07, -0.04]]))
-        model[4].weight.copy_(torch.tensor([[0.001, -0.002], [0.003, 0.0005]]))
+        model[5].weight.copy_(torch.tensor([[0.001, -0.002], [0.003, 0.0005]]))
     return model
 
 
@@ -122,7 +122,7 @@ def test_magnitude_uses_one_global_threshold():
     # a per-layer 40 % would have taken 5 from layer 1 and 3 from layer 2 instead.
     assert first.tolist() == [[1, 0, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1]]
     assert second.tolist() == [[0, 1, 0, 0], [0, 0, 0, 0]]
-    assert not hasattr(model[4], "weight_mask")
+    assert not hasattr(model[5], "weight_mask")
 
 
 def test_magnitude_keeps_every_larger_weight_and_prunes_the_exact_count():
@@ -180,8 +180,7 @@ class MaskRecordingMagnitude(MagnitudePruner):
 def test_magnitude_masks_hold_through_training():
     model = mlp()
     pruner = MaskRecordingMagnitude(sparsity=0.5, at_epoch=2)
-    history = train(model, tiny_data(n=16, steps=4), pruner, epochs=4, batch_size=8, learning_rate=5e-3,
-                    seed=0, progress=False)  # 2 steps per epoch
+    history = train(model, tiny_data(n=16, steps=4), pruner, Recipe(epochs=4, batch_size=8, learning_rate=5e-3, seed=0), progress=False)  # 2 steps per epoch
     assert history.sparsity[0] == 0.0
     assert history.sparsity[1:] == pytest.approx([0.5, 0.5, 0.5])
     after_epoch_2 = pruner.epoch_masks[1]
@@ -221,11 +220,11 @@ def test_structured_removes_the_units_with_the_smallest_l1_norm_and_their_outgoi
     model = mlp()
     with torch.no_grad():
         # Row k of each prunable layer gets L1 norm proportional to (k + 1), in a shuffled order.
-        for layer, order in ((model[0], torch.randperm(16, generator=torch.Generator().manual_seed(1))),
-                             (model[2], torch.randperm(12, generator=torch.Generator().manual_seed(2)))):
+        for layer, order in ((model[1], torch.randperm(16, generator=torch.Generator().manual_seed(1))),
+                             (model[3], torch.randperm(12, generator=torch.Generator().manual_seed(2)))):
             layer.weight.copy_(torch.sign(layer.weight) * (order[:, None].double() + 1).float() / 100)
-    first_norm = model[0].weight.abs().sum(dim=1).clone()
-    second_norm = model[2].weight.abs().sum(dim=1).clone()
+    first_norm = model[1].weight.abs().sum(dim=1).clone()
+    second_norm = model[3].weight.abs().sum(dim=1).clone()
     pruner = StructuredPruner(target_sparsity=0.25, start_fraction=0.0, end_fraction=0.5, update_every_steps=1)
     pruner.attach(model, total_steps=4)
     for step in range(1, 5):
@@ -242,7 +241,7 @@ def test_structured_removes_the_units_with_the_smallest_l1_norm_and_their_outgoi
 
 def test_structured_prunes_whole_conv_channels_gradually_and_never_regrows():
     from dpap_neuro.models import SpikingConvNet
-    from hw_export.norse_reader import from_norse
+    from hw_export.norse import export_model
 
     torch.manual_seed(0)
     model = SpikingConvNet((2, 8, 8), (8, 8), (10,), 3)
@@ -266,7 +265,7 @@ def test_structured_prunes_whole_conv_channels_gradually_and_never_regrows():
     assert torch.all(conv2.weight_mask[:, dead_conv1] == 0)
     dead_conv2 = conv2.weight_mask.flatten(1).sum(dim=1) == 0
     assert torch.all(fc1.weight_mask[:, dead_conv2.repeat_interleave(2 * 2)] == 0)  # a 2x2 map per channel
-    net = from_norse(list(model), (2, 8, 8))
+    net = export_model(model, (2, 8, 8))
     assert net.layers[0].weight.shape[0] == 4 * 64 and net.layers[1].weight.shape[0] == 4 * 16  # removed
 
 
@@ -286,7 +285,7 @@ def test_structured_refuses_bad_values():
 ])
 def test_baselines_keep_parameter_identity_and_block_gradients(name, options, cls):
     model = mlp()
-    originals = [model[0].weight, model[2].weight]
+    originals = [model[1].weight, model[3].weight]
     pruner = make_pruner(name, **options)
     assert isinstance(pruner, cls)
     pruner.attach(model, total_steps=4)

@@ -18,7 +18,7 @@ def test_round_trip_keeps_masks_and_outputs(tmp_path):
     save_checkpoint(path, model, config, "gmp", "gmp", (2, 4), 3)
     loaded, meta = load_checkpoint(path)
     assert meta["pruner"] == "gmp" and RunConfig.from_dict(meta["config"]) == config
-    assert torch.equal(loaded[0].weight_mask, model[0].weight_mask)
+    assert torch.equal(loaded[1].weight_mask, model[1].weight_mask)
     spikes = (torch.rand(5, 2, 2, 4) < 0.5).float()
     model.eval()
     assert torch.equal(loaded(spikes).readout_v, model(spikes).readout_v)

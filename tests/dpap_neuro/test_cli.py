@@ -1,6 +1,8 @@
 """The ``dpap`` command as a user runs it: real subprocesses, real files."""
 
 import json
+import math
+import os
 import subprocess
 import sys
 
@@ -24,13 +26,15 @@ def test_help_describes_every_run_option():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "epochs must be >= 1"),
+    (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["--epochs", "many"], "argument --epochs: expected an integer, got 'many'"),
+    (["--warmup-epochs", "30"], "warmup_epochs must be in [0, epochs)"),
     (["--pruner-option", "target_sparsity=2"], "target_sparsity"),
     (["--pruner-option", "nonsense=1"], "has no option nonsense"),
     (["--model", "ann-mlp"], "is an ANN (ReLU): the pruners train it, but it has no spiking export"),
     (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
-    (["--downsample", "2"], "are for the tonic datasets"),
-    (["--data-dir", "/data"], "--data-dir is for the tonic datasets"),
+    (["--downsample", "2"], "--downsample: for the tonic datasets"),
+    (["--data-dir", "/data"], "--data-dir: for the tonic datasets"),
     (["--dataset", "shd"], "--dataset shd is read from your files: give --data-dir DIR holding DIR/SHD/shd_train.h5"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_written(tmp_path, args, message):
@@ -55,7 +59,7 @@ def test_run_writes_the_report_contract(tmp_path):
                   "--hidden", "24", "--dataset", "digits", "--pruner", "gmp", "--val-fraction", "0.1")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     # 1,437 training digits, 10 % of them (stratified) held out for validation.
     assert report["dataset"] == {"name": "digits", "n_train": 1293, "n_validation": 144, "n_test": 360,
                                  "n_lava": 360, "timesteps": 8, "input_shape": [64]}
@@ -88,9 +92,9 @@ def test_run_writes_the_report_contract(tmp_path):
     sim_report = json.loads((out / "gmp-float.json").read_text())
     # simulate sees the test set only: the run's validation accuracy has no counterpart there.
     run_accuracy = {k: v for k, v in report["models"]["gmp"]["accuracy"].items() if k != "validation"}
-    assert sim_report["accuracy"] == run_accuracy
-    assert sim_report["agreement"]["spikes"] == 1.0
-    assert sim_report["per_sample"] == report["models"]["gmp"]["per_sample"]
+    assert sim_report["result"]["accuracy"] == run_accuracy
+    assert sim_report["result"]["agreement"]["spikes"] == 1.0
+    assert sim_report["result"]["per_sample"] == report["models"]["gmp"]["per_sample"]
 
     # A network and a dataset that do not fit together: one clear line.
     wrong = dpap("simulate", str(out / "gmp.h5"), "--dataset", "digits-events", "--quiet")
@@ -109,8 +113,8 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import GMPPruner
     from hw_export.h5io import read_sparsenet
-    from hw_export.lava_sim import simulate
-    from hw_export.norse_reader import from_norse
+    from hw_export.lava_sim import SimOptions, simulate
+    from hw_export.norse import export_model
 
     config = RunConfig(hidden_sizes=(12,), timesteps=10, dataset="digits")
     torch.manual_seed(0)
@@ -123,10 +127,10 @@ def test_export_round_trip_gives_identical_spikes(tmp_path):
     assert result.returncode == 0, result.stderr
     exported = read_sparsenet(tmp_path / "m.h5")
     assert exported.metadata["timesteps"] == 10 and exported.metadata["dataset"] == "digits"
-    direct = from_norse(list(model), (64,))
+    direct = export_model(model, (64,))
     inputs = (np.random.default_rng(0).random((10, 6, 64)) < 0.3).astype(float)
-    assert_same_lava_result(simulate(direct, inputs, batch_size=6, progress=False),
-                            simulate(exported, inputs, batch_size=6, progress=False))
+    assert_same_lava_result(simulate(direct, inputs, SimOptions(batch_size=6), progress=False),
+                            simulate(exported, inputs, SimOptions(batch_size=6), progress=False))
 
     missing = dpap("export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.h5"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
@@ -148,13 +152,9 @@ def small_checkpoint(tmp_path, input_shape=(64,), model="mlp"):
     return tmp_path / "m.pt"
 
 
-@pytest.mark.parametrize("input_shape, model, nodes", [
-    ((64,), "mlp", ["fc1", "lif1", "fc2", "readout1"]),
-    ((2, 8, 8), "mlp", ["flatten1", "fc1", "lif1", "fc2", "readout1"]),  # the MLP flattens event frames
-    ((2, 8, 8), "conv", ["conv1", "lif1", "pool1", "conv2", "lif2", "pool2", "flatten1", "fc1", "lif3", "fc2",
-                         "readout1"]),
-])
-def test_every_model_kind_exports_to_nir_with_its_structure(tmp_path, input_shape, model, nodes):
+@pytest.mark.parametrize("input_shape, model", [((64,), "mlp"), ((2, 8, 8), "mlp"), ((2, 8, 8), "conv")])
+def test_every_model_kind_exports_to_nir_with_its_pruned_topology(tmp_path, input_shape, model):
+    """NIR carries the SparseNet: a chain of Affine and neuron nodes on flat input (conv unrolled), dead neurons gone."""
     import nir
 
     ckpt = small_checkpoint(tmp_path, input_shape, model)
@@ -165,10 +165,14 @@ def test_every_model_kind_exports_to_nir_with_its_structure(tmp_path, input_shap
     successors = dict(graph.edges)
     while successors.get(node, "output") != "output":
         node = successors[node]
-        chain.append(node)
-    assert chain == nodes
-    assert list(graph.nodes["input"].input_type["input"]) == list(input_shape)
+        chain.append(type(graph.nodes[node]).__name__)
+    n_lif = 3 if model == "conv" else 1  # conv: two conv blocks and one hidden layer of 12
+    assert chain == ["Affine", "CubaLIF"] * n_lif + ["Affine", "CubaLI"]
+    assert list(graph.nodes["input"].input_type["input"]) == [math.prod(input_shape)]
     assert list(graph.nodes["output"].output_type["output"]) == [10]
+    assert graph.nodes["fc1"].weight.shape[1] == math.prod(input_shape)
+    wrong = dpap("export", str(ckpt), "--out", str(tmp_path / "m.h5"), "--nir-target", "norse")
+    assert wrong.returncode == 2 and "--nir-target is for --format nir" in wrong.stderr
 
 
 def test_export_formats_and_precision_rules(tmp_path):
@@ -215,12 +219,12 @@ def long_simulation_artifact(tmp_path):
 
     from dpap_neuro.models import SpikingMLP
     from hw_export.h5io import write_sparsenet
-    from hw_export.norse_reader import from_norse
+    from hw_export.norse import export_model
 
     torch.manual_seed(0)
     path = tmp_path / "net.h5"
     meta = {"dataset": "digits", "timesteps": 400, "seed": 0, "test_fraction": 0.2, "model": "m"}
-    write_sparsenet(from_norse(list(SpikingMLP(64, [64], 10)), (64,), meta), path)
+    write_sparsenet(export_model(list(SpikingMLP(64, [64], 10)), (64,), meta), path)
     return path
 
 
@@ -327,7 +331,7 @@ def test_a_missing_lava_is_reported_before_training(tmp_path, monkeypatch, capsy
 
 
 def fake_run(directory, models=("dense", "dpap"), spikes=10.0):
-    from test_reporting import small_report
+    from conftest import small_report
 
     directory.mkdir(parents=True)
     report = small_report(models)
@@ -391,5 +395,23 @@ def test_an_ann_checkpoint_is_refused_by_every_export_with_the_reason(tmp_path, 
     result = dpap("export", str(ckpt), "--out", str(tmp_path / "m.out"), "--format", fmt)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
-    assert "cannot export a ReLU layer: an ANN activation is not a spiking neuron" in lines[0]
+    assert "(ReLU): an ANN activation is not a spiking neuron" in lines[0]
     assert not (tmp_path / "m.out").exists()
+
+
+def test_a_bug_shows_its_traceback_and_says_it_is_one_while_bad_input_is_one_line(tmp_path):
+    # The child imports sitecustomize from PYTHONPATH at start-up: there, a bug planted in the export.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import hw_export.norse.export as export\n"
+        "def broken(*args, **kwargs):\n    raise ValueError('an internal shape mismatch')\n"
+        "export.export_model = broken\nimport hw_export.norse\nhw_export.norse.export_model = broken\n")
+    ckpt = small_checkpoint(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
+    crashed = subprocess.run([*DPAP, "export", str(ckpt), "--out", str(tmp_path / "m.h5")], capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert crashed.returncode == 1
+    assert "Traceback" in crashed.stderr and "ValueError: an internal shape mismatch" in crashed.stderr
+    assert crashed.stderr.strip().splitlines()[-1].startswith("dpap: internal error (a bug in dpap-neuro")
+    assert not (tmp_path / "m.h5").exists()

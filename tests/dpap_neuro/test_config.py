@@ -96,7 +96,7 @@ def test_model_kwargs_pass_weight_init_gain_only_when_set():
     default = build_model((10,), config.hidden_sizes, 3, **RunConfig(hidden_sizes=(8,)).model_kwargs())
     torch.manual_seed(0)
     halved = build_model((10,), config.hidden_sizes, 3, **kwargs)
-    torch.testing.assert_close(halved[0].weight, default[0].weight / 2)
+    torch.testing.assert_close(halved[1].weight, default[1].weight / 2)
 
 
 def test_model_kwargs_carry_the_neuron_settings():
@@ -111,10 +111,10 @@ def test_model_kwargs_carry_the_neuron_settings():
 
 
 def test_tonic_datasets_pace_dpap_by_decisions_per_run_and_built_in_data_by_batches():
-    from dpap_neuro.config import BUILTIN_PRUNER_OPTIONS, TONIC_PRUNER_OPTIONS
-
     tonic = RunConfig(dataset="nmnist", data_dir="/data", pruner_options={"fc_neuron_c": 1.5})
-    assert tonic.resolved_pruner_options() == {**TONIC_PRUNER_OPTIONS["dpap"], "fc_neuron_c": 1.5}
-    assert RunConfig().resolved_pruner_options() == BUILTIN_PRUNER_OPTIONS["dpap"]
+    options = tonic.resolved_pruner_options()
+    assert options["schedule_unit"] == "run" and options["fc_neuron_c"] == 1.5  # the user's option over the preset
+    builtin = RunConfig().resolved_pruner_options()
+    assert builtin["schedule_unit"] == "batches"
     # The same pacing: the built-in run (20 epochs of 23 batches, one decision every 5) has 92 decisions.
-    assert 20 * 23 // BUILTIN_PRUNER_OPTIONS["dpap"]["batches_per_unit"] == TONIC_PRUNER_OPTIONS["dpap"]["decisions_per_run"]
+    assert 20 * 23 // builtin["batches_per_unit"] == options["decisions_per_run"]

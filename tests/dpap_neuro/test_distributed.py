@@ -18,7 +18,7 @@ from conftest import needs_lava, tiny_data
 from dpap_neuro.distributed import resolve_device
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import DPAPPruner
-from dpap_neuro.train import evaluate, train
+from dpap_neuro.train import Recipe, evaluate, train
 
 EPOCHS, BATCH = 4, 16
 DPAP_OPTIONS = dict(schedule_unit="batches", batches_per_unit=1, warmup_units=1, fc_neuron_c=1.0, r_init=2.0)
@@ -42,7 +42,7 @@ def train_tiny():
     torch.manual_seed(0)
     model = SpikingMLP(10, [16, 12], 3)
     pruner = MaskLoggingDPAP(**DPAP_OPTIONS)
-    train(model, tiny_data(n=96), pruner, epochs=EPOCHS, batch_size=BATCH, learning_rate=5e-3, seed=0,
+    train(model, tiny_data(n=96), pruner, Recipe(epochs=EPOCHS, batch_size=BATCH, learning_rate=5e-3, seed=0),
           progress=False)
     return {"digests": pruner.digests, "masks": [m.tolist() for m in pruner.masks()],
             "accuracy": evaluate(model, tiny_data(n=96, seed=1)).accuracy}

@@ -8,14 +8,14 @@ from torch import nn
 from conftest import tiny_data
 from dpap_neuro.models import SpikingMLP, run_over_time
 from dpap_neuro.pruning import DPAPPruner, Pruner, effective_weight, make_pruner
-from dpap_neuro.train import train
-from hw_export.norse_reader import from_norse
+from dpap_neuro.train import Recipe, train
+from hw_export.norse import export_model
 
 
 def trained(pruner, seed=0, epochs=3):
     torch.manual_seed(seed)
     model = SpikingMLP(10, [16, 12], 3)
-    train(model, tiny_data(), pruner, epochs=epochs, batch_size=8, learning_rate=5e-3, seed=seed, progress=False)
+    train(model, tiny_data(), pruner, Recipe(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=seed), progress=False)
     return model
 
 
@@ -36,7 +36,7 @@ def test_a_rule_that_would_empty_a_layer_keeps_its_most_important_unit():
     model = trained(pruner, epochs=3)
     assert pruner.decisions > 5
     assert [int(record.unit_alive.sum()) for record in pruner.records] == [1, 1]
-    net = from_norse(list(model), (10,))  # still a network from input to readout
+    net = export_model(model, (10,))  # still a network from input to readout
     assert [layer.n_out for layer in net.layers] == [1, 1, 3]
 
 
@@ -44,7 +44,7 @@ def test_synapse_rules_that_would_cut_the_network_keep_one_path_to_the_readout()
     pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0, r_init=0.5,
                          fc_neuron_c=20.0, fc_synapse_c=20.0)
     model = trained(pruner, epochs=3)
-    net = from_norse(list(model), (10,))  # without the path every hidden neuron would lose its inputs
+    net = export_model(model, (10,))  # without the path every hidden neuron would lose its inputs
     assert [layer.n_out for layer in net.layers] == [1, 1, 3]
     assert [layer.n_synapses for layer in net.layers[:2]] == [1, 1]
 
@@ -57,16 +57,16 @@ def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
     assert pruner.sparsity() > 0.3
     survival = pruner.unit_survival()
     assert min(survival) < 1.0
-    net = from_norse(list(model), (10,))
+    net = export_model(model, (10,))
     for record, layer in zip(pruner.records, net.layers):
         dead = (~record.unit_alive).nonzero().flatten().tolist()
         assert not set(dead) & set(layer.kept.tolist()), "a pruned neuron is still in the SparseNet"
         assert layer.n_out <= int(record.unit_alive.sum())
     # Masked weights are exactly zero in the effective weight, rows of dead neurons included.
-    first = model[0]
+    first = model[1]
     dead_rows = ~pruner.records[0].unit_alive
     assert torch.all(first.weight_mask[dead_rows] == 0)
-    assert torch.all(model[2].weight_mask[:, dead_rows] == 0), "outgoing synapses of dead neurons remain"
+    assert torch.all(model[3].weight_mask[:, dead_rows] == 0), "outgoing synapses of dead neurons remain"
 
 
 def test_pruning_is_permanent_across_decisions():
@@ -198,7 +198,7 @@ def test_spike_count_aware_synapse_score_spares_synapses_of_quiet_inputs():
     torch.manual_seed(0)
     model = SpikingMLP(3, [2], 2)
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]))  # input 2: no weight
+        model[1].weight.copy_(torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]))  # input 2: no weight
     pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, prune_neurons=False,
                         synapse_score="bcm*magnitude/pre_rate", fc_synapse_c=2.0, r_init=0.5)
     pruner.attach(model, total_steps=3)
@@ -220,7 +220,7 @@ def test_magnitude_weighted_neuron_score_removes_the_neuron_with_weak_inputs():
     torch.manual_seed(0)
     model = SpikingMLP(2, [3], 2)
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[2.0, -2.0], [0.5, 0.5], [1.0, -2.0]]))  # L1 norms 4, 1, 3
+        model[1].weight.copy_(torch.tensor([[2.0, -2.0], [0.5, 0.5], [1.0, -2.0]]))  # L1 norms 4, 1, 3
     pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, prune_synapses=False,
                         neuron_score="spine*magnitude", fc_neuron_c=1.0, r_init=0.5)
     pruner.attach(model, total_steps=3)

@@ -31,7 +31,7 @@ def test_conv_model_from_build_model_shapes():
 
 def test_conv_model_takes_a_flat_square_image_as_one_channel():
     model = build_model((64,), [6], 3, architecture="conv", conv_channels=(4,))
-    assert model[0].in_channels == 1
+    assert isinstance(model[0], nn.Unflatten) and model[1].in_channels == 1
     out = model(torch.zeros(2, 3, 64))
     assert out.readout_v.shape == (2, 3, 3)
     assert image_shape_of((2, 8, 8)) == (2, 8, 8)
@@ -91,14 +91,14 @@ def test_lif_steps_follow_the_equations_by_hand():
     """
     model = SpikingMLP(1, [2], 1, dt_s=1e-3, tau_syn_inv_per_s=200.0, tau_mem_inv_per_s=100.0, v_th=1.0)
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[6.0], [3.0]]))
-        model[2].weight.copy_(torch.tensor([[0.5, 2.0]]))
+        model[1].weight.copy_(torch.tensor([[6.0], [3.0]]))
+        model[3].weight.copy_(torch.tensor([[0.5, 2.0]]))
     model.double()
     out = model(torch.ones(2, 1, 1, dtype=torch.float64))  # [T=2, B=1, n_in=1]
     assert out.layer_spikes[0][:, 0].tolist() == [[0.0, 0.0], [1.0, 0.0]]
     assert out.readout_v[:, 0, 0].tolist() == pytest.approx([0.0, 0.05])
 
-    cell = model[1]
+    cell = model[2]
     current = torch.tensor([[6.0, 3.0]], dtype=torch.float64)
     z1, state = cell(current, None)
     assert z1.tolist() == [[0.0, 0.0]]
@@ -142,5 +142,5 @@ def test_ann_twins_see_spike_rates_and_answer_in_one_step(architecture, n_synapt
     torch.testing.assert_close(model(spikes.flip(0)).readout_v, out.readout_v)
     rates = spikes.mean(dim=0)
     if architecture == "ann-mlp":
-        expected = model[2](torch.relu(model[0](rates.flatten(1))))
+        expected = model[3](torch.relu(model[1](rates.flatten(1))))
         torch.testing.assert_close(out.readout_v[0], expected)

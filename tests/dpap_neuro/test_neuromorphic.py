@@ -141,7 +141,7 @@ def test_an_unreadable_sample_is_one_line_also_from_a_worker(tmp_path):
 def test_the_config_refuses_a_tonic_dataset_without_files_and_files_for_a_built_in_one():
     with pytest.raises(ValueError, match="give --data-dir"):
         RunConfig(dataset="shd")
-    with pytest.raises(ValueError, match="--data-dir is for the tonic datasets"):
+    with pytest.raises(ValueError, match="--data-dir: for the tonic datasets"):
         RunConfig(dataset="digits", data_dir="/data")
 
 
@@ -151,7 +151,7 @@ SMALL = {"hidden_sizes": (16,), "conv_channels": (4,), "epochs": 1, "batch_size"
 @needs_lava
 @pytest.mark.parametrize("name", sorted(NEUROMORPHIC))
 def test_the_whole_pipeline_runs_on_every_dataset(tmp_path, name):
-    from dpap_neuro.pipeline import run
+    from dpap_neuro.run import run
 
     spec = NEUROMORPHIC[name]
     WRITERS[name](tmp_path / "data", n_per_class=2)
@@ -172,7 +172,7 @@ def test_the_whole_pipeline_runs_on_every_dataset(tmp_path, name):
 
 @needs_lava
 def test_simulate_reads_the_tonic_test_split_of_an_artifact(tmp_path):
-    from dpap_neuro.pipeline import run
+    from dpap_neuro.run import run
 
     WRITERS["shd"](tmp_path / "data", n_per_class=2)
     config = RunConfig(dataset="shd", data_dir=str(tmp_path / "data"), timesteps=6, pruner="random",

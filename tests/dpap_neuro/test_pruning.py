@@ -13,12 +13,12 @@ def small_model():
 
 def test_attach_reparametrises_hidden_layers_only_and_keeps_parameter_identity():
     model = small_model()
-    first = model[0]
+    first = model[1]
     original_param = first.weight
     Pruner().attach(model, total_steps=10)
     assert first.weight_orig is original_param  # same Parameter object, now named weight_orig
-    assert hasattr(model[2], "weight_mask")
-    assert not hasattr(model[4], "weight_mask"), "the readout layer must stay unpruned"
+    assert hasattr(model[3], "weight_mask")
+    assert not hasattr(model[5], "weight_mask"), "the readout layer must stay unpruned"
     assert len(prunable_layers(model)) == 2
 
 

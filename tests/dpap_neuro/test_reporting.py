@@ -5,31 +5,16 @@ import subprocess
 
 import pytest
 
+from conftest import small_report
 from dpap_neuro.reporting import write_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def small_report(models=("dense", "dpap")):
-    model = {
-        "pruner": "none", "accuracy": {"norse": 0.9, "lava": 0.9},
-        "agreement": {"spikes": 1.0, "predictions": 1.0},
-        "fixed": {"accuracy": 0.89, "agreement": {"predictions": 0.99},
-                  "per_sample": {"energy_j": {"loihi": 2e-6}}},
-        "synapses": 100, "neurons": 20,
-        "per_sample": {"spikes": 10.0, "synops": 500.0, "energy_j": {"loihi": 2e-6},
-                       "energy_breakdown_j": {"loihi": {"synops": 1.5e-6, "neuron_updates": 0.5e-6}}},
-        "layers": [{"name": "fc1", "neurons": 10, "original_neurons": 10, "synapses": 80, "original_synapses": 80,
-                    "spikes": 10.0, "synops": 400.0},
-                   {"name": "readout", "neurons": 10, "original_neurons": 10, "synapses": 20,
-                    "original_synapses": 20, "spikes": 0.0, "synops": 100.0}],
-        "training": {"layer_sparsity": [[0.0], [0.5], [0.6]]},
-    }
-    return {"dataset": {"name": "digits", "n_train": 10, "n_test": 5, "timesteps": 4},
-            "models": {m: model for m in models}, "energy_profile": "loihi",
-            "energy_profiles": {"loihi": {"source": "Davies et al. 2018"}},
-            "comparison": {"baseline": models[0], "pruned": models[-1],
-                           "ratios": {k: 1.0 for k in ("synapses", "neurons", "spikes", "synops", "energy")}}}
+def test_the_test_report_is_a_complete_one():
+    from hw_export.report import RunReport, check
+
+    check(small_report(), RunReport)
 
 
 def test_report_files_and_figures_are_written(tmp_path):
@@ -55,28 +40,6 @@ def test_report_renders_in_a_real_browser_with_every_figure_loaded(tmp_path):
     dom = result.stdout
     assert "<table>" in dom and "dpap-neuro run report" in dom
     assert '<span id="figures-loaded">4/4</span>' in dom, "the browser did not decode every figure"
-
-
-def test_compare_merges_run_directories_into_one_report(tmp_path):
-    import json
-
-    from dpap_neuro.pipeline import compare_runs
-
-    for run in ("a", "b"):
-        (tmp_path / run).mkdir()
-        (tmp_path / run / "report.json").write_text(json.dumps(small_report()))
-    report = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out", progress=False)
-    assert list(report["models"]) == ["a/dense", "a/dpap", "b/dense", "b/dpap"]
-    assert report["comparison"]["baseline"] == "a/dense" and report["comparison"]["pruned"] == "b/dpap"
-    assert (tmp_path / "out" / "report.html").is_file()
-    assert "| b/dpap |" in (tmp_path / "out" / "report.md").read_text()
-
-
-def test_compare_refuses_what_is_not_a_run(tmp_path):
-    from dpap_neuro.pipeline import compare_runs
-
-    with pytest.raises(ValueError, match="no report.json"):
-        compare_runs([tmp_path], tmp_path / "out", progress=False)
 
 
 def test_markdown_and_html_carry_the_same_tables(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_data
 from dpap_neuro.models import SNNOutput, SpikingMLP, predict
 from dpap_neuro.pruning import GMPPruner, Pruner
-from dpap_neuro.train import evaluate, train
+from dpap_neuro.train import Recipe, evaluate, train
 
 
 def fresh_model(seed=0):
@@ -17,8 +17,7 @@ def fresh_model(seed=0):
 
 
 def run(model, data, pruner=None, epochs=2, batch_size=8, seed=0, learning_rate=5e-3):
-    return train(model, data, pruner or Pruner(), epochs=epochs, batch_size=batch_size,
-                 learning_rate=learning_rate, seed=seed, progress=False)
+    return train(model, data, pruner or Pruner(), Recipe(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed), progress=False)
 
 
 def test_history_has_one_entry_per_epoch():
@@ -55,7 +54,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 
 class RecordingPruner(Pruner):
-    """Logs every hook call the trainer makes, with what it was given."""
+    """Records the calls ``train`` makes: attach once, then one ``step`` per optimiser step."""
 
     def __init__(self):
         super().__init__()
@@ -66,32 +65,52 @@ class RecordingPruner(Pruner):
         self.calls.append(("attach", total_steps, steps_per_epoch))
         super().attach(model, total_steps, steps_per_epoch)
 
-    def observe(self, inputs, output):
+    def step(self, epoch_end=None):
         # A copy of the first layer's parameter, to tell whether the optimiser has stepped already.
-        self.calls.append(("observe", tuple(inputs.shape), isinstance(output, SNNOutput),
-                           self.model[0].weight_orig.detach().clone()))
-
-    def update(self, step, epoch_end=False):
-        self.calls.append(("update", step, epoch_end))
+        self.calls.append(("step", epoch_end, self.model[1].weight_orig.detach().clone()))
 
 
-def test_pruner_hooks_are_called_in_the_documented_order():
+def test_train_calls_the_one_pruner_protocol_a_user_loop_calls():
     data = tiny_data(n=20, steps=4)  # batches of 8, 8 and 4: ceil(20 / 8) = 3 per epoch
     model = fresh_model()
-    initial = model[0].weight.detach().clone()
+    initial = model[1].weight.detach().clone()
     pruner = RecordingPruner()
     run(model, data, pruner, epochs=2, batch_size=8)
     calls = pruner.calls
     assert calls[0] == ("attach", 6, 3)
-    assert [c[0] for c in calls[1:]] == ["observe", "update"] * 6
-    updates = [c[1:] for c in calls if c[0] == "update"]
-    assert updates == [(1, False), (2, False), (3, True), (4, False), (5, False), (6, True)]
-    observes = [c for c in calls if c[0] == "observe"]
-    assert [c[1] for c in observes] == [(4, 8, 10), (4, 8, 10), (4, 4, 10)] * 2  # [T, B, n_in] of each batch
-    assert all(c[2] for c in observes)
-    # observe comes after the optimiser step: the weights already moved from their initial values.
-    assert not torch.equal(observes[0][3], initial)
-    assert all(not torch.equal(a[3], b[3]) for a, b in zip(observes, observes[1:]))
+    assert [(c[0], c[1]) for c in calls[1:]] == [("step", False), ("step", False), ("step", True)] * 2
+    # step comes after the optimiser step: the weights already moved from their initial values.
+    assert not torch.equal(calls[1][2], initial)
+    assert all(not torch.equal(a[2], b[2]) for a, b in zip(calls[1:], calls[2:]))
+
+
+def test_the_learning_rate_follows_warm_up_then_cosine_to_zero():
+    from dpap_neuro.train import lr_factor
+
+    factors = [lr_factor(step, 10, 2, "cosine") for step in range(10)]
+    assert factors[:2] == [0.5, 1.0]  # linear warm-up over 2 steps
+    assert factors[2] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert all(a > b for a, b in zip(factors[2:], factors[3:]))  # decreasing after the warm-up
+    assert lr_factor(9, 10, 0, "constant") == 1.0 and lr_factor(0, 10, 0, "cosine") == 1.0
+
+
+def test_adamw_with_a_cosine_schedule_learns_and_ends_at_a_zero_learning_rate():
+    from dpap_neuro.train import make_optimizer
+
+    model = fresh_model()
+    recipe = Recipe(epochs=3, batch_size=8, learning_rate=1e-2, optimizer="adamw", weight_decay=1e-3,
+                    lr_schedule="cosine", warmup_epochs=1)
+    optimizer, schedule = make_optimizer(model, recipe, steps_per_epoch=4)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["weight_decay"] == 1e-3
+    rates = []
+    for _ in range(12):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == pytest.approx(1e-2 / 4) and max(rates) == pytest.approx(1e-2)
+    assert rates[-1] < 1e-3 and optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    history = train(fresh_model(), tiny_data(n=64, steps=8), Pruner(), recipe, progress=False)
+    assert history.loss[-1] < history.loss[0]
 
 
 def test_evaluate_returns_float64_readout_bool_spikes_and_consistent_predictions():

@@ -14,7 +14,7 @@ LI = NeuronParams("li", 200.0, 100.0, float("inf"), 0.0, 0.0, 1e-3, 0.2, 0.1)
 
 def layer(name, rows, neuron):
     w = sparse.csr_matrix(np.array(rows, dtype=float))
-    return SparseLayer(name, w, np.zeros(w.shape[0]), neuron, np.arange(w.shape[0]), w.shape[0])
+    return SparseLayer(name, w, neuron, np.arange(w.shape[0]), w.shape[0])
 
 
 def test_counts_by_hand():

@@ -14,8 +14,8 @@ LI = NeuronParams("li", 200.0, 100.0, float("inf"), 0.0, 0.0, 1e-3, 0.2, 0.1)
 def net_keeping(kept, n_original):
     """2 inputs -> a LIF layer keeping ``kept`` of ``n_original`` neurons -> 1 readout."""
     n = len(kept)
-    fc1 = SparseLayer("fc1", sparse.csr_matrix(np.ones((n, 2))), np.zeros(n), LIF, np.array(kept), n_original)
-    readout = SparseLayer("readout", sparse.csr_matrix(np.ones((1, n))), np.zeros(1), LI, np.array([0]), 1)
+    fc1 = SparseLayer("fc1", sparse.csr_matrix(np.ones((n, 2))), LIF, np.array(kept), n_original)
+    readout = SparseLayer("readout", sparse.csr_matrix(np.ones((1, n))), LI, np.array([0]), 1)
     return SparseNet((2,), (fc1, readout))
 
 

@@ -15,14 +15,15 @@ import torch
 from conftest import needs_lava, processes_with_env
 from dpap_neuro.models import SpikingMLP
 from hw_export.h5io import write_sparsenet
-from hw_export.lava_subprocess import LavaRunError, simulate_in_subprocess, stop_process_group
-from hw_export.norse_reader import from_norse
+from hw_export.lava_sim import SimOptions
+from hw_export.lava_subprocess import LavaCrash, LavaRunError, simulate_in_subprocess, stop_process_group
+from hw_export.norse import export_model
 
 
 def small_net_file(tmp_path, n_hidden=16):
     torch.manual_seed(0)
     path = tmp_path / "net.h5"
-    write_sparsenet(from_norse(list(SpikingMLP(20, [n_hidden], 4)), (20,)), path)
+    write_sparsenet(export_model(list(SpikingMLP(20, [n_hidden], 4)), (20,)), path)
     return path
 
 
@@ -43,7 +44,7 @@ def test_a_run_past_its_timeout_is_stopped_with_everything_it_started(tmp_path, 
     token, temp = tagged
     inputs = (np.random.default_rng(0).random((2000, 64, 20)) < 0.3).astype(np.uint8)  # [T, N, n_in]: long
     with pytest.raises(LavaRunError, match=r"did not finish within 2 s"):
-        simulate_in_subprocess(small_net_file(tmp_path), inputs, progress=False, timeout_s=2)
+        simulate_in_subprocess(small_net_file(tmp_path), inputs, SimOptions(timeout_s=2), progress=False)
     assert processes_with_env(token) == []
     assert os.listdir(temp) == []
 
@@ -75,6 +76,22 @@ def test_a_failure_in_the_child_is_one_line(tmp_path, tagged):
     with pytest.raises(LavaRunError) as error:
         simulate_in_subprocess(small_net_file(tmp_path), inputs, progress=False)
     assert "inputs must be [T, B, 20]" in str(error.value) and "\n" not in str(error.value)
+
+
+@needs_lava
+def test_a_bug_in_the_child_comes_back_with_its_traceback_not_as_a_user_error(tmp_path, tagged, monkeypatch):
+    # The child imports sitecustomize from its PYTHONPATH at start-up: there a simulation that crashes.
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import hw_export.lava_sim as sim\n"
+        "def crash(*args, **kwargs):\n    raise RuntimeError('something inside Lava broke')\n"
+        "sim.simulate = crash\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]))
+    inputs = np.zeros((4, 2, 20), dtype=np.uint8)
+    with pytest.raises(LavaCrash, match=r"(?s)ended with status 1.*Traceback.*RuntimeError: something inside"):
+        simulate_in_subprocess(small_net_file(tmp_path), inputs, progress=False)
+    assert not issubclass(LavaCrash, ValueError)  # the CLI shows it as a bug, with the traceback
 
 
 def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):

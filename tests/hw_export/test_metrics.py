@@ -17,9 +17,9 @@ def pruned_net():
 
     fc1 keeps 3 of its trained 4 x 3 = 12 synapses; the readout keeps 3 of 2 x 4 = 8.
     """
-    fc1 = SparseLayer("fc1", sparse.csr_matrix(np.array([[1.0, 0, 1], [0, 1, 0]])), np.zeros(2), LIF,
+    fc1 = SparseLayer("fc1", sparse.csr_matrix(np.array([[1.0, 0, 1], [0, 1, 0]])), LIF,
                       np.array([1, 3]), 4)
-    readout = SparseLayer("readout", sparse.csr_matrix(np.array([[1.0, 1], [0, 1]])), np.zeros(2), LI,
+    readout = SparseLayer("readout", sparse.csr_matrix(np.array([[1.0, 1], [0, 1]])), LI,
                           np.array([0, 1]), 2)
     return SparseNet((3,), (fc1, readout))
 

@@ -6,12 +6,12 @@ import pytest
 
 from conftest import needs_lava, pruned_mlp
 from hw_export.files import ArtifactError
-from hw_export.netx import mantissa_and_exponent, read_netx, write_netx
-from hw_export.norse_reader import from_norse
+from hw_export.netx import netx_lava_network, read_netx, write_netx
+from hw_export.norse import export_model
 
 
 def pruned_net(seed=0):
-    return from_norse(list(pruned_mlp(seed)), (10,))
+    return export_model(list(pruned_mlp(seed)), (10,))
 
 
 def test_layout_is_what_netx_reads(tmp_path):
@@ -35,18 +35,25 @@ def test_layout_is_what_netx_reads(tmp_path):
         assert int((f["layer/1/weight"][()] != 0).sum()) <= net.layers[0].n_synapses
 
 
-def test_mantissa_and_exponent_split_exactly():
-    weight = np.array([[512, -1024], [0, 256]])
-    mantissa, exponent = mantissa_and_exponent(weight)
-    # 2^2: 128, -256, 0, 64 are even and within -256..254.
-    assert exponent == 2 and np.array_equal(mantissa << exponent, weight)
-    with pytest.raises(ValueError):
-        mantissa_and_exponent(np.array([[3, 10_001]]))
+def test_the_reader_takes_8_bit_weights_and_names_wider_ones():
+    from hw_export.netx import NetxLayer, NetxNetwork
+
+    def network(weight):
+        return NetxNetwork(2, [NetxLayer(np.array(weight), 1024, 410, 100), NetxLayer(np.array([[2, -4]]), 1, 1, 9)])
+
+    lava = netx_lava_network(network([[254, -256], [0, 2]]))
+    assert lava.layers[0].weight.toarray().tolist() == [[254, -256], [0, 2]]
+    assert (lava.layers[0].du, lava.layers[0].dv, lava.layers[0].vth) == (1023, 410, 100)  # du = iDecay - 1
+    assert lava.layers[0].spiking and not lava.layers[1].spiking
+    assert netx_lava_network(network([[255, 3], [0, 1]])).layers[0].weight.max() == 255  # one sign: all 8 bits
+    for wide in ([[512, -1024], [0, 256]], [[3, -4], [0, 2]]):  # beyond 8 bits; odd with mixed signs
+        with pytest.raises(ArtifactError, match="beyond 8-bit mantissas"):
+            netx_lava_network(network(wide))
 
 
 @needs_lava
 def test_netx_file_runs_exactly_like_the_fixed_point_path(tmp_path):
-    from hw_export.lava_sim import simulate
+    from hw_export.lava_sim import SimOptions, simulate
     from hw_export.netx import simulate_netx
     from hw_export.quantize import quantize
 
@@ -55,8 +62,8 @@ def test_netx_file_runs_exactly_like_the_fixed_point_path(tmp_path):
     write_netx(net, path)
     inputs = (np.random.default_rng(0).random((15, 8, 10)) < 0.4).astype(float)
     voltage = simulate_netx(read_netx(path), inputs)
-    fixed = simulate(net, inputs, batch_size=8, progress=False, precision="fixed")
-    np.testing.assert_array_equal(voltage / quantize(net)[-1].voltage_scale, fixed.readout_v)
+    fixed = simulate(net, inputs, SimOptions(batch_size=8, precision="fixed"), progress=False)
+    np.testing.assert_array_equal(voltage / quantize(net).layers[-1].voltage_scale, fixed.readout_v)
     assert np.abs(voltage).max() > 0
 
 

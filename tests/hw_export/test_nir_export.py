@@ -6,12 +6,12 @@ import torch
 
 from conftest import pruned_mlp
 from hw_export.nir_export import write_nir
-from hw_export.norse_reader import from_norse
+from hw_export.norse import export_model
 
 
 def test_nir_file_round_trip_simulates_like_norse(tmp_path):
     model = pruned_mlp(0)
-    net = from_norse(list(model), (10,))
+    net = export_model(model, (10,))
     path = tmp_path / "net.nir"
     write_nir(net, path)
     graph = nir.read(path)
@@ -72,21 +72,6 @@ def simulate_nir_graph(graph, inputs, dt):
     return [torch.stack(spikes[k]) for k in sorted(spikes)], torch.stack(readout)
 
 
-def test_conv_model_keeps_its_structure_in_nir_and_simulates_like_norse(tmp_path):
-    from dpap_neuro.models import SpikingConvNet
-    from hw_export.nir_export import write_nir
-    from hw_export.norse_reader import modules_to_nir
-
-    torch.manual_seed(2)
-    model = SpikingConvNet((2, 8, 8), (4, 6), (10,), 3).double()
-    path = tmp_path / "conv.nir"
-    write_nir(modules_to_nir(list(model), (2, 8, 8)), path)
-    graph = nir.read(path)
-    kinds = [type(graph.nodes[k]).__name__ for k in ("conv1", "lif1", "pool1", "conv2", "flatten1", "fc1", "readout1")]
-    assert kinds == ["Conv2d", "CubaLIF", "AvgPool2d", "Conv2d", "Flatten", "Affine", "CubaLI"]
-    assert_graph_simulates_like_norse(graph, model, input_seed=3, min_spikes=50)
-
-
 def assert_graph_simulates_like_norse(graph, model, input_seed: int, min_spikes: int) -> None:
     """The graph, simulated from NIR's equations on random event frames, spikes exactly as Norse."""
     inputs = (torch.rand(12, 3, 2, 8, 8, generator=torch.Generator().manual_seed(input_seed)) < 0.3).double()
@@ -97,16 +82,3 @@ def assert_graph_simulates_like_norse(graph, model, input_seed: int, min_spikes:
     for simulated, reference in zip(spikes, norse.layer_spikes):
         assert torch.equal(simulated, reference.bool())
     torch.testing.assert_close(readout, norse.readout_v, rtol=1e-6, atol=1e-6)
-
-
-def test_mlp_on_event_frames_starts_with_flatten_and_simulates_like_norse(tmp_path):
-    from dpap_neuro.models import SpikingMLP
-    from hw_export.norse_reader import modules_to_nir
-
-    torch.manual_seed(4)
-    model = SpikingMLP(128, [16], 3).double()  # flattens [T, B, 2, 8, 8] frames in forward()
-    path = tmp_path / "mlp.nir"
-    write_nir(modules_to_nir(list(model), (2, 8, 8)), path)
-    graph = nir.read(path)
-    assert isinstance(graph.nodes["flatten1"], nir.Flatten) and ("input", "flatten1") in graph.edges
-    assert_graph_simulates_like_norse(graph, model, input_seed=5, min_spikes=10)

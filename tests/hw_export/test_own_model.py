@@ -11,7 +11,8 @@ from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import DPAPPruner, GMPPruner
 from dpap_neuro.train import evaluate
 from dpap_neuro.data import SpikeDataset
-from hw_export.norse_reader import export_model, named_layers, run_norse
+from hw_export.norse import export_model, named_layers, norse_reference
+from hw_export.errors import UserError
 from hw_export.sparsenet import SparseNetError
 
 
@@ -85,12 +86,27 @@ def test_step_marks_epoch_ends_every_steps_per_epoch():
     assert seen == [(1, False), (2, False), (3, True), (4, False), (5, False), (6, True)]
 
 
+def test_a_user_model_on_flat_input_reshapes_with_its_own_unflatten_layer():
+    """Shapes come from the model's layers: an nn.Unflatten before a conv is read, never guessed."""
+    torch.manual_seed(3)
+    model = SequentialState(nn.Unflatten(1, (2, 8, 8)), *own_conv(3))
+    net = export_model(model, (128,))
+    assert [layer.name for layer in net.layers] == ["conv1", "fc1", "readout"] and net.input_shape == (128,)
+    inputs = (torch.rand(6, 4, 128, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    flat_readout, _ = norse_reference(model, inputs)
+    image_readout, _ = norse_reference(own_conv(3), inputs.reshape(6, 4, 2, 8, 8))
+    np.testing.assert_array_equal(flat_readout, image_readout)
+    with pytest.raises(UserError, match=r"layer '0.0' \(Conv2d\) cannot take per-sample input of shape "
+                                             r"\(128,\).*nn.Unflatten"):
+        export_model(own_conv(3), (128,))
+
+
 def test_run_norse_gives_the_spikes_of_dpaps_own_evaluation():
     torch.manual_seed(0)
     model = SpikingMLP(12, [10, 6], 3, weight_init_gain=6.0)
     inputs = (torch.rand(9, 5, 12) < 0.4).float()
-    readout_v, spikes = run_norse(model, inputs.numpy())
-    assert model[0].weight.dtype == torch.float32 and model.training  # dtype and mode restored
+    readout_v, spikes = norse_reference(model, inputs.numpy())
+    assert model[1].weight.dtype == torch.float32 and model.training  # dtype and mode restored
     reference = evaluate(model, SpikeDataset(inputs, torch.zeros(5, dtype=torch.int64)))
     np.testing.assert_array_equal(readout_v, reference.readout_v.numpy())
     for ours, theirs in zip(spikes, reference.layer_spikes):
@@ -130,7 +146,8 @@ def test_a_layer_that_cannot_be_exported_is_named(layers, message):
 
 @needs_lava
 def test_own_model_in_lava_matches_norse_and_is_measured():
-    from hw_export.deploy import assess, simulate
+    from hw_export.assess import assess_arrays, simulate
+    from hw_export.report import ModelReport, check
 
     model = own_conv()
     pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
@@ -138,9 +155,10 @@ def test_own_model_in_lava_matches_norse_and_is_measured():
     inputs, labels = batch()
     own_loop(model, pruner, inputs, labels, steps=6)
     net = export_model(model, (2, 8, 8))
-    lava = simulate(net, inputs.numpy())
-    report = assess(net, inputs.numpy(), lava, labels.numpy(), run_norse(model, inputs.numpy()))
+    report = assess_arrays(net, inputs.numpy(), labels.numpy(), lambda x: norse_reference(model, x))
+    check(report, ModelReport)  # the same schema as dpap run's models
     assert report["agreement"] == {"spikes": 1.0, "samples_identical": 1.0, "predictions": 1.0}
     assert report["per_sample"]["energy_j"]["loihi"] > 0 and report["synapses"] == net.n_synapses
-    with pytest.raises(ValueError, match="inputs have 64 values per step, the network takes 128"):
+    assert report["fixed"]["per_sample"]["synops"] > 0 and 0 <= report["fixed"]["agreement"]["spikes"] <= 1
+    with pytest.raises(UserError, match="inputs have 64 values per step, the network takes 128"):
         simulate(net, inputs[:, :, :1].numpy())

@@ -14,7 +14,7 @@ from conftest import pruned_mlp
 from hw_export.files import ArtifactError
 from hw_export.h5io import read_sparsenet, write_sparsenet
 from hw_export.netx import NetxNetwork, read_netx, write_netx
-from hw_export.norse_reader import from_norse
+from hw_export.norse import export_model
 from hw_export.sparsenet import SparseNet
 
 # Derandomized, so CI runs the same examples every time; DPAP_FUZZ_EXAMPLES=1000 searches wider.
@@ -24,7 +24,7 @@ FUZZ = settings(max_examples=int(os.environ.get("DPAP_FUZZ_EXAMPLES", 40)), dead
 
 
 def valid_bytes(kind: str) -> bytes:
-    net = from_norse(list(pruned_mlp(0)), (10,), {"dataset": "digits"})
+    net = export_model(list(pruned_mlp(0)), (10,), {"dataset": "digits"})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.h5"
         (write_sparsenet if kind == "sparsenet" else write_netx)(net, path)

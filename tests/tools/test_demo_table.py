@@ -5,16 +5,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import small_report
+
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "demo_table.py"
 
 
-def model(accuracy, synapses, energy_j, validation=None):
-    acc = {"norse": accuracy, "lava": accuracy, **({} if validation is None else {"validation": validation})}
-    return {"accuracy": acc, "agreement": {"spikes": 1.0, "predictions": 1.0},
-            "fixed": {"accuracy": accuracy - 0.01, "agreement": {"predictions": 0.99}},
-            "synapses": synapses, "neurons": 30, "per_sample": {"synops": 1234.4, "energy_j": {"loihi": energy_j}},
-            "layers": [{"name": "fc1", "neurons": 20, "original_neurons": 32}, {"name": "readout", "neurons": 10,
-                                                                               "original_neurons": 10}]}
+def report(validation: bool = True) -> dict:
+    """A complete report (conftest.small_report) with the demo's numbers."""
+    report = small_report()
+    dense, dpap = report["models"]["dense"], report["models"]["dpap"]
+    for model, accuracy, synapses, energy in ((dense, 0.9611, 100864, 4.7803e-6), (dpap, 0.9556, 17686, 1.3375e-6)):
+        model["accuracy"] = {"norse": accuracy, "lava": accuracy}
+        model["fixed"]["accuracy"], model["fixed"]["agreement"]["predictions"] = accuracy - 0.01, 0.99
+        model["synapses"], model["neurons"] = synapses, 30
+        model["per_sample"] = {**model["per_sample"], "synops": 1234.4, "energy_j": {"loihi": energy}}
+        model["layers"][0].update(neurons=20, original_neurons=32)
+    if validation:
+        dpap["accuracy"]["validation"] = 0.95
+    report["dataset"] = {"name": "digits-events", "n_train": 1437, "n_validation": 0, "n_test": 360, "timesteps": 30}
+    report["comparison"]["ratios"] = {"synapses": 0.175, "neurons": None, "spikes": None, "synops": None,
+                                      "energy": 0.28}
+    return report
 
 
 def run(path):
@@ -22,11 +33,9 @@ def run(path):
 
 
 def test_table_rows_ratios_and_provenance(tmp_path):
-    report = {"dataset": {"name": "digits-events", "n_train": 1437, "n_validation": 0, "n_test": 360, "timesteps": 30},
-              "models": {"dense": model(0.9611, 100864, 4.7803e-6), "dpap": model(0.9556, 17686, 1.3375e-6, 0.95)},
-              "comparison": {"pruned": "dpap", "ratios": {"synapses": 0.175, "energy": 0.28, "spikes": None}},
-              "environment": {"commit": "abc123", "command": "dpap run --out runs/demo"}}
-    (tmp_path / "report.json").write_text(json.dumps(report))
+    complete = {**report(), "environment": {"python": "3.10", "torch": "2.14.1", "commit": "abc123",
+                                            "command": "dpap run --out runs/demo"}}
+    (tmp_path / "report.json").write_text(json.dumps(complete))
     result = run(tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -38,10 +47,7 @@ def test_table_rows_ratios_and_provenance(tmp_path):
 
 
 def test_no_validation_column_without_a_validation_split(tmp_path):
-    report = {"dataset": {"name": "digits", "n_train": 1437, "n_test": 360, "timesteps": 8},
-              "models": {"dense": model(0.9611, 100864, 4.7803e-6), "dpap": model(0.9556, 17686, 1.3375e-6)},
-              "comparison": {"pruned": "dpap", "ratios": {"synapses": 0.175}}, "environment": {}}
-    (tmp_path / "report.json").write_text(json.dumps(report))
+    (tmp_path / "report.json").write_text(json.dumps(report(validation=False)))
     result = run(tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     assert "validation acc." not in result.stdout and "at commit unknown" in result.stdout
@@ -53,3 +59,11 @@ def test_a_file_that_is_not_a_report_is_one_line(tmp_path):
     result = run(tmp_path / "x.json")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "not a finished run's report.json" in result.stderr and result.stdout == ""
+
+
+def test_a_report_the_schema_refuses_is_one_line_naming_the_field(tmp_path):
+    broken = report()
+    del broken["models"]["dense"]["per_sample"]["synops"]
+    (tmp_path / "report.json").write_text(json.dumps(broken))
+    result = run(tmp_path / "report.json")
+    assert result.returncode == 2 and "models.dense.per_sample.synops is missing" in result.stderr

@@ -1,0 +1,30 @@
+"""Where a result came from: the code's commit and the software around it (``report.json``'s ``environment``)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+
+def source_commit() -> str:
+    """The git commit of this source tree (``+uncommitted`` when tracked files differ), or ``unknown``."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=root, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=root, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def environment() -> dict:
+    """``report.json``'s ``environment``: Python, torch, the commit and the command that ran."""
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "commit": source_commit(),
+            "command": " ".join(["dpap", *sys.argv[1:]])}
