@@ -6,7 +6,7 @@
 Without ``--data-dir``, N-MNIST is the stand-in (``dpap_neuro.data.nmnist_standin``:
 the 1,797 scikit-learn digits recorded as saccade events in N-MNIST's file
 format, 1,437 train / 360 test; realistic activity, learnable, but not
-N-MNIST), run with the dataset's defaults (``SPECS["nmnist"].run_config_defaults()``);
+N-MNIST), run with the dataset's defaults (``dpap_neuro.data.dataset_defaults``);
 the other datasets are fixtures written in their real on-disk format
 (``dpap_neuro.data.fixtures``: a few samples per class, synthetic blobs), so
 their accuracies say only that the pipeline learns something. With
@@ -40,6 +40,10 @@ def read_once(dataset, workers: int) -> float:
 FIXTURE_EPOCHS = 8
 
 
+def _fmt(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.3f}"  # a ratio is null where the dense value is 0
+
+
 def prepare_data(name: str, args, folder: Path) -> tuple[str, str]:
     """``(data_dir, source)``: the user's files, else the N-MNIST stand-in or a fixture written into ``folder``."""
     from dpap_neuro.data.fixtures import WRITERS
@@ -54,11 +58,9 @@ def prepare_data(name: str, args, folder: Path) -> tuple[str, str]:
     return str(folder / name), f"fixture ({args.n_per_class} per class and split)"
 
 
-def run_settings(name: str, source: str, epochs: int | None) -> dict:
-    """RunConfig fields: the dataset's defaults; fixtures train for FIXTURE_EPOCHS epochs in batches of 4."""
-    from dpap_neuro.data import NEUROMORPHIC
-
-    settings = NEUROMORPHIC[name].run_config_defaults()
+def run_settings(source: str, epochs: int | None) -> dict:
+    """RunConfig fields over the dataset's defaults: fixtures train for FIXTURE_EPOCHS epochs in batches of 4."""
+    settings = {}
     if source.startswith("fixture"):
         settings.update(epochs=FIXTURE_EPOCHS, batch_size=4)
     if epochs is not None:
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dpap_neuro.config import RunConfig
     from dpap_neuro.data.neuromorphic import EventFrames, FrameSettings
-    from dpap_neuro.pipeline import run
+    from dpap_neuro.run import run
 
     rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="dpap-tonic-bench-") as tmp:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             cache = Path(tmp) / "cache"
             cold = read_once(EventFrames(name, data_dir, True, settings, cache), args.workers)
             warm = read_once(EventFrames(name, data_dir, True, settings, cache), args.workers)
-            config = RunConfig(**run_settings(name, source, args.epochs), dataset=name, data_dir=data_dir,
+            config = RunConfig(**run_settings(source, args.epochs), dataset=name, data_dir=data_dir,
                                cache_dir=str(cache), workers=args.workers, lava_samples=args.lava_samples)
             try:
                 report = run(config, Path(tmp) / f"run-{name}", progress=False)
@@ -114,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for name, source, epochs, ds, dense, pruned, ratios in rows:
         print(f"| {name} | {source} | {epochs} | {ds['n_train']}/{ds['n_test']} ({ds['n_lava']}) | "
-              f"{dense['accuracy']['norse']:.3f} | {pruned['accuracy']['norse']:.3f} | {ratios['synapses']:.3f} | "
-              f"{ratios['neurons']:.3f} | {ratios['energy']:.3f} |")
+              f"{dense['accuracy']['norse']:.3f} | {pruned['accuracy']['norse']:.3f} | {_fmt(ratios['synapses'])} | "
+              f"{_fmt(ratios['neurons'])} | {_fmt(ratios['energy'])} |")
     return 1 if failed else 0
 
 

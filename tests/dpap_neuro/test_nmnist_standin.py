@@ -202,37 +202,33 @@ def test_the_command_line_writes_and_refuses_in_one_line(tmp_path, capsys):
 # --- it learns ---------------------------------------------------------------------------------
 
 
-def test_the_dataset_spec_holds_run_defaults_that_are_run_config_fields():
+def test_n_mnist_runs_with_its_own_defaults_unless_told_otherwise():
     from dpap_neuro.config import RunConfig
 
+    spec = SPECS["nmnist"]
+    config = RunConfig(dataset="nmnist", data_dir="/data")
+    assert config.model == "conv" and config.timesteps == spec.default_timesteps
+    assert {name: getattr(config, name) for name in spec.run_defaults} == dict(spec.run_defaults)
+    assert RunConfig(dataset="nmnist", data_dir="/data", learning_rate=1e-3).learning_rate == 1e-3
     fields = {f.name for f in dataclasses.fields(RunConfig)}
-    for spec in SPECS.values():
-        defaults = spec.run_config_defaults()
-        assert set(defaults) <= fields
-        assert defaults["timesteps"] == spec.default_timesteps and defaults["model"] == spec.default_model
-        RunConfig(dataset=spec.name, data_dir="/data", **defaults)  # valid settings
+    for other in SPECS.values():
+        assert set(other.run_defaults) <= fields
     with pytest.raises(TypeError):
-        SPECS["nmnist"].run_defaults["epochs"] = 1  # read-only
+        spec.run_defaults["epochs"] = 1  # read-only
 
 
 def test_the_default_conv_learns_a_small_stand_in_well_above_chance(tmp_path):
-    """CI-sized: N-MNIST's default model and training settings (run_config_defaults) on 300 training and 100
-    test recordings, 15 bins instead of 30 and 3 epochs; about 30 s on one idle core."""
+    """CI-sized: N-MNIST's default model and training settings on 300 training and 100 test recordings, through
+    the code `dpap run` trains with, but 15 bins instead of 30 and 3 epochs; about 30 s on one idle core."""
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.data import n_classes
-    from dpap_neuro.models import build_model
-    from dpap_neuro.pruning import make_pruner
-    from dpap_neuro.train import evaluate, train
+    from dpap_neuro.experiment import fit, load_splits
+    from dpap_neuro.train import evaluate
 
     write_nmnist_standin(tmp_path / "data", StandinSettings(train_per_class=30, test_per_class=10))
-    defaults = {**SPECS["nmnist"].run_config_defaults(), "timesteps": 15, "epochs": 3, "batch_size": 32}
-    config = RunConfig(dataset="nmnist", data_dir=str(tmp_path / "data"), **defaults)
-    train_data, test_data = load_neuromorphic("nmnist", config.data_dir, FrameSettings(config.timesteps),
-                                              cache_dir=tmp_path / "cache")
-    assert len(train_data) == 300 and len(test_data) == 100
-    torch.manual_seed(config.seed)
-    model = build_model(train_data.input_shape, config.hidden_sizes, n_classes("nmnist"), **config.model_kwargs())
-    train(model, train_data, make_pruner("none"), config.epochs, config.batch_size, config.learning_rate,
-          config.seed, progress=False)
-    accuracy = evaluate(model, test_data, keep_spikes=False).accuracy
+    config = RunConfig(dataset="nmnist", data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
+                       timesteps=15, epochs=3, batch_size=32)
+    splits = load_splits(config)
+    assert len(splits.train) == 300 and len(splits.test) == 100
+    model, _, _ = fit(config, "none", {}, splits.train)
+    accuracy = evaluate(model, splits.test, keep_spikes=False).accuracy
     assert accuracy >= 0.6, accuracy  # chance is 0.1; seeds 0, 1, 2 gave 0.89, 0.83, 0.94
