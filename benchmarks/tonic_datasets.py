@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"default: {FIXTURE_EPOCHS} on fixtures, the dataset's own on the stand-in and your files")
     parser.add_argument("--lava-samples", type=int, default=None, help="test samples simulated in Lava")
+    parser.add_argument("--lava-chunk-size", type=int, default=None,
+                        help="test samples per Lava subprocess (default: RunConfig's); smaller chunks take less "
+                             "memory: all 360 stand-in test samples in one chunk were killed at 15 GB")
     parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             cold = read_once(EventFrames(name, data_dir, True, settings, cache), args.workers)
             warm = read_once(EventFrames(name, data_dir, True, settings, cache), args.workers)
             config = RunConfig(**run_settings(source, args.epochs), dataset=name, data_dir=data_dir,
-                               cache_dir=str(cache), workers=args.workers, lava_samples=args.lava_samples)
+                               cache_dir=str(cache), workers=args.workers, lava_samples=args.lava_samples,
+                               **({} if args.lava_chunk_size is None else {"lava_chunk_size": args.lava_chunk_size}))
             try:
                 report = run(config, Path(tmp) / f"run-{name}", progress=False)
             except ValueError as exc:  # e.g. an export that fails: name it and go on with the next dataset

@@ -13,7 +13,7 @@ import torch
 from dpap_neuro.data import nmnist_standin
 from dpap_neuro.data.digits import load_digit_images
 from dpap_neuro.data.fixtures import EVENT_DTYPES, encode_nmnist_events
-from dpap_neuro.data.neuromorphic import SPECS, EventFrames, FrameSettings, load_neuromorphic
+from dpap_neuro.data.neuromorphic import SPECS, EventFrames, FrameSettings
 from dpap_neuro.data.nmnist_standin import (
     StandinSettings,
     crossing_events,
