@@ -67,7 +67,7 @@ def _number(kind: type, positive: bool):
 
 
 def _choices() -> dict[str, typing.Sequence[str]]:
-    from dpap_neuro.config import LR_SCHEDULES, OPTIMIZERS
+    from dpap_neuro.config import LR_SCHEDULES, OPTIMIZERS, TRAIN_PRECISIONS
     from dpap_neuro.data import DATASETS
     from dpap_neuro.models import ARCHITECTURES
     from dpap_neuro import pruning
@@ -75,12 +75,13 @@ def _choices() -> dict[str, typing.Sequence[str]]:
     from hw_export.lava_sim import ENGINES
 
     return {"dataset": DATASETS, "model": ARCHITECTURES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
+            "train_precision": TRAIN_PRECISIONS,
             "pruner": [p for p in PRUNERS if p != "none"], "pruner_preset": list(getattr(pruning, "DPAP_PRESETS", ("authors", "builtin", "tonic"))),
             "lava_engine": list(ENGINES)}
 
 
 def _metavar(name: str, kind: type) -> str:
-    for suffix, metavar in (("_dir", "DIR"), ("_us", "MICROSECONDS"), ("_s", "SECONDS")):
+    for suffix, metavar in (("_dir", "DIR"), ("_per_s", "PER_SECOND"), ("_us", "MICROSECONDS"), ("_s", "SECONDS")):
         if name.endswith(suffix):
             return metavar
     return "N" if kind is int else "X"

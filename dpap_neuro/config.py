@@ -145,11 +145,6 @@ class RunConfig:
         from dpap_neuro import pruning
 
         options = dict(self.pruner_options or {})
-        if not hasattr(pruning, "resolve_pruner_options"):  # TEMPORARY until the presets land (pruning branch)
-            builtin = {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"}
-            tonic = {"schedule_unit": "run", "decisions_per_run": 92, "fc_neuron_c": 1.0, "usage_over": "alive"}
-            preset = tonic if self.dataset in NEUROMORPHIC else builtin
-            return {**(preset if self.pruner == "dpap" else {}), **options}
         if self.pruner_preset is not None or self.pruner.startswith("dpap"):
             options.setdefault("preset", self.pruner_preset or ("tonic" if self.dataset in NEUROMORPHIC
                                                                  else "builtin"))

@@ -7,17 +7,21 @@ recomputed before every forward. So masked entries get zero gradient and stay
 zero in the effective weight, and there is no separate fine-tuning phase:
 masks change *during* the one training run.
 
-A pruner is a strategy object. In your own loop: ``pruner.attach(model,
-total_steps, steps_per_epoch)`` once, then ``pruner.step()`` after every
-``optimizer.step()``. ``dpap_neuro.train`` calls, in this order:
+One protocol for every training loop, ``dpap_neuro.train`` and yours::
 
-* ``attach(model, total_steps, steps_per_epoch)`` once, before training;
-* ``observe(inputs, output)`` after each training forward pass (DPAP gathers
-  its spike statistics here; baselines ignore it);
-* ``update(step, epoch_end)`` after each optimiser step; it asks
-  ``compute_mask`` for a new mask per layer and applies it. Pruning is
-  permanent: a new mask can only remove synapses (it is multiplied into the
-  current one).
+    pruner.attach(model, total_steps, steps_per_epoch)   # once, before training
+    for warning in pruner.diagnose(): print(warning)     # optional: a rule that cannot prune, ...
+    ...
+    optimizer.step()
+    pruner.step()                                         # after every optimiser step
+
+``step(epoch_end=None)`` counts optimiser steps itself (``steps_taken``)
+and runs the pruner's schedule: it calls ``update(step, epoch_end)``, the
+hook a subclass overrides (as ``nn.Module.forward`` is to ``__call__``):
+DPAP gathers the batch's spike statistics there and decides, the baselines
+recompute their masks. ``compute_mask`` gives a new mask per layer; pruning
+is permanent (a new mask is multiplied into the current one), and every
+change of a mask is appended to ``pruning_log``.
 
 Only hidden layers are pruned (all synaptic layers but the one that feeds the
 readout): the output layer stays dense, as in DPAP.
@@ -25,23 +29,23 @@ readout): the output layer stays dense, as in DPAP.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from dpap_neuro.models import SNNOutput, weight_layers
+from dpap_neuro.models import weight_layers
+from hw_export.errors import UserError
 
 
 def check_type(owner: str, name: str, value, kind: type):
-    """``value`` if it is of ``kind`` (float: a finite int or float; never a bool for numbers), else ValueError.
+    """``value`` if it is of ``kind`` (float: a finite int or float; never a bool for numbers), else UserError.
 
     Pruner options come from the command line as JSON values, so "abc" or
     "high" must be refused before training, with the option's name.
     """
-    import math
-
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         wanted = "a finite number"
@@ -52,7 +56,7 @@ def check_type(owner: str, name: str, value, kind: type):
         ok = isinstance(value, kind)
         wanted = {bool: "true or false", str: "a string"}.get(kind, kind.__name__)
     if not ok:
-        raise ValueError(f"{owner}: option {name} must be {wanted}, got {value!r}")
+        raise UserError(f"{owner}: option {name} must be {wanted}, got {value!r}")
     return value
 
 
@@ -74,6 +78,30 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
     return layer.weight
 
 
+def units_alive(mask: torch.Tensor) -> torch.Tensor:
+    """Output units (rows of a ``Linear``, output channels of a ``Conv2d``) with an input left: ``[n_out]`` bool."""
+    return mask.flatten(1).sum(dim=1) > 0
+
+
+def alive_inputs(previous_alive: torch.Tensor, weight_shape: torch.Size | tuple) -> torch.Tensor:
+    """The fan-in rule: inputs from pruned units of the previous layer are gone.
+
+    ``previous_alive``: ``[n_prev]`` bool, the previous prunable layer's
+    units (neurons or channels). ``weight_shape``: this layer's weight,
+    ``[C_out, C_in, kh, kw]`` (conv: ``C_in == n_prev``) or ``[n_out, n_in]``
+    (``Linear``; after a flattened conv output ``n_in = n_prev * H * W``,
+    each channel's positions contiguous, as ``nn.Flatten`` lays them out).
+    Returns a bool tensor that broadcasts against the weight: ``[1, C_in,
+    1, 1]`` or ``[1, n_in]``; ``True`` where the input's unit is alive.
+    """
+    n_inputs = weight_shape[1]
+    if n_inputs % previous_alive.numel():
+        raise ValueError(f"{n_inputs} inputs cannot come from {previous_alive.numel()} units of the layer before")
+    per_unit = n_inputs // previous_alive.numel()  # > 1 when a conv output is flattened into a Linear
+    expanded = previous_alive.repeat_interleave(per_unit)
+    return expanded.view(1, -1, *([1] * (len(weight_shape) - 2)))
+
+
 class Pruner:
     """Base strategy: keeps every synapse (the ``none`` pruner)."""
 
@@ -84,32 +112,39 @@ class Pruner:
         self.total_steps = 0
         self.steps_per_epoch = 1
         self.steps_taken = 0
+        self.pruning_log: list[dict] = []
 
     def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
+        """Mask ``model``'s hidden layers for a run of ``total_steps`` optimiser steps."""
         if total_steps < 1 or steps_per_epoch < 1:
-            raise ValueError("total_steps and steps_per_epoch must be >= 1")
+            raise UserError("total_steps and steps_per_epoch must be >= 1")
         self.layers = prunable_layers(model)
         for layer in self.layers:
             ensure_mask(layer)
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
         self.steps_taken = 0  # optimiser steps counted by ``step``
+        self.pruning_log = []
 
-    def observe(self, inputs: torch.Tensor | None = None, output: SNNOutput | None = None) -> None:
-        """Statistics from a training forward pass; no-op for most pruners."""
+    def diagnose(self) -> list[str]:
+        """After ``attach``: one-line warnings about this run (e.g. a rule that can never prune); none here."""
+        return []
 
     def step(self, epoch_end: bool | None = None) -> None:
-        """For your own training loop: call once after each ``optimizer.step()``.
+        """The one call per batch, after each ``optimizer.step()``, in every training loop.
 
-        Counts optimiser steps itself, gathers what the batch's forward pass
-        recorded (``observe``) and applies the masks' schedule (``update``).
-        ``epoch_end`` defaults to every ``steps_per_epoch`` steps.
+        Counts optimiser steps itself and runs the schedule (``update``).
+        ``epoch_end`` defaults to every ``steps_per_epoch`` steps; a loop
+        whose last batch of an epoch falls elsewhere says so.
         """
         self.steps_taken += 1
-        self.observe()
         if epoch_end is None:
             epoch_end = self.steps_taken % self.steps_per_epoch == 0
         self.update(self.steps_taken, epoch_end=epoch_end)
+
+    def update(self, step: int, epoch_end: bool = False) -> None:
+        """The schedule after optimiser step ``step`` (``step`` calls it; override this, call ``step``)."""
+        self.apply_masks(step)
 
     def compute_mask(
         self, layer_index: int, weight: torch.Tensor, mask: torch.Tensor, step: int
@@ -118,30 +153,44 @@ class Pruner:
         return mask
 
     @torch.no_grad()
-    def update(self, step: int, epoch_end: bool = False) -> None:
-        """Apply ``compute_mask`` to every prunable layer (after optimiser step ``step``)."""
+    def apply_masks(self, step: int) -> None:
+        """Multiply ``compute_mask``'s result into every prunable layer's mask; log the step if any changed."""
+        changed = False
         for index, layer in enumerate(self.layers):
             new_mask = self.compute_mask(index, layer.weight_orig, layer.weight_mask, step)
-            if new_mask is not layer.weight_mask:  # unchanged masks cost nothing
-                layer.weight_mask.mul_(new_mask.to(layer.weight_mask.dtype))
+            if new_mask is layer.weight_mask:  # unchanged masks cost nothing
+                continue
+            new_mask = new_mask.to(layer.weight_mask.dtype)
+            changed = changed or bool(((new_mask == 0) & (layer.weight_mask != 0)).any())
+            layer.weight_mask.mul_(new_mask)
+        if changed:
+            self.pruning_log.append(self.log_entry(step))
+
+    def log_entry(self, step: int) -> dict:
+        """``{"step", "units_alive", "synapses_alive"}``: each prunable layer's survivors after step ``step``."""
+        return {"step": int(step),
+                "units_alive": [int(units_alive(layer.weight_mask).sum()) for layer in self.layers],
+                "synapses_alive": [int(layer.weight_mask.count_nonzero()) for layer in self.layers]}
 
     def state_dict(self) -> dict:
         """What a resumed run needs to continue exactly (tensors and plain data; masks live in the model)."""
-        return {}
+        return {"steps_taken": self.steps_taken, "pruning_log": [dict(entry) for entry in self.pruning_log]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``'s result, after ``attach``."""
+        if "steps_taken" not in state:
+            raise UserError("this pruner state has no step count (written by an older dpap-neuro); "
+                            "start the run again")
+        self.steps_taken = int(state["steps_taken"])
+        self.pruning_log = [dict(entry) for entry in state.get("pruning_log", [])]
 
     def masks(self) -> list[torch.Tensor]:
         return [layer.weight_mask.detach().clone() for layer in self.layers]
 
     def neuron_sparsity(self) -> float:
         """Fraction of the prunable layers' output units (neurons, channels) with no input left."""
-        total = dead = 0
-        for layer in self.layers:
-            rows = layer.weight_mask.flatten(1).sum(dim=1)
-            total += rows.numel()
-            dead += int((rows == 0).sum())
+        total = sum(layer.weight_mask.shape[0] for layer in self.layers)
+        dead = sum(int((~units_alive(layer.weight_mask)).sum()) for layer in self.layers)
         return dead / total if total else 0.0
 
     def sparsity(self) -> float:

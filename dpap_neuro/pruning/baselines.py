@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from dpap_neuro.pruning.base import Pruner, check_type
+from hw_export.errors import UserError
 
 
 class RandomPruner(Pruner):
@@ -28,9 +29,9 @@ class RandomPruner(Pruner):
         check_type("random", "at_fraction", at_fraction, float)
         check_type("random", "seed", seed, int)
         if not values or any(not 0.0 <= s < 1.0 for s in values):
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+            raise UserError(f"sparsity must be in [0, 1), got {sparsity}")
         if not 0.0 <= at_fraction < 1.0:
-            raise ValueError("at_fraction must be in [0, 1)")
+            raise UserError("at_fraction must be in [0, 1)")
         self.layer_sparsity = values
         self.at_fraction = at_fraction
         self.seed = seed
@@ -40,14 +41,15 @@ class RandomPruner(Pruner):
         if len(self.layer_sparsity) == 1:
             self.layer_sparsity = self.layer_sparsity * len(self.layers)
         if len(self.layer_sparsity) != len(self.layers):
-            raise ValueError(f"random: {len(self.layer_sparsity)} sparsities for {len(self.layers)} prunable layers")
+            raise UserError(f"random: {len(self.layer_sparsity)} sparsities for {len(self.layers)} prunable layers")
         self.prune_step = max(1, int(self.at_fraction * total_steps))
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {**super().state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.generator.set_state(state["generator"])
 
     def compute_mask(self, layer_index, weight, mask, step):
@@ -74,9 +76,9 @@ class MagnitudePruner(Pruner):
         check_type("magnitude", "sparsity", sparsity, float)
         check_type("magnitude", "at_epoch", at_epoch, int)
         if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+            raise UserError(f"sparsity must be in [0, 1), got {sparsity}")
         if at_epoch < 0:
-            raise ValueError("at_epoch must be >= 0")
+            raise UserError("at_epoch must be >= 0")
         self.target_sparsity = sparsity
         self.at_epoch = at_epoch
         self._global_masks: list[torch.Tensor] | None = None

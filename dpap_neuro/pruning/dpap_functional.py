@@ -4,7 +4,9 @@ After the authors' released implementation (TPAMI 2024, arXiv 2211.12714);
 see docs/DESIGN.md, section 4 and docs/dpap.md. Notation: ``T`` steps, ``B``
 samples, ``i`` a postsynaptic unit (neuron or conv channel), ``j`` a
 presynaptic unit. Nothing here holds state: every function takes the old
-statistics and returns new ones, so each step can be checked by hand.
+statistics and returns new ones, so each step can be checked by hand. The
+decision policy built on these (which units and synapses a decision keeps)
+is in ``dpap_policy``; the constants are ``DPAPConfig``'s and the presets'.
 """
 
 from __future__ import annotations
@@ -14,55 +16,63 @@ from typing import NamedTuple
 
 import torch
 
+from hw_export.energy import LOIHI, EnergyProfile
 
-class AdaptiveRuleParams(NamedTuple):
-    """Constants of the "use it or lose it, gradually decay" rule."""
-
-    c: float  # offset: units with 2u < c lose reward
-    beta: float  # bonus added to a positive change
-    tau: float  # schedule units per step of the exponential decay of the step size
-    warmup: int = 5  # schedule units before the first pruning decision
-    r_decay: float = 0.999  # leak of the accumulator per decision
-    r_init: float = 10.0  # starting value of the accumulator
+TRACES = ("final", "mean")  # "final": the authors' e(T)/T; "mean": the mean of e(t) over the sample (ours)
 
 
-# The authors' constants (docs/DESIGN.md, section 4).
-CONV_CHANNEL_RULE = AdaptiveRuleParams(c=0.65, beta=5.0, tau=12.0)
-FC_NEURON_RULE = AdaptiveRuleParams(c=1.5, beta=2.0, tau=13.0)
-FC_SYNAPSE_RULE = AdaptiveRuleParams(c=1.5, beta=2.0, tau=13.0)
+def per_unit(values: torch.Tensor) -> torch.Tensor:
+    """``[T, B, n]`` from ``[T, B, n]`` (neurons), ``[T, B, C, H, W]`` (conv: summed over H x W) or ``[T, B, ...]``."""
+    if values.dim() == 5:
+        return values.sum(dim=(3, 4))
+    return values if values.dim() == 3 else values.flatten(2)
 
 
-def spike_trace(spikes: torch.Tensor, decay: float = 0.5) -> torch.Tensor:
-    """Per-sample trace ``x = e(T) / T`` with ``e(t) = decay * e(t-1) + s(t)``, ``e(0) = 0``.
+def spike_trace(spikes: torch.Tensor, decay: float = 0.5, kind: str = "final") -> torch.Tensor:
+    """Per-sample trace of each unit, from ``e(t) = decay * e(t-1) + s(t)``, ``e(-1) = 0``.
 
-    ``spikes``: ``[T, B, n]`` (neurons) or ``[T, B, C, H, W]`` (conv; summed
-    over ``H x W`` to one value per channel). Returns ``[B, n]`` / ``[B, C]``.
+    ``kind="final"`` (the authors'): ``x = e(T) / T``; with decay 0.5,
+    87.5 % of it comes from the last three steps. ``kind="mean"`` (ours):
+    ``x = (1/T) sum_t e(t)``, every step of the sample weighted alike but
+    for the last few (a spike at step s counts ``(1 - decay^(T-s)) /
+    (1 - decay)``). ``spikes``: ``[T, B, n]`` or ``[T, B, C, H, W]`` (conv:
+    one value per channel, summed over ``H x W``). Returns ``[B, n]`` / ``[B, C]``.
     """
+    spikes = per_unit(spikes)
     n_steps = spikes.shape[0]
-    if spikes.dim() == 5:
-        spikes = spikes.sum(dim=(3, 4))  # [T, B, C]
-    elif spikes.dim() != 3:
-        spikes = spikes.flatten(2)
-    # e(T) = sum_t decay^(T-1-t) s(t): one weighted sum instead of a loop.
-    weights = decay ** torch.arange(n_steps - 1, -1, -1, dtype=spikes.dtype, device=spikes.device)
+    ages = torch.arange(n_steps - 1, -1, -1, dtype=spikes.dtype, device=spikes.device)  # T-1-t
+    if kind == "final":
+        weights = decay ** ages  # e(T) = sum_t decay^(T-1-t) s(t): one weighted sum instead of a loop
+    elif kind == "mean":
+        weights = (1.0 - decay ** (ages + 1)) / (1.0 - decay)  # sum_{t' >= t} decay^(t'-t)
+    else:
+        raise ValueError(f"unknown trace {kind!r}; choose one of {', '.join(TRACES)}")
     return torch.einsum("t,tbn->bn", weights, spikes) / n_steps
 
 
+def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Spikes of each unit in each sample, all its neurons and steps: ``[T, B, ...]`` -> ``[B, n]``."""
+    return per_unit(spikes).sum(dim=0)
+
+
 class PlasticityState(NamedTuple):
-    """Statistics of one layer accumulated over training."""
+    """Statistics of one layer accumulated over training (sums over every sample seen)."""
 
     activity: torch.Tensor  # A: [n_post], sum over samples of the post trace
     plasticity: torch.Tensor  # M: [n_post, n_pre], accumulated BCM-like term
     theta: torch.Tensor  # [n_post], running mean of the post trace (sliding threshold)
     n_samples: int  # samples seen (for the running mean)
-    pre_activity: torch.Tensor  # [n_pre], sum over samples of the pre trace (for spike-count-aware scores)
+    pre_activity: torch.Tensor  # [n_pre], sum over samples of the pre trace
+    post_count: torch.Tensor  # [n_post], spikes of each unit (all its neurons), summed over samples
+    pre_count: torch.Tensor  # [n_pre], the layer's input summed over steps and samples (0: never fired)
 
 
 def initial_plasticity(n_post: int, n_pre: int, dtype=torch.float64, device=None) -> PlasticityState:
-    return PlasticityState(torch.zeros(n_post, dtype=dtype, device=device),
-                           torch.zeros(n_post, n_pre, dtype=dtype, device=device),
-                           torch.zeros(n_post, dtype=dtype, device=device), 0,
-                           torch.zeros(n_pre, dtype=dtype, device=device))
+    def zeros(*shape):
+        return torch.zeros(*shape, dtype=dtype, device=device)
+
+    return PlasticityState(zeros(n_post), zeros(n_post, n_pre), zeros(n_post), 0, zeros(n_pre), zeros(n_post),
+                           zeros(n_pre))
 
 
 class PlasticitySums(NamedTuple):
@@ -72,14 +82,21 @@ class PlasticitySums(NamedTuple):
     post: torch.Tensor  # [n_post]: sum_b x_bi
     count: int  # samples in the batch
     pre: torch.Tensor  # [n_pre]: sum_b x_bj
+    post_count: torch.Tensor  # [n_post]: spikes per unit
+    pre_count: torch.Tensor  # [n_pre]: input per unit
 
 
-def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticitySums:
-    """The batch's sums, all against the same ``theta`` (the value before this batch)."""
-    post = post_trace.to(state.plasticity.dtype)
-    pre = pre_trace.to(state.plasticity.dtype)
+def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor,
+                    post_count: torch.Tensor, pre_count: torch.Tensor) -> PlasticitySums:
+    """The batch's sums, all against the same ``theta`` (the value before this batch).
+
+    ``post_trace``, ``post_count``: ``[B, n_post]``; ``pre_trace``, ``pre_count``: ``[B, n_pre]``.
+    """
+    dtype = state.plasticity.dtype
+    post, pre = post_trace.to(dtype), pre_trace.to(dtype)
     bcm = post * (post - state.theta)  # [B, n_post]
-    return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0], pre.sum(dim=0))
+    return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0], pre.sum(dim=0),
+                          post_count.to(dtype).sum(dim=0), pre_count.to(dtype).sum(dim=0))
 
 
 def apply_plasticity(state: PlasticityState, sums: PlasticitySums) -> PlasticityState:
@@ -87,13 +104,16 @@ def apply_plasticity(state: PlasticityState, sums: PlasticitySums) -> Plasticity
     seen = state.n_samples + sums.count
     theta = state.theta + (sums.post - sums.count * state.theta) / seen if seen else state.theta
     return PlasticityState(state.activity + sums.post, state.plasticity + sums.bcm_pre, theta, seen,
-                           state.pre_activity + sums.pre)
+                           state.pre_activity + sums.pre, state.post_count + sums.post_count,
+                           state.pre_count + sums.pre_count)
 
 
-def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor) -> PlasticityState:
+def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace: torch.Tensor,
+                    post_count: torch.Tensor | None = None, pre_count: torch.Tensor | None = None) -> PlasticityState:
     """One batch of local plasticity statistics.
 
-    ``post_trace``: ``[B, n_post]``, ``pre_trace``: ``[B, n_pre]``.
+    ``post_trace``: ``[B, n_post]``, ``pre_trace``: ``[B, n_pre]``; the
+    counts (``spike_counts``) default to zeros.
 
     * ``A_i += sum_b x_bi``
     * ``M_ij += sum_b x_bi (x_bi - theta_i) x_bj``  (BCM-like: LTP above the
@@ -104,7 +124,12 @@ def plasticity_step(state: PlasticityState, post_trace: torch.Tensor, pre_trace:
     Every term is a sum over the batch, so splitting a batch over several
     processes and adding their ``plasticity_sums`` gives the same step.
     """
-    return apply_plasticity(state, plasticity_sums(state, post_trace, pre_trace))
+    post_count = torch.zeros_like(post_trace) if post_count is None else post_count
+    pre_count = torch.zeros_like(pre_trace) if pre_count is None else pre_count
+    return apply_plasticity(state, plasticity_sums(state, post_trace, pre_trace, post_count, pre_count))
+
+
+# --- scores: how much a unit or synapse is used ---------------------------------------------------------
 
 
 def min_max(values: torch.Tensor) -> torch.Tensor:
@@ -121,7 +146,7 @@ def spine_importance(plasticity: torch.Tensor, activity: torch.Tensor) -> torch.
 
 
 def magnitude_weighted(score: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``N(score) * N(|w|)``: a synapse score that also needs a large weight (ours, not the authors').
+    """``N(score) * N(|w|)``: a score that also needs a large weight (ours, not the authors').
 
     ``score``, ``weight``: the same shape, ``[n_post, n_pre]`` for synapses
     (BCM's M_ij says whether pre and post fire together; a synapse with a tiny
@@ -132,6 +157,58 @@ def magnitude_weighted(score: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     return min_max(score) * min_max(weight.abs().to(score.dtype))
 
 
+def silent_inputs_unused(plasticity: torch.Tensor, pre_count: torch.Tensor) -> torch.Tensor:
+    """Signed ``M_ij``, but a synapse whose input never fired gets the group's lowest score (ours).
+
+    Such a synapse has ``M_ij = 0``: it sits mid-range among signed scores
+    (above every depressed synapse) although it has carried no spike, so it
+    cannot have mattered to any output so far and removing it costs nothing
+    (nor saves anything: no spike, no synaptic operation; it frees synapse
+    memory). As the least used it loses reward at the full rate ``c``; if
+    its input starts firing, its score recovers. ``plasticity``: ``[n_post,
+    n_pre]``; ``pre_count``: ``[n_pre]``.
+    """
+    silent = (pre_count <= 0)[None, :].expand_as(plasticity)
+    return torch.where(silent, plasticity.min(), plasticity)
+
+
+def fan_out_per_neuron(next_mask: torch.Tensor, n_units: int) -> torch.Tensor:
+    """Live synapses that one spike of a neuron of each unit reaches in the next synaptic layer; ``[n_units]``.
+
+    ``next_mask``: the next layer's mask, ``[C_out, C_in, kh, kw]`` (a
+    conv: every pixel of input channel ``j`` reaches the live kernel entries
+    of ``j``, borders aside; average pooling in between changes the weight,
+    not the synapses reached) or ``[n_out, n_in]`` (a ``Linear``; ``n_in =
+    n_units * positions`` after a flattened conv output: the mean over a
+    channel's positions).
+    """
+    per_input = (next_mask != 0).sum(dim=0).double()  # [C_in, kh, kw] or [n_in]
+    if next_mask.dim() == 4:
+        return per_input.flatten(1).sum(dim=1)
+    return per_input.view(n_units, -1).mean(dim=1)
+
+
+def unit_energy_pj(spikes_per_sample: torch.Tensor, fan_out: torch.Tensor, neurons_per_unit: int, steps: int,
+                   profile: EnergyProfile = LOIHI) -> torch.Tensor:
+    """Loihi energy one unit costs per sample, picojoules; ``[n_units]``.
+
+    Each spike reaches ``fan_out`` synapses (``e_synop_pj`` each) and is
+    routed once (``e_spike_pj``); each of the unit's neurons is updated at
+    every step (``e_neuron_update_inactive_pj``, or ``..._active_pj`` in
+    the steps it spikes). Constants: ``hw_export.energy.LOIHI``, Davies et
+    al., IEEE Micro 38(1), 2018, Table 2 (23.6 pJ per synaptic op, 81 / 52
+    pJ per active / inactive neuron update, 1.7 pJ per spike).
+    """
+    per_spike = (fan_out * profile.e_synop_pj + profile.e_spike_pj
+                 + profile.e_neuron_update_active_pj - profile.e_neuron_update_inactive_pj)
+    return spikes_per_sample * per_spike + steps * neurons_per_unit * profile.e_neuron_update_inactive_pj
+
+
+def importance_per_energy(importance: torch.Tensor, energy_pj: torch.Tensor) -> torch.Tensor:
+    """``S_i / E_i``: importance per picojoule (ours), so an expensive unit must be the more important to stay."""
+    return importance / energy_pj.to(importance.dtype).clamp_min(1e-12)
+
+
 def normalised_usage(score: torch.Tensor) -> torch.Tensor:
     """``u = clip((S - min S) / (P75(S) - min S), 0, 1)``, elementwise over ``score``."""
     low = score.min()
@@ -140,6 +217,20 @@ def normalised_usage(score: torch.Tensor) -> torch.Tensor:
         # At least 75 % of units share the minimum: those are "unused", the rest fully used.
         return (score > low).to(score.dtype)
     return ((score - low) / (p75 - low)).clamp(0.0, 1.0)
+
+
+# --- the rule: "use it or lose it, gradually decay" -----------------------------------------------------
+
+
+class AdaptiveRuleParams(NamedTuple):
+    """One "use it or lose it, gradually decay" rule (a layer's channels, neurons or synapses)."""
+
+    c: float  # offset: units with 2u < c lose reward
+    beta: float  # bonus added to a positive change
+    tau: float  # schedule units per step of the exponential decay of the step size
+    warmup: int  # schedule units before the first pruning decision
+    r_decay: float  # leak of the accumulator per decision
+    r_init: float  # starting value of the accumulator
 
 
 def step_size(unit_index: int, rule: AdaptiveRuleParams) -> float:
@@ -184,3 +275,50 @@ def adaptive_prune(reward: torch.Tensor, alive: torch.Tensor, score: torch.Tenso
     updated = reward_update(reward, usage, unit_index, rule)
     new_reward = torch.where(alive, updated, reward)
     return new_reward, prune_decision(new_reward, alive)
+
+
+def unused_unit_rewards(rule: AdaptiveRuleParams, n_decisions: int) -> list[float]:
+    """R after each of ``n_decisions`` decisions (units ``warmup``, ``warmup + 1``, ...) of a unit of usage 0 at each.
+
+    The lowest R any unit can reach: usage 0 gives the largest fall, ``c * step_size``.
+    """
+    reward, rewards = rule.r_init, []
+    for unit in range(rule.warmup, rule.warmup + n_decisions):
+        reward = rule.r_decay * reward - rule.c * step_size(unit, rule)
+        rewards.append(reward)
+    return rewards
+
+
+def first_possible_pruning(rule: AdaptiveRuleParams, n_decisions: int) -> int | None:
+    """The first decision (1-based) at which a unit of usage 0 at every decision is pruned; None if never."""
+    for decision, reward in enumerate(unused_unit_rewards(rule, n_decisions), start=1):
+        if reward < 0:
+            return decision
+    return None
+
+
+def calibrated_rule(c: float, beta: float, warmup: int, r_decay: float, n_decisions: int,
+                    prune_after_fraction: float, tau_fraction: float) -> AdaptiveRuleParams:
+    """The authors' rule with tau and R0 set from the run's length (ours): the "calibrated" rule.
+
+    The step size keeps the authors' staircase ``exp(-floor(n / tau))`` (fast
+    early, slowing down) with ``tau = tau_fraction * n_decisions``, so the
+    same fraction of the run falls on each stair whatever the number of
+    decisions. A unit with usage 0 at every decision has, after ``n``
+    decisions, ``R_n = r_decay^n (R0 - c G_n)``, ``G_n = sum_{m<=n}
+    r_decay^-m s_m``; R0 is set halfway between ``c G_{n*-1}`` and ``c
+    G_{n*}``, so that unit is pruned exactly at decision ``n* =
+    ceil(prune_after_fraction * n_decisions)``; a unit of constant usage
+    ``u < c/2`` goes at the first decision with ``G_n > G* c / (c - 2u)``,
+    if the run has one. A rule with ``c <= 0`` never loses reward; its R0
+    is set as for ``c = 1``.
+    """
+    if n_decisions < 1:  # nothing to calibrate: no decision in this run
+        return AdaptiveRuleParams(c, beta, 1.0, warmup, r_decay, 1.0)
+    tau = tau_fraction * n_decisions
+    target = min(n_decisions, max(1, math.ceil(prune_after_fraction * n_decisions - 1e-9)))
+    rule = AdaptiveRuleParams(c, beta, tau, warmup, r_decay, 0.0)
+    decline = [r_decay ** -m * step_size(warmup + m - 1, rule) for m in range(1, target + 1)]  # r_decay^-m s_m
+    before, at = sum(decline[:-1]), sum(decline)
+    scale = c if c > 0 else 1.0
+    return rule._replace(r_init=scale * (before + at) / 2)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from dpap_neuro.pruning.base import Pruner, check_type
+from dpap_neuro.pruning.base import Pruner, alive_inputs, check_type, units_alive
+from hw_export.errors import UserError
 
 
 def cubic_sparsity(step: int, start_step: int, end_step: int, final: float, initial: float = 0.0) -> float:
@@ -58,11 +59,11 @@ class GMPPruner(Pruner):
                            ("update_every_steps", int)):
             check_type("gmp", name, locals()[name], kind)
         if not 0.0 <= target_sparsity < 1.0:
-            raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
+            raise UserError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
         if not 0.0 <= start_fraction < end_fraction <= 1.0:
-            raise ValueError("need 0 <= start_fraction < end_fraction <= 1")
+            raise UserError("need 0 <= start_fraction < end_fraction <= 1")
         if update_every_steps < 1:
-            raise ValueError("update_every_steps must be >= 1")
+            raise UserError("update_every_steps must be >= 1")
         self.target_sparsity = target_sparsity
         self.start_fraction = start_fraction
         self.end_fraction = end_fraction
@@ -99,11 +100,8 @@ class StructuredPruner(GMPPruner):
 
         if layer_index > 0:
             # Units removed in the previous layer take their outgoing synapses with them.
-            previous = self.layers[layer_index - 1].weight_mask.flatten(1).sum(dim=1) > 0  # [n_units_prev]
-            per_unit = weight.shape[1] // previous.numel()  # > 1 when a conv output is flattened
-            inputs_alive = previous.repeat_interleave(per_unit) if weight.dim() == 2 else previous
-            shape = (1, -1) + (1,) * (weight.dim() - 2)
-            mask = mask * inputs_alive.view(shape).to(mask.dtype)
+            previous = units_alive(self.layers[layer_index - 1].weight_mask)
+            mask = mask * alive_inputs(previous, weight.shape).to(mask.dtype)
         is_last_step = step >= self.total_steps
         if step % self.update_every_steps and not is_last_step:
             return mask

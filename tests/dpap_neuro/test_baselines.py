@@ -123,6 +123,10 @@ def test_magnitude_uses_one_global_threshold():
     assert first.tolist() == [[1, 0, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1]]
     assert second.tolist() == [[0, 1, 0, 0], [0, 0, 0, 0]]
     assert not hasattr(model[5], "weight_mask")
+    # The pruning log: 11 synapses into 4 units, 1 synapse into 1 unit (the other lost every input).
+    assert pruner.pruning_log == [{"step": 1, "units_alive": [4, 1], "synapses_alive": [11, 1]}]
+    pruner.update(2)
+    assert len(pruner.pruning_log) == 1, "a step that changes no mask is not logged"
 
 
 def test_magnitude_keeps_every_larger_weight_and_prunes_the_exact_count():

@@ -59,25 +59,31 @@ def test_from_dict_refuses_unknown_keys():
         RunConfig.from_dict(data)
 
 
-def test_dpap_gets_the_builtin_options_when_none_are_given():
+def test_dpap_gets_the_builtin_preset_when_none_is_given():
+    from dpap_neuro.pruning import DPAP_PRESETS, resolve_pruner_options
+
     options = RunConfig(pruner="dpap").resolved_pruner_options()
-    # docs/dpap.md and config.py: a decision every 5 batches, hidden neurons judged with c = 1.0,
-    # usage normalised over the surviving units.
-    assert options == {"schedule_unit": "batches", "batches_per_unit": 5, "fc_neuron_c": 1.0, "usage_over": "alive"}
+    # docs/dpap.md, "Presets": every option, the preset's values over the authors' defaults, the preset named.
+    assert options == resolve_pruner_options("dpap", {"preset": "builtin"})
+    assert options["preset"] == "builtin" and options.items() >= DPAP_PRESETS["builtin"].items()
     options["fc_neuron_c"] = 99.0  # a copy: changing it changes nothing for the next caller
-    assert RunConfig().resolved_pruner_options()["fc_neuron_c"] == 1.0
+    assert RunConfig().resolved_pruner_options()["fc_neuron_c"] == DPAP_PRESETS["builtin"]["fc_neuron_c"]
+    assert RunConfig(pruner_preset="authors").resolved_pruner_options() == resolve_pruner_options("dpap")
 
 
-def test_other_pruners_have_no_builtin_options():
-    assert RunConfig(pruner="gmp").resolved_pruner_options() == {}
-    assert RunConfig(pruner="random").resolved_pruner_options() == {}
-    assert RunConfig(pruner="dpap+").resolved_pruner_options() == {}  # the authors' schedule and constants
+def test_other_pruners_get_their_defaults_and_ignore_the_preset():
+    assert RunConfig(pruner="gmp").resolved_pruner_options() == {
+        "target_sparsity": 0.8, "start_fraction": 0.1, "end_fraction": 0.7, "update_every_steps": 10}
+    assert RunConfig(pruner="random", pruner_preset="authors").resolved_pruner_options()["sparsity"] == 0.8
+    assert RunConfig(pruner="dpap+").resolved_pruner_options()["preset"] == "builtin"  # the DPAP family
 
 
-def test_given_options_override_only_their_own_builtin_defaults():
+def test_given_options_override_only_their_own_preset_values():
+    from dpap_neuro.pruning import resolve_pruner_options
+
     config = RunConfig(pruner="dpap", pruner_options={"warmup_units": 2, "fc_neuron_c": 1.5})
-    assert config.resolved_pruner_options() == {"schedule_unit": "batches", "batches_per_unit": 5,
-                                                "fc_neuron_c": 1.5, "warmup_units": 2, "usage_over": "alive"}
+    assert config.resolved_pruner_options() == resolve_pruner_options(
+        "dpap", {"preset": "builtin", "warmup_units": 2, "fc_neuron_c": 1.5})
     assert RunConfig(pruner="dpap", pruner_options={}).resolved_pruner_options() == \
         RunConfig(pruner="dpap").resolved_pruner_options()
     # The authors' per-epoch schedule stays reachable.
@@ -113,7 +119,7 @@ def test_model_kwargs_carry_the_neuron_settings():
 def test_tonic_datasets_pace_dpap_by_decisions_per_run_and_built_in_data_by_batches():
     tonic = RunConfig(dataset="nmnist", data_dir="/data", pruner_options={"fc_neuron_c": 1.5})
     options = tonic.resolved_pruner_options()
-    assert options["schedule_unit"] == "run" and options["fc_neuron_c"] == 1.5  # the user's option over the preset
+    assert options["preset"] == "tonic" and options["schedule_unit"] == "run" and options["fc_neuron_c"] == 1.5
     builtin = RunConfig().resolved_pruner_options()
     assert builtin["schedule_unit"] == "batches"
     # The same pacing: the built-in run (20 epochs of 23 batches, one decision every 5) has 92 decisions.

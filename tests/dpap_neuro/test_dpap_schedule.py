@@ -5,6 +5,7 @@ import torch
 
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import DPAPPruner
+from hw_export.errors import UserError
 
 
 class UnitRecordingDPAP(DPAPPruner):
@@ -20,7 +21,7 @@ class UnitRecordingDPAP(DPAPPruner):
 
 
 def decision_steps(pruner, steps_per_epoch, epochs, seed=0):
-    """Step ``observe`` / ``update`` by hand as the trainer does; the steps at which a decision was made."""
+    """Call ``step`` after every batch as the trainer does; the steps at which a decision was made."""
     torch.manual_seed(seed)
     model = SpikingMLP(6, [5, 4], 3)
     pruner.attach(model, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
@@ -29,8 +30,9 @@ def decision_steps(pruner, steps_per_epoch, epochs, seed=0):
     for step in range(1, epochs * steps_per_epoch + 1):
         spikes = (torch.rand(4, 3, 6, generator=generator) < 0.4).float()  # [T, B, n_in]
         before = pruner.decisions
-        pruner.observe(spikes, model(spikes))
-        pruner.update(step, epoch_end=step % steps_per_epoch == 0)
+        model(spikes)
+        pruner.step(epoch_end=step % steps_per_epoch == 0)
+        assert pruner.steps_taken == step
         assert pruner.decisions - before in (0, 1), "more than one decision in one step"
         if pruner.decisions > before:
             made.append(step)
@@ -93,5 +95,36 @@ def test_disabled_pruner_never_decides():
     {"conv_channel_tau": 0.0},
 ])
 def test_bad_schedule_options_are_refused(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         DPAPPruner(**options)
+
+
+@pytest.mark.parametrize("options, n_units, n_decisions", [
+    ({}, 20, 15),  # the authors': 20 epochs, 5 of them warm-up
+    ({"schedule_unit": "batches", "batches_per_unit": 5}, 92, 87),  # 460 batches in units of 5
+    ({"schedule_unit": "run", "decisions_per_run": 92}, 92, 87),
+    ({"schedule_unit": "batches", "batches_per_unit": 100}, 4, 0),
+])
+def test_attach_counts_the_runs_schedule_units_and_decisions(options, n_units, n_decisions):
+    pruner = DPAPPruner(**options)
+    pruner.attach(SpikingMLP(6, [5, 4], 3), total_steps=20 * 23, steps_per_epoch=23)
+    assert (pruner.n_units, pruner.n_decisions) == (n_units, n_decisions)
+
+
+def test_the_calibrated_rule_prunes_an_unused_unit_at_the_chosen_share_of_the_run():
+    """Through the pruner: a silent hidden neuron (usage 0 at every decision) goes at decision ceil(0.3 * 30) = 9."""
+    torch.manual_seed(0)
+    model = SpikingMLP(6, [5, 4], 3, weight_init_gain=8.0)
+    with torch.no_grad():
+        model[1].weight[2] = -1.0  # neuron 2 of the first hidden layer never fires
+    pruner = UnitRecordingDPAP(schedule_unit="batches", batches_per_unit=2, warmup_units=3, reward_rule="calibrated",
+                               prune_after_fraction=0.3, prune_synapses=False)
+    pruner.attach(model, total_steps=66)  # 33 units, 30 decisions
+    generator = torch.Generator().manual_seed(0)
+    gone_at = None
+    for step in range(1, 67):
+        model((torch.rand(4, 3, 6, generator=generator) < 0.5).float())
+        pruner.step()
+        if gone_at is None and not pruner.records[0].verdict.unit_alive[2]:
+            gone_at = pruner.decisions
+    assert gone_at == 9

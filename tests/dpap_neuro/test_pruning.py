@@ -82,3 +82,55 @@ def test_unknown_pruner_and_bad_options_are_clear_errors():
         make_pruner("gmp", target_sparsity=1.5)
     with pytest.raises(ValueError, match="has no option sparsity_target"):
         make_pruner("gmp", sparsity_target=0.5)
+
+
+def test_step_counts_optimiser_steps_and_marks_epoch_ends_unless_told():
+    seen = []
+
+    class Recorder(Pruner):
+        def update(self, step, epoch_end=False):
+            seen.append((step, epoch_end))
+
+    pruner = Recorder()
+    pruner.attach(small_model(), total_steps=6, steps_per_epoch=3)
+    for _ in range(4):
+        pruner.step()
+    pruner.step(epoch_end=True)  # a loop whose epoch ended early says so
+    assert seen == [(1, False), (2, False), (3, True), (4, False), (5, True)]
+    assert pruner.steps_taken == 5
+
+
+def test_state_dict_holds_the_step_count_and_the_pruning_log():
+    model = small_model()
+    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.5, update_every_steps=1)
+    pruner.attach(model, total_steps=4)
+    for _ in range(4):
+        pruner.step()
+    state = pruner.state_dict()
+    assert state["steps_taken"] == 4 and state["pruning_log"] == pruner.pruning_log
+    assert [entry["step"] for entry in state["pruning_log"]] == [1, 2]  # the cubic schedule is done at step 2
+    fresh = GMPPruner()
+    fresh.attach(small_model(), total_steps=4)
+    fresh.load_state_dict(state)
+    assert fresh.steps_taken == 4 and fresh.pruning_log == pruner.pruning_log
+    fresh.pruning_log[0]["step"] = 99
+    assert pruner.pruning_log[0]["step"] == 1  # a copy, not shared
+
+
+def test_a_state_without_a_step_count_is_a_user_error():
+    from hw_export.errors import UserError
+
+    pruner = Pruner()
+    pruner.attach(small_model(), total_steps=4)
+    with pytest.raises(UserError, match="no step count"):
+        pruner.load_state_dict({})
+
+
+def test_option_errors_are_user_errors():
+    from hw_export.errors import UserError
+
+    for name, options in (("lottery", {}), ("gmp", {"target_sparsity": 1.5}), ("gmp", {"sparsity_target": 0.5}),
+                          ("gmp", {"target_sparsity": "high"}), ("random", {"sparsity": 1.0}),
+                          ("magnitude", {"at_epoch": -1}), ("structured", {"update_every_steps": 0})):
+        with pytest.raises(UserError):
+            make_pruner(name, **options)
