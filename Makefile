@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv netx-env sinabs-env rockpool-env spyx-env bench clean
+.PHONY: demo test venv netx-env sinabs-env rockpool-env spyx-env bench clean nmnist-standin
 venv:
 	@bash tools/ensure_venv.sh
 
@@ -25,6 +25,13 @@ demo: venv
 
 test: venv netx-env sinabs-env
 	$(PY) -m pytest
+
+# The N-MNIST stand-in (scikit-learn digits as saccade events, in N-MNIST's files; docs/datasets.md):
+# `make nmnist-standin [NMNIST_STANDIN_DIR=DIR] [AUGMENT=N]`, then `dpap run --dataset nmnist --data-dir DIR`.
+NMNIST_STANDIN_DIR ?= data/nmnist-standin
+AUGMENT ?= 0
+nmnist-standin: venv
+	$(PY) -m dpap_neuro.data.nmnist_standin $(NMNIST_STANDIN_DIR) --augment $(AUGMENT)
 
 bench: venv
 	$(PY) benchmarks/overhead.py

@@ -115,16 +115,29 @@ def saccade_events(
     for t, (dy, dx) in enumerate(path):
         # Bilinear sub-pixel shift of every image at once (axis 0 is the sample).
         frames[t] = ndimage.shift(images, (0.0, dy, dx), order=1, mode="constant", cval=0.0)
-    log_frames = np.log(np.clip(frames, 0.0, None) + log_eps)
-    reference = log_frames[0].copy()
+    crossings = dvs_crossings(np.log(np.clip(frames, 0.0, None) + log_eps), contrast_threshold)
     events = np.zeros((timesteps, n, 2, IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
-    for t in range(timesteps):
-        change = log_frames[t + 1] - reference
-        crossings = np.trunc(change / contrast_threshold)  # signed whole thresholds crossed
-        events[t, :, 0] = crossings > 0
-        events[t, :, 1] = crossings < 0
-        reference += crossings * contrast_threshold
+    events[:, :, 0] = crossings > 0
+    events[:, :, 1] = crossings < 0
     return torch.from_numpy(events)
+
+
+def dvs_crossings(log_frames: np.ndarray, contrast_threshold: float) -> np.ndarray:
+    """The DVS pixel model: signed whole contrast thresholds crossed at each step.
+
+    ``log_frames``: ``[S+1, ...]`` log intensities (index 0: the resting
+    frame before step 0). Each pixel keeps the log intensity of its last
+    event as its reference; step s crosses ``trunc((log_frames[s+1] -
+    reference) / contrast_threshold)`` thresholds (positive: ON, negative:
+    OFF), and the reference moves by that many whole thresholds. Returns
+    ``float64 [S, ...]`` of whole numbers.
+    """
+    reference = log_frames[0].astype(np.float64)
+    crossings = np.empty((len(log_frames) - 1, *log_frames.shape[1:]), dtype=np.float64)
+    for s in range(len(crossings)):
+        crossings[s] = np.trunc((log_frames[s + 1] - reference) / contrast_threshold)
+        reference += crossings[s] * contrast_threshold
+    return crossings
 
 
 DATASETS = ("digits", "digits-events")
