@@ -375,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "pareto.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if args.stage == "recipes":
-        runs = [{**r, "commit": commit} for r in run_all(recipe_jobs(args), args.workers)]
+        redone = {(d, m) for d in args.datasets for m in args.models}  # other pairs' recipe runs are kept
+        runs = [r for r in saved.get("recipe_runs", []) if (r["dataset"], r["model"]) not in redone]
+        runs += [{**r, "commit": commit} for r in run_all(recipe_jobs(args), args.workers)]
         saved.update(recipe_runs=runs, recipes=choose_recipes(runs), epochs=args.epochs, hidden=args.hidden)
         save(args.out, saved)
         print(json.dumps(saved["recipes"], indent=1))
