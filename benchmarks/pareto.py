@@ -123,7 +123,7 @@ def one_run(job: dict) -> dict:
     options = job["options"] if job["pruner"] != "random" else {**job["options"], "seed": job["seed"]}
     outcome = train_and_measure(config, job["pruner"], options, load_splits(config))
     common = {**{k: job[k] for k in ("dataset", "model", "seed", "method", "strength", "pruner", "options")},
-              "recipe": job.get("recipe", {}), "validation_accuracy": outcome.validation_accuracy,
+              "recipe": job.get("recipe", {}), "recipe_name": job.get("recipe_name"), "validation_accuracy": outcome.validation_accuracy,
               "test_accuracy": outcome.test.accuracy, "mask_sparsity": outcome.pruner.sparsity(),
               "train_wall_time_s": outcome.history.wall_time_s}
     if outcome.net is None:  # an ANN twin: no spiking export, so shares of the masks and no energy
