@@ -246,7 +246,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 
 
 def markdown(rows: list[dict]) -> list[str]:
-    """The selected points as the README's markdown table."""
+    """The selected points as the markdown table of docs/pruning.md ("DPAP against the baselines")."""
     lines = ["| dataset | model | method | strength | test acc. % (mean ± std) | validation acc. | hidden synapses kept "
              "| hidden neurons kept | spikes/sample | Loihi energy / dense |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -236,7 +236,7 @@ def require_lava(command: str) -> None:
 
     if importlib.util.find_spec("lava") is None:
         raise UserError(f"`dpap {command}` simulates in Lava, and lava-nc is not installed in this Python "
-                        f"({sys.version.split()[0]}); lava-nc 0.10 needs Python 3.10 (see the README's set-up)")
+                        f"({sys.version.split()[0]}); lava-nc 0.10 needs Python 3.10 (see the README's quick start)")
 
 
 def check_dataset_files(dataset: str, data_dir: str | None) -> None:
