@@ -3,6 +3,8 @@
 import importlib.util
 import multiprocessing
 import os
+import signal
+import socket
 import warnings
 from pathlib import Path
 
@@ -180,3 +182,19 @@ def small_report(models=("dense", "dpap")):
             "energy_profiles": {"loihi": {"source": "Davies et al. 2018"}},
             "comparison": {"baseline": models[0], "pruned": models[-1],
                            "ratios": {k: 1.0 for k in ("synapses", "neurons", "spikes", "synops", "energy")}}}
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here, and children start with its default action, also where pytest was
+    started with SIGINT ignored (a background job of a shell without job control): the interrupts tested are
+    Ctrl-C's."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import needs_lava, tiny_data
+from conftest import free_port, needs_lava, tiny_data
 from dpap_neuro.distributed import resolve_device
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import DPAPPruner
@@ -60,12 +59,6 @@ def worker(rank, world, port, out_dir):
         dist.destroy_process_group()
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
         json.dump(result, fh)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_processes_decide_like_one_process_with_the_same_global_batch(tmp_path):

@@ -3,12 +3,11 @@ process simulating everything at once; the fast engine is cross-checked against 
 
 import json
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 
-from conftest import needs_lava, tiny_data
+from conftest import free_port, needs_lava, tiny_data
 
 pytestmark = needs_lava
 
@@ -68,12 +67,6 @@ def rank_worker(rank, world, port, out_dir):
         dist.destroy_process_group()
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
         json.dump(entry, fh)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_torchrun_ranks_share_the_chunks_and_rank_0_reports_them_all(tmp_path):

@@ -39,14 +39,7 @@ def tagged(monkeypatch, tmp_path):
     return token, temp
 
 
-@pytest.fixture(autouse=True)
-def sigint_raises():
-    """SIGINT raises KeyboardInterrupt here, and children start with its default action, also where pytest was
-    started with SIGINT ignored (a background job of a shell without job control): the interrupts tested are
-    Ctrl-C's."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("sigint_raises")  # conftest: the interrupts tested are Ctrl-C's
 
 
 @needs_lava

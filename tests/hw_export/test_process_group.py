@@ -14,14 +14,7 @@ import pytest
 from conftest import processes_with_env
 from hw_export.process_group import group_members, kill_group, signals_deferred, temporary_folder
 
-@pytest.fixture(autouse=True)
-def sigint_raises():
-    """SIGINT raises KeyboardInterrupt here, and children start with its default action, also where pytest was
-    started with SIGINT ignored (a background job of a shell without job control): the interrupts tested are
-    Ctrl-C's."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("sigint_raises")  # conftest: the interrupts tested are Ctrl-C's
 
 
 # A group leader that forks a worker; the worker creates shared memory (as multiprocessing's manager does for Lava)
