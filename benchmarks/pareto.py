@@ -310,6 +310,19 @@ def kept_runs(path: Path, args: argparse.Namespace, rerun: set[str]) -> list[dic
             if not (r["method"] in rerun and (r["dataset"], r["model"]) in redone)]
 
 
+def dense_of_chosen_recipes(saved: dict, args: argparse.Namespace, kept: list[dict]) -> list[dict]:
+    """The recipe stage's dense runs with each pair's chosen recipe (the very runs the grid would train again),
+    for the pairs and seeds of this call that ``kept`` has no dense run of."""
+    if (saved.get("epochs"), saved.get("hidden")) != (args.epochs, args.hidden):
+        return []
+    have = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
+    chosen = saved.get("recipes", {})
+    return [r for r in saved.get("recipe_runs", [])
+            if r["dataset"] in args.datasets and r["model"] in args.models and r["seed"] in args.seeds
+            and r.get("recipe_name") == chosen.get(f"{r['dataset']}/{r['model']}")
+            and (r["dataset"], r["model"], r["seed"]) not in have]
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]) -> None:
     """The options every training benchmark shares: what to train, how long, on how many processes."""
     parser.add_argument("--datasets", nargs="+", default=["digits-events", "digits"])
@@ -365,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot-only", action="store_true",
                         help="select again from the runs in OUT/pareto.json, redraw figures and table")
     parser.add_argument("--markdown", action="store_true", help="also print the selected points as a markdown table")
+    parser.add_argument("--strengths", nargs="+", default=None,
+                        help="only these strength labels (e.g. c=1.0 0.75; default: the grid's)")
     parser.add_argument("--update", action="store_true",
                         help="add to OUT/pareto.json: rerun only --methods (and dense where missing), keep its other runs")
     args = parser.parse_args(argv)
@@ -383,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(saved["recipes"], indent=1))
         return 0
     if not args.plot_only:
-        grid = {m: p for m, p in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
+        grid = {m: {model: {label: point for label, point in points.items()
+                            if args.strengths is None or label in args.strengths}
+                    for model, points in by_model.items()}
+                for m, by_model in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
         kept = kept_runs(path, args, set(grid)) if args.update else []
+        kept += dense_of_chosen_recipes(saved, args, kept)
         have_dense = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
         jobs = grid_jobs(args, grid, saved.get("recipes", {}), have_dense)
         print(f"{len(jobs)} training runs on {args.workers} workers" + (f", {len(kept)} kept" if kept else ""),
