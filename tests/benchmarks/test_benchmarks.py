@@ -42,7 +42,7 @@ def test_overhead(tmp_path):
 
 
 def test_pareto(tmp_path):
-    tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "1", "--workers", "1",
+    tiny = ["--datasets", "digits", "--models", "mlp", "--seeds", "0", "--epochs", "2", "--workers", "1",
             "--hidden", "16", "16", "--out", tmp_path]
     run_script("pareto.py", "--stage", "recipes", *tiny)
     recipes = json.loads((tmp_path / "pareto.json").read_text())
@@ -51,6 +51,10 @@ def test_pareto(tmp_path):
     saved = json.loads((tmp_path / "pareto.json").read_text())
     chosen = recipes["recipes"]["digits/mlp"]
     assert all(r["recipe_name"] == chosen for r in saved["runs"])  # every method trains with the chosen recipe
+    # The dense model of the chosen recipe is the recipe stage's run, not trained again.
+    dense = [(r["seed"], r["train_wall_time_s"]) for r in saved["runs"] if r["method"] == "dense"]
+    assert dense == [(r["seed"], r["train_wall_time_s"]) for r in recipes["recipe_runs"] if r["recipe_name"] == chosen]
+    assert ", 1 kept" in out
     assert {"dense", "dpap", "dpap (authors)", "dpap+", "gmp", "magnitude", "random", "structured"} == {
         r["method"] for r in saved["runs"]}
     assert all(0.0 <= r["validation_accuracy"] <= 1.0 and r["energy_j"] > 0 for r in saved["runs"])
