@@ -6,8 +6,11 @@ Networks:
   runs/demo, made by `make demo`: digits-events, 30 steps), on its test split
   repeated to ``--samples`` samples;
 * an N-MNIST-shaped conv network, ``build_model((2, 34, 34), (256,), 10,
-  "conv")`` (seeded, untrained: 6.94 M synapses after export), on generated
-  input spikes of ``--density`` (5 %) over ``--timesteps`` (30) steps.
+  "conv")`` (seeded, untrained, N-MNIST's initial gain 8: 6.94 M synapses
+  after export), on the N-MNIST stand-in's test recordings
+  (``dpap_neuro/data/nmnist_standin.py``: realistic event activity, binned
+  into ``--timesteps`` (30) frames as ``dpap run`` bins N-MNIST), or with
+  ``--conv-input generated`` on random spikes of ``--density`` (5 %).
 
 Each is simulated in float and in Loihi fixed point by the fast engine (one
 Lava run for all samples, up to its memory bound) and by the per-layer engine
@@ -128,18 +131,45 @@ def demo_networks(run: Path, n_samples: int):
 
 
 def conv_network(args):
-    """The N-MNIST-shaped conv net (seeded, untrained) and generated inputs of the asked density."""
+    """The N-MNIST-shaped conv net (seeded, untrained, N-MNIST's initial gain) and its input spikes
+    ``[T, N, 2, 34, 34]``: the N-MNIST stand-in's test recordings binned as ``dpap run`` bins N-MNIST
+    (``--conv-input standin``), or generated spikes of ``--density``."""
     import torch
 
+    from dpap_neuro.data import dataset_defaults
     from dpap_neuro.models import build_model
     from hw_export.norse import export_model
 
     torch.manual_seed(0)
-    model = build_model((2, 34, 34), (256,), 10, "conv")
+    model = build_model((2, 34, 34), (256,), 10, "conv", weight_init_gain=dataset_defaults("nmnist")["weight_init_gain"])
     net = export_model(model, (2, 34, 34))
+    if args.conv_input == "standin":
+        return model, net, standin_spikes(args.conv_samples, args.timesteps)
     rng = np.random.default_rng(0)
     spikes = (rng.random((args.timesteps, args.conv_samples, 2, 34, 34)) < args.density).astype(np.uint8)
     return model, net, spikes
+
+
+def standin_spikes(n_samples: int, timesteps: int) -> np.ndarray:
+    """The first ``n_samples`` test recordings of the N-MNIST stand-in (written to a temporary folder, read
+    through tonic as ``dpap run --dataset nmnist`` reads them), ``[T, N, 2, 34, 34]`` uint8."""
+    import tempfile
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data import batches, sequential_batches
+    from dpap_neuro.data.nmnist_standin import StandinSettings, write_nmnist_standin
+    from dpap_neuro.experiment import load_splits
+
+    with tempfile.TemporaryDirectory(prefix="dpap-standin-") as folder:
+        per_class = -(-n_samples // 10)
+        write_nmnist_standin(Path(folder) / "data", StandinSettings(train_per_class=1, test_per_class=per_class))
+        config = RunConfig(dataset="nmnist", data_dir=f"{folder}/data", cache_dir=f"{folder}/cache",
+                           timesteps=timesteps, val_fraction=0.0)
+        test = load_splits(config).test
+        frames = [x.numpy() for x, _ in batches(test, sequential_batches(len(test), 64))]
+    spikes = np.concatenate(frames, axis=1)[:, :n_samples]
+    repeats = -(-n_samples // spikes.shape[1])  # fewer recordings than asked: repeat them
+    return np.tile(spikes, (1, repeats, 1, 1, 1))[:, :n_samples].astype(np.uint8)
 
 
 def kernel_rows(networks) -> list[tuple]:
@@ -237,39 +267,50 @@ def main() -> int:
     parser.add_argument("--conv-samples", type=int, default=512, help="conv samples for the fast engine and Norse")
     parser.add_argument("--conv-processes-samples", type=int, default=7, help="conv samples for the per-layer engine")
     parser.add_argument("--timesteps", type=int, default=30, help="conv steps per sample")
-    parser.add_argument("--density", type=float, default=0.05, help="conv input spike density")
+    parser.add_argument("--conv-input", choices=("standin", "generated"), default="standin",
+                        help="conv inputs: the N-MNIST stand-in's test recordings (realistic activity), or "
+                             "generated spikes of --density")
+    parser.add_argument("--density", type=float, default=0.05, help="conv input spike density (--conv-input generated)")
     parser.add_argument("--kernel-samples", type=int, default=32,
                         help="conv samples for the kernel comparison (the MLPs take up to 2048)")
     parser.add_argument("--norse-threads", type=int, default=1, help="torch threads for Norse")
+    parser.add_argument("--networks", nargs="+", choices=("mlp", "conv"), default=["mlp", "conv"],
+                        help="which networks to measure (default both)")
     args = parser.parse_args()
     run = Path(args.run)
-    if not (run / "report.json").is_file():
+    if "mlp" in args.networks and not (run / "report.json").is_file():
         print(f"error: {run}/report.json not found; run `make demo` first", file=sys.stderr)
         return 2
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     rows, kernel_nets = [], []
-    for name, net, model, flat, spikes in demo_networks(run, args.samples):
+    for name, net, model, flat, spikes in demo_networks(run, args.samples) if "mlp" in args.networks else ():
         rows += measure_network(name, net, model, flat, args, args.processes_samples, spikes)
         kernel_nets.append((name, net, flat[:, :2048]))
-    model, net, spikes = conv_network(args)
-    flat = spikes.reshape(*spikes.shape[:2], -1)
-    rows += measure_network("nmnist-conv", net, model, flat, args, args.conv_processes_samples, spikes)
-    kernel_nets.append(("nmnist-conv", net, flat[:, :args.kernel_samples]))
+    if "conv" in args.networks:
+        model, net, spikes = conv_network(args)
+        flat = spikes.reshape(*spikes.shape[:2], -1)
+        print(f"conv inputs ({args.conv_input}): {spikes.mean():.4f} of the frame entries spike", flush=True)
+        rows += measure_network("nmnist-conv", net, model, flat, args, args.conv_processes_samples, spikes)
+        kernel_nets.append(("nmnist-conv", net, flat[:, :args.kernel_samples]))
     print_table(rows)
-    print_ratios(rows)
+    if "mlp" in args.networks:
+        print_ratios(rows)
     print("\nfast engine's stepping alone (no Lava), CPU-ms per sample by synaptic-input kernel "
           "(dense: BLAS where a layer keeps a dense copy, the events kernel in the others):")
     print(f"{'network':<12} {'prec':<5} {'samples':>7} {'auto':>8} {'events':>8} {'dense':>8}")
     for name, precision, n, auto, events, dense in kernel_rows(kernel_nets):
         print(f"{name:<12} {precision:<5} {n:7d} {auto * 1e3:8.3f} {events * 1e3:8.3f} {dense * 1e3:8.3f}")
-    for precision in PRECISIONS:
-        rate, memory = worker_run(net, flat, precision)
-        print(f"one conv chunk of {flat.shape[1]} samples as `dpap run` simulates it ({precision}, a Lava subprocess, "
-              f"start included): {rate:.1f} samples/s wall, peak memory of its processes {memory:.2f} GB")
     by = {(r["network"], r["precision"]): r for r in rows}
-    pruned = by["mlp-pruned", "float"]
-    print(f"fast_vs_norse_pruned_mlp: {pruned['fast_cpu'] / pruned['norse_cpu']:.2f}")
-    print(f"nmnist_conv_fast_samples_per_s: {min(by['nmnist-conv', p]['fast_cpu'] for p in PRECISIONS):.1f}")
+    if "conv" in args.networks:
+        for precision in PRECISIONS:
+            rate, memory = worker_run(net, flat, precision)
+            print(f"one conv chunk of {flat.shape[1]} samples as `dpap run` simulates it ({precision}, a Lava "
+                  f"subprocess, start included): {rate:.1f} samples/s wall, peak memory of its processes {memory:.2f} GB")
+    if "mlp" in args.networks:
+        pruned = by["mlp-pruned", "float"]
+        print(f"fast_vs_norse_pruned_mlp: {pruned['fast_cpu'] / pruned['norse_cpu']:.2f}")
+    if "conv" in args.networks:
+        print(f"nmnist_conv_fast_samples_per_s: {min(by['nmnist-conv', p]['fast_cpu'] for p in PRECISIONS):.1f}")
     return 0
 
 
