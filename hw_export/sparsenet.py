@@ -8,7 +8,7 @@ remaining outgoing synapse) are physically gone: their row and column are
 removed.
 
 This module needs only numpy and scipy: reading a trained Norse model into a
-SparseNet is ``hw_export.norse_reader``'s job (docs/DESIGN.md, section 2).
+SparseNet is ``hw_export.norse.export_model``'s job (docs/DESIGN.md, section 2).
 """
 
 from __future__ import annotations
