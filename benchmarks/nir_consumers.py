@@ -124,7 +124,7 @@ def run_consumer(consumer: str, ref: Reference, tmp: Path, oracle) -> dict[str, 
 
 def agreement(ref: Reference, out: dict[str, np.ndarray] | str) -> Agreement:
     """Spike entries (a step with several spikes counts as a spike) and predictions equal to the reference."""
-    from hw_export.deploy import readout_prediction
+    from hw_export.fidelity import readout_prediction
     from hw_export.fidelity import spike_agreement
 
     if isinstance(out, str):

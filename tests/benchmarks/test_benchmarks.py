@@ -180,3 +180,14 @@ def test_confirm(tmp_path):
                      "--energy-window", "10", "--seeds", "0", "1", "--workers", "1", "--out", tmp_path)
     assert re.search(r"mean_difference_points: [+-]?\d+\.\d+", out)
     assert re.search(r"bootstrap_95_interval_points: \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]", out)
+
+
+def test_nir_consumers(tmp_path):
+    made = subprocess.run([sys.executable, "-m", "dpap_neuro.cli", "run", "--out", str(tmp_path / "run"), "--quiet",
+                           "--epochs", "1", "--timesteps", "6", "--hidden", "16", "--dataset", "digits",
+                           "--lava-samples", "8", "--lava-check-samples", "0"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert made.returncode == 0, made.stderr[-3000:]
+    out = run_script("nir_consumers.py", tmp_path / "run", "--samples", "8", "--consumers", "norse")
+    assert "| norse |" in out and "NeuroBench" in out
+    assert re.fullmatch(r"nir_consumers_exact: \d+ of \d+", out.strip().splitlines()[-1])

@@ -101,7 +101,7 @@ def test_a_user_model_on_flat_input_reshapes_with_its_own_unflatten_layer():
         export_model(own_conv(3), (128,))
 
 
-def test_run_norse_gives_the_spikes_of_dpaps_own_evaluation():
+def test_norse_reference_gives_the_spikes_of_dpaps_own_evaluation():
     torch.manual_seed(0)
     model = SpikingMLP(12, [10, 6], 3, weight_init_gain=6.0)
     inputs = (torch.rand(9, 5, 12) < 0.4).float()
