@@ -16,6 +16,8 @@ with channel-to-channel M). The readout layer is never pruned.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -61,6 +63,7 @@ class DPAPConfig:
     batches_per_unit: int = 0  # batches per schedule unit when schedule_unit == "batches"
     decisions_per_run: int = 0  # schedule units in the whole run when schedule_unit == "run" (any dataset size)
     warmup_units: int = 5  # schedule units before the first decision
+    stop_fraction: float = 1.0  # ours: no decision after this share of the run's schedule units, so the network recovers while the learning rate decays (1.0: decide to the end, as the authors)
     reward_rule: str = "authors"  # "authors": R0 = r_init, step size e-folds every *_tau units; "calibrated" (ours): R0 and tau from the run's length
     r_init: float = 10.0  # authors' rule: starting value of every accumulator R
     r_decay: float = 0.999  # leak of R per decision
@@ -101,6 +104,7 @@ class DPAPConfig:
             (self.warmup_units >= 0 and self.r_init > 0 and 0.0 < self.r_decay <= 1.0,
              "need warmup_units >= 0, r_init > 0 and 0 < r_decay <= 1"),
             (0.0 < self.prune_after_fraction <= 1.0, "prune_after_fraction must be in (0, 1]"),
+            (0.0 < self.stop_fraction <= 1.0, "stop_fraction must be in (0, 1]"),
             (self.tau_fraction > 0, "tau_fraction must be positive"),
             *((getattr(self, f"{rule}_tau") > 0, f"{rule}_tau must be positive") for rule in RULES),
         ]
@@ -201,7 +205,7 @@ class DPAPPruner(Pruner):
         self._hooks = []
         self.decisions = 0
         self.batches_per_unit = self.config.batches_per_unit  # set for "run" by attach
-        self.n_units = self.n_decisions = 0  # schedule units and decisions in the run (attach)
+        self.n_units = self.n_decisions = self.last_unit = 0  # schedule units, decisions, end of decisions (attach)
 
     def options(self) -> dict:
         """Every option with its value, the preset included: ``type(self)(**options())`` is this pruner again."""
@@ -215,7 +219,8 @@ class DPAPPruner(Pruner):
                                  if self.config.schedule_unit == "run" else self.config.batches_per_unit)
         per_unit = steps_per_epoch if self.config.schedule_unit == "epoch" else self.batches_per_unit
         self.n_units = total_steps // per_unit
-        self.n_decisions = max(0, self.n_units - self.config.warmup_units)
+        self.last_unit = math.floor(self.config.stop_fraction * self.n_units + 1e-9)  # units from here: no decision
+        self.n_decisions = max(0, self.last_unit - self.config.warmup_units)
         self.decisions = 0
         for handle in self._hooks:
             handle.remove()
@@ -279,7 +284,7 @@ class DPAPPruner(Pruner):
         """Add the batch's statistics; at the end of a schedule unit past the warm-up, decide and mask."""
         self._gather()
         unit = self._unit_completed(step, epoch_end)
-        if unit is not None and unit >= self.config.warmup_units and self.config.enabled:
+        if unit is not None and self.config.warmup_units <= unit < self.last_unit and self.config.enabled:
             self.decide(unit)
             self.apply_masks(step)  # masks change only when a decision was made
 

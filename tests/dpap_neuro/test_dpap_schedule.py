@@ -68,6 +68,23 @@ def test_batch_schedule_decides_every_k_batches_after_the_warmup(warmup):
     assert pruner.units == list(range(warmup, n_units))
 
 
+@pytest.mark.parametrize("stop_fraction, last_unit", [(1.0, 12), (0.75, 9), (0.5, 6)])
+def test_no_decision_after_the_stop_fraction_and_the_rule_counts_only_the_decisions_made(stop_fraction, last_unit):
+    k, steps_per_epoch, epochs = 2, 3, 8  # 12 units of 2 batches
+    pruner = UnitRecordingDPAP(schedule_unit="batches", batches_per_unit=k, warmup_units=2, stop_fraction=stop_fraction,
+                               reward_rule="calibrated")
+    made = decision_steps(pruner, steps_per_epoch, epochs)
+    assert pruner.units == list(range(2, last_unit))  # units last_unit .. 11: the network recovers, unpruned
+    assert made == [k * (unit + 1) for unit in pruner.units]
+    assert pruner.n_decisions == last_unit - 2 == pruner.decisions  # what the calibrated rule is scaled to
+
+
+def test_a_stop_fraction_outside_the_run_is_refused():
+    for bad in (0.0, 1.5):
+        with pytest.raises(UserError, match="stop_fraction must be in"):
+            DPAPPruner(stop_fraction=bad)
+
+
 @pytest.mark.parametrize("steps_per_epoch, epochs", [(5, 4), (50, 2)])
 def test_run_schedule_makes_the_same_number_of_decisions_whatever_the_run_length(steps_per_epoch, epochs):
     pruner = UnitRecordingDPAP(schedule_unit="run", decisions_per_run=4, warmup_units=1)
