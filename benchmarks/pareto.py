@@ -380,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="also print the selected points as a markdown table")
     parser.add_argument("--strengths", nargs="+", default=None,
                         help="only these strength labels (e.g. c=1.0 0.75; default: the grid's)")
+    parser.add_argument("--also-recipe", choices=sorted(RECIPES), default=None,
+                        help="add to OUT/pareto.json: train every method but dense again with this recipe, as one "
+                             "more candidate that selection weighs on validation; keeps every saved run")
     parser.add_argument("--update", action="store_true",
                         help="add to OUT/pareto.json: rerun only --methods (and dense where missing), keep its other runs")
     args = parser.parse_args(argv)
@@ -402,10 +405,16 @@ def main(argv: list[str] | None = None) -> int:
                             if args.strengths is None or label in args.strengths}
                     for model, points in by_model.items()}
                 for m, by_model in GRIDS[args.grid].items() if args.methods is None or m in args.methods}
-        kept = kept_runs(path, args, set(grid)) if args.update else []
-        kept += dense_of_chosen_recipes(saved, args, kept)
-        have_dense = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
-        jobs = grid_jobs(args, grid, saved.get("recipes", {}), have_dense)
+        if args.also_recipe:  # every saved run stays; the dense models stay those of the chosen recipe
+            kept = kept_runs(path, args, set())
+            recipes = {f"{d}/{m}": args.also_recipe for d in args.datasets for m in args.models}
+            have_dense = {(d, m, s) for d in args.datasets for m in args.models for s in args.seeds}
+        else:
+            kept = kept_runs(path, args, set(grid)) if args.update else []
+            kept += dense_of_chosen_recipes(saved, args, kept)
+            recipes = saved.get("recipes", {})
+            have_dense = {(r["dataset"], r["model"], r["seed"]) for r in kept if r["method"] == "dense"}
+        jobs = grid_jobs(args, grid, recipes, have_dense)
         print(f"{len(jobs)} training runs on {args.workers} workers" + (f", {len(kept)} kept" if kept else ""),
               flush=True)
         runs = kept + [{**r, "commit": commit} for r in run_all(jobs, args.workers)]
