@@ -347,8 +347,9 @@ def grid_jobs(args: argparse.Namespace, grid: dict, recipes: dict[str, str], hav
                     jobs.append({**base, "method": "dense", "strength": "-", "pruner": "none", "options": {}})
                 for method, by_model in grid.items():
                     for strength, (pruner, options) in by_model[model].items():
+                        candidates = CANDIDATES[method][:1] if args.first_candidate else CANDIDATES[method]
                         jobs += [{**base, "method": method, "strength": strength, "pruner": pruner,
-                                  "options": {**options, **candidate}} for candidate in CANDIDATES[method]]
+                                  "options": {**options, **candidate}} for candidate in candidates]
     return jobs
 
 
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-recipe", choices=sorted(RECIPES), default=None,
                         help="add to OUT/pareto.json: train every method but dense again with this recipe, as one "
                              "more candidate that selection weighs on validation; keeps every saved run")
+    parser.add_argument("--first-candidate", action="store_true",
+                        help="only the first candidate setting of each method (CANDIDATES), for a cheaper pass")
     parser.add_argument("--update", action="store_true",
                         help="add to OUT/pareto.json: rerun only --methods (and dense where missing), keep its other runs")
     args = parser.parse_args(argv)
