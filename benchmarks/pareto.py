@@ -248,12 +248,14 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 def markdown(rows: list[dict]) -> list[str]:
     """The selected points as the markdown table of docs/pruning.md ("DPAP against the baselines")."""
     lines = ["| dataset | model | method | strength | test acc. % (mean ± std) | validation acc. | hidden synapses kept "
-             "| hidden neurons kept | spikes/sample | Loihi energy / dense |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| hidden neurons kept | spikes/sample | Loihi energy / dense | recipe |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        recipe = next((name for name, recipe in RECIPES.items() if recipe == r["recipe"]), "other")
         lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['strength']} | "
                      f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
                      f"{r['validation_accuracy']:.4f} | {r['synapses_kept']:.3f} | {r['neurons_kept']:.3f} | "
-                     f"{r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} |")
+                     f"{r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} | {recipe} |")
     return lines
 
 
