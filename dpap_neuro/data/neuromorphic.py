@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple
@@ -38,6 +38,10 @@ from hw_export.errors import UserError
 
 class DatasetFilesMissing(UserError):
     """The dataset's files are not where tonic reads them; the message says what to place where."""
+
+
+def _rebuild_spec(cls, values: dict):
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,11 @@ class DatasetSpec:
         own = {"timesteps", "downsample", "model"} & set(self.run_defaults)
         if own:
             raise ValueError(f"{self.name}: {', '.join(sorted(own))} have their own default_* fields")
+
+    def __reduce__(self):
+        # A mappingproxy does not pickle (DataLoader workers receive the spec): rebuild from a plain dict.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _rebuild_spec, (type(self), {**values, "run_defaults": dict(self.run_defaults)})
 
     @property
     def is_audio(self) -> bool:

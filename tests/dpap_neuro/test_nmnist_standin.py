@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,8 @@ def test_n_mnist_runs_with_its_own_defaults_unless_told_otherwise():
         assert set(other.run_defaults) <= fields
     with pytest.raises(TypeError):
         spec.run_defaults["epochs"] = 1  # read-only
+    copy = pickle.loads(pickle.dumps(spec))  # DataLoader workers receive the spec
+    assert copy == spec and dict(copy.run_defaults) == dict(spec.run_defaults)
 
 
 def test_the_default_conv_learns_a_small_stand_in_well_above_chance(tmp_path):
