@@ -72,20 +72,6 @@ def test_dpap_prunes_a_sequential_state_model_in_a_hand_written_loop():
     assert torch.all(fc.weight_orig.grad[fc.weight_mask == 0] == 0)
 
 
-def test_step_marks_epoch_ends_every_steps_per_epoch():
-    seen = []
-
-    class Recorder(GMPPruner):
-        def update(self, step, epoch_end=False):
-            seen.append((step, epoch_end))
-
-    pruner = Recorder()
-    pruner.attach(SpikingMLP(4, [3], 2), total_steps=6, steps_per_epoch=3)
-    for _ in range(6):
-        pruner.step()
-    assert seen == [(1, False), (2, False), (3, True), (4, False), (5, False), (6, True)]
-
-
 def test_a_user_model_on_flat_input_reshapes_with_its_own_unflatten_layer():
     """Shapes come from the model's layers: an nn.Unflatten before a conv is read, never guessed."""
     torch.manual_seed(3)
