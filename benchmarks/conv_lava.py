@@ -86,7 +86,7 @@ def main() -> int:
         conv.weight.mul_(10.0)
     readout = nn.Linear(16 * 64, 1, bias=False)
     net = export_model([conv, LIFCell(), nn.Flatten(), readout, LICell()], (2, 8, 8))
-    _, test = load_dataset("digits-events", 30, 0)
+    _, test = load_dataset("digits-events", 30, 0, train=False)
     frames = test.spikes[:, : args.batch].numpy()  # [T, N, 2, 8, 8]
     du, dv = net.layers[0].neuron.du, net.layers[0].neuron.dv
     weight = conv.weight.detach().double().numpy()

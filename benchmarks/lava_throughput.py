@@ -122,7 +122,7 @@ def demo_networks(run: Path, n_samples: int):
     for name in (report["comparison"]["baseline"], report["comparison"]["pruned"]):
         files = report["models"][name]["files"]
         net = read_sparsenet(run / files["network"])
-        _, test = load_dataset(dataset["name"], dataset["timesteps"], int(net.metadata.get("seed", 0)))
+        _, test = load_dataset(dataset["name"], dataset["timesteps"], int(net.metadata.get("seed", 0)), train=False)
         repeats = -(-n_samples // test.spikes.shape[1])
         spikes = np.concatenate([test.spikes.numpy()] * repeats, axis=1)[:, :n_samples]
         model, _ = load_checkpoint(run / files["checkpoint"])

@@ -86,7 +86,7 @@ def main() -> int:
             net = read_sparsenet(args.run_dir / f"{name}.h5")
             meta = net.metadata
             _, test = load_dataset(meta["dataset"], int(meta["timesteps"]), int(meta["seed"]),
-                                   float(meta["test_fraction"]))
+                                   float(meta["test_fraction"]), train=False)
             spikes = test.spikes.flatten(2).numpy().astype(np.uint8)[:, : args.samples]  # [T, N, n_inputs]
             labels = test.labels[: spikes.shape[1]]
             netx_path = tmp / f"{name}.netx.h5"

@@ -90,7 +90,7 @@ def references(run_dir: Path, n_samples: int | None) -> list[Reference]:
         net = read_sparsenet(run_dir / f"{name}.h5")
         meta = net.metadata
         _, test = load_dataset(meta["dataset"], int(meta["timesteps"]), int(meta["seed"]),
-                               float(meta["test_fraction"]))
+                               float(meta["test_fraction"]), train=False)
         spikes = test.spikes.numpy()[:, :n_samples]  # [T, N, *input_shape]
         model, _ = load_checkpoint(run_dir / f"{name}.pt")
         readout_v, layer_spikes = norse_reference(model, spikes.astype(float))

@@ -34,9 +34,10 @@ class Splits(NamedTuple):
     test: object
 
 
-def load_splits(config: RunConfig) -> Splits:
+def load_splits(config: RunConfig, train: bool = True) -> Splits:
     """The run's splits: built-in data in memory, or a tonic dataset's official splits, streamed; validation
-    carved out of the training split (stratified, seeded). Missing files: one line, before anything is written."""
+    carved out of the training split (stratified, seeded). Missing files: one line, before anything is written.
+    ``train=False``: the test split alone (train and validation None), for simulating a trained network."""
     if config.dataset in NEUROMORPHIC:
         from dpap_neuro.data.neuromorphic import default_cache_dir, load_neuromorphic
 
@@ -44,7 +45,10 @@ def load_splits(config: RunConfig) -> Splits:
         settings = FrameSettings(config.timesteps, config.downsample, config.denoise_us)
         train_data, test_data = load_neuromorphic(config.dataset, config.data_dir, settings, cache)
     else:
-        train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction)
+        train_data, test_data = load_dataset(config.dataset, config.timesteps, config.seed, config.test_fraction,
+                                             train=train)
+    if not train:
+        return Splits(None, None, test_data)
     train_data, validation = split_validation(train_data, config.val_fraction, config.seed)
     return Splits(train_data, validation, test_data)
 

@@ -40,7 +40,7 @@ def simulate_artifact(artifact: str | Path, dataset: str, precision: str = "floa
     artifact = Path(artifact)
     net = read_sparsenet(artifact)
     config = artifact_config(net.metadata, dataset, **overrides)
-    test = load_splits(replace(config, val_fraction=0.0)).test
+    test = load_splits(config, train=False).test
     if tuple(test.input_shape) != tuple(net.input_shape):
         raise UserError(f"{artifact}: the network takes inputs of shape {net.input_shape}, "
                         f"dataset {dataset} gives {tuple(test.input_shape)}")

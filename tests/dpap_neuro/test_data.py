@@ -24,6 +24,21 @@ def test_same_seed_same_spikes_other_seed_other_spikes():
     assert not torch.equal(a.spikes[:, :100], c.spikes[:, :100])
 
 
+def test_the_test_split_alone_is_the_same_test_split():
+    no_train, alone = load_dataset("digits", timesteps=5, seed=1, train=False)
+    _, with_train = load_dataset("digits", timesteps=5, seed=1)
+    assert no_train is None and torch.equal(alone.spikes, with_train.spikes) and torch.equal(alone.labels, with_train.labels)
+
+
+def test_rate_code_is_one_seeded_bernoulli_draw_however_long():
+    """Long codes are drawn in blocks of steps: still P(spike) = intensity from one seeded stream, the spikes
+    every earlier result was computed on."""
+    images = np.random.default_rng(5).random((50, 8, 8)).astype(np.float32)
+    spikes = rate_encode(images, timesteps=2000, seed=4)  # several blocks
+    expected = np.random.default_rng(4).random((2000, 50, 64)) < images.reshape(50, 64)[None]
+    assert spikes.dtype == torch.float32 and np.array_equal(spikes.numpy(), expected)
+
+
 def test_rate_code_follows_intensity():
     images = np.stack([np.full((8, 8), 0.0), np.full((8, 8), 1.0), np.full((8, 8), 0.25)])
     spikes = rate_encode(images.astype(np.float32), timesteps=400, seed=0)
