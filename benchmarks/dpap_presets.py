@@ -35,6 +35,7 @@ def one_run(job: dict) -> dict:
     from dpap_neuro.data import N_CLASSES, load_dataset, split_validation
     from dpap_neuro.models import build_model
     from dpap_neuro.pruning import make_pruner
+    from dpap_neuro.pruning.base import units_alive
     from dpap_neuro.train import Recipe, evaluate, train
 
     config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], seed=job["seed"],
@@ -48,11 +49,10 @@ def one_run(job: dict) -> dict:
     result = evaluate(model, val_data)
     spikes = sum(float(s.sum()) for s in result.layer_spikes) / len(val_data)
     masks = [layer.weight_mask for layer in pruner.layers]
-    alive = [int((m.flatten(1).sum(dim=1) > 0).sum()) for m in masks]
-    conv = [i for i, m in enumerate(masks) if m.dim() == 4]
+    alive = [int(units_alive(m).sum()) for m in masks]
     return {**{k: job[k] for k in ("name", "model", "seed", "options")},
             "validation_accuracy": result.accuracy, "spikes_per_sample": spikes,
-            "conv_channels_kept": sum(alive[i] for i in conv) / max(1, sum(masks[i].shape[0] for i in conv)),
+            "conv_channels_kept": 1.0 - pruner.neuron_sparsity(conv_only=True),
             "units_kept": alive, "units": [m.shape[0] for m in masks],
             "synapses_kept": 1.0 - pruner.sparsity(), "decisions": getattr(pruner, "decisions", 0),
             "train_wall_time_s": history.wall_time_s}

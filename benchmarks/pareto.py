@@ -126,6 +126,8 @@ def one_run(job: dict) -> dict:
               "recipe": job.get("recipe", {}), "recipe_name": job.get("recipe_name"), "validation_accuracy": outcome.validation_accuracy,
               "test_accuracy": outcome.test.accuracy, "mask_sparsity": outcome.pruner.sparsity(),
               "train_wall_time_s": outcome.history.wall_time_s}
+    if job["model"] == "conv":
+        common["channels_kept"] = 1.0 - outcome.pruner.neuron_sparsity(conv_only=True)
     if outcome.net is None:  # an ANN twin: no spiking export, so shares of the masks and no energy
         return {**common, "synapses_kept": 1.0 - outcome.pruner.sparsity(),
                 "neurons_kept": 1.0 - outcome.pruner.neuron_sparsity()}
@@ -181,7 +183,9 @@ def select(runs: list[dict]) -> list[dict]:
                      "validation_accuracy": mean("validation_accuracy"), "test_accuracy": mean("test_accuracy"),
                      "test_accuracy_std": float(np.std([r["test_accuracy"] for r in chosen])),
                      "synapses_kept": mean("synapses_vs_dense"), "neurons_kept": mean("neurons_kept"),
-                     "spikes_per_sample": mean("spikes_per_sample"), "energy_ratio": mean("energy_ratio")})
+                     "spikes_per_sample": mean("spikes_per_sample"), "energy_ratio": mean("energy_ratio"),
+                     # conv output channels kept; recorded since commit b826be3, None for older runs
+                     "channels_kept": mean("channels_kept") if all("channels_kept" in r for r in chosen) else None})
     return rows
 
 
@@ -248,14 +252,15 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 def markdown(rows: list[dict]) -> list[str]:
     """The selected points as the markdown table of docs/pruning.md ("DPAP against the baselines")."""
     lines = ["| dataset | model | method | strength | test acc. % (mean ± std) | validation acc. | hidden synapses kept "
-             "| hidden neurons kept | spikes/sample | Loihi energy / dense | recipe |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| hidden neurons kept | conv channels kept | spikes/sample | Loihi energy / dense | recipe |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         recipe = next((name for name, recipe in RECIPES.items() if recipe == r["recipe"]), "other")
+        channels = "–" if r.get("channels_kept") is None else f"{r['channels_kept']:.3f}"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['strength']} | "
                      f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
                      f"{r['validation_accuracy']:.4f} | {r['synapses_kept']:.3f} | {r['neurons_kept']:.3f} | "
-                     f"{r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} | {recipe} |")
+                     f"{channels} | {r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} | {recipe} |")
     return lines
 
 

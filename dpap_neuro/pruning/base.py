@@ -187,10 +187,12 @@ class Pruner:
     def masks(self) -> list[torch.Tensor]:
         return [layer.weight_mask.detach().clone() for layer in self.layers]
 
-    def neuron_sparsity(self) -> float:
-        """Fraction of the prunable layers' output units (neurons, channels) with no input left."""
-        total = sum(layer.weight_mask.shape[0] for layer in self.layers)
-        dead = sum(int((~units_alive(layer.weight_mask)).sum()) for layer in self.layers)
+    def neuron_sparsity(self, conv_only: bool = False) -> float:
+        """Fraction of the prunable layers' output units (neurons, channels) with no input left;
+        ``conv_only``: of the conv layers' output channels alone (0 without conv layers)."""
+        layers = [layer for layer in self.layers if not conv_only or layer.weight_mask.dim() == 4]
+        total = sum(layer.weight_mask.shape[0] for layer in layers)
+        dead = sum(int((~units_alive(layer.weight_mask)).sum()) for layer in layers)
         return dead / total if total else 0.0
 
     def sparsity(self) -> float:

@@ -139,6 +139,8 @@ def test_conv_layers_lose_whole_output_channels():
     # One decision cannot take the others from R = 10 below zero: they keep every weight.
     assert torch.all(conv_mask[[0, 2, 3]] == 1)
     assert torch.all(fc_mask[:, 36:72] == 0), "inputs from the pruned channel remain in the next layer"
+    # The shares a benchmark reports: 1 of 4 channels; of all units (4 channels, 5 neurons), 1 of 9.
+    assert pruner.neuron_sparsity(conv_only=True) == 0.25 and pruner.neuron_sparsity() == pytest.approx(1 / 9)
 
 
 def test_conv_rule_prunes_a_silent_channel_by_itself():
