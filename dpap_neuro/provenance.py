@@ -9,11 +9,13 @@ from pathlib import Path
 
 
 def source_commit() -> str:
-    """The git commit of this source tree (``+uncommitted`` when tracked files differ), or ``unknown``."""
+    """The git commit of this source tree (``+uncommitted`` when tracked files differ, the benchmarks' own
+    results aside: a benchmark running rewrites them), or ``unknown``."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=root, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], capture_output=True,
                                text=True, cwd=root, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
