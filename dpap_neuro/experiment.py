@@ -67,7 +67,7 @@ def fit(config: RunConfig, pruner_name: str, pruner_options: dict, train_data, d
     if config.train_precision == "loihi":
         loihi_exact(model)
     pruner = make_pruner(pruner_name, **pruner_options)
-    common = dict(progress=progress, device=device, workers=config.workers)
+    common = dict(progress=progress, device=device, workers=config.workers, compact=config.compact)
     history = train(model, train_data, pruner, Recipe.from_config(config), description=description,
                     state_path=state_path, resume_from=_saved_state(state_path, resume), **common)
     if config.loihi_finetune_epochs:
@@ -93,7 +93,8 @@ def _joined(first: TrainHistory, then: TrainHistory) -> TrainHistory:
     """One history of two phases (float training, then Loihi-exact fine-tuning): epochs in order, times added."""
     joined = TrainHistory(**{key: list(value) for key, value in vars(first).items() if isinstance(value, list)},
                           wall_time_s=first.wall_time_s + then.wall_time_s)
-    for key in ("loss", "train_accuracy", "sparsity", "neuron_sparsity", "layer_sparsity"):
+    for key in ("loss", "train_accuracy", "sparsity", "neuron_sparsity", "layer_sparsity", "epoch_time_s",
+                "epoch_forward_macs"):
         getattr(joined, key).extend(getattr(then, key))
     return joined
 

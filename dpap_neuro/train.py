@@ -25,6 +25,9 @@ from dpap_neuro.data import batches, sequential_batches
 from dpap_neuro.models import is_spiking, predict
 from dpap_neuro.pruning import Pruner
 from hw_export.errors import UserError
+from dpap_neuro.pruning.compaction import compact
+from hw_export.norse.compaction import population_sources, restore_shapes, spikes_to_built
+from hw_export.norse.layers import forward_macs, named_layers
 from hw_export.norse.loop import norse_reference
 
 
@@ -82,22 +85,51 @@ class TrainHistory:
     neuron_sparsity: list[float] = field(default_factory=list)  # pruned share of hidden neurons/channels per epoch
     layer_sparsity: list[list[float]] = field(default_factory=list)  # per epoch: pruned share of each prunable layer
     wall_time_s: float = 0.0
+    epoch_time_s: list[float] = field(default_factory=list)  # wall time of each epoch, seconds
+    epoch_forward_macs: list[float] = field(default_factory=list)  # per epoch: multiply-accumulates of the PyTorch forward passes (every weight entry of the layers as they are, masked or not: dense-equivalent)
     pruning_log: list[dict] = field(default_factory=list)  # the pruner's mask changes (PruningEvent)
 
 
-class _Run(NamedTuple):
+@dataclass
+class _Run:
     """What one training run carries from epoch to epoch."""
 
-    net: nn.Module  # the model, or its DDP wrapper
+    model: nn.Module
+    net: nn.Module  # the model, or its DDP wrapper (rebuilt when compaction changes shapes)
     optimizer: torch.optim.Optimizer
     schedule: object
     generator: torch.Generator  # batch order
     steps_per_epoch: int
+    device: torch.device
+    compact: bool  # remove units as the pruner's masks free them (``compaction.compact``)
+    mask_changes: int = -1  # the pruner's ``mask_changes`` when the model was last compacted
+    macs_per_sample_step: int = 0  # forward multiply-accumulates of one sample and time step, as the model is now
+
+    def compact_if_changed(self, pruner: Pruner) -> None:
+        """After a pruning change, take the units it freed out of the model (and re-wrap it for DDP)."""
+        if self.compact and pruner.mask_changes != self.mask_changes:
+            self.mask_changes = pruner.mask_changes
+            if compact(self.model, self.optimizer):
+                self.net = _wrap(self.model, self.device)
+                self.macs_per_sample_step = forward_macs(self.model, self.input_shape)
+
+    input_shape: tuple[int, ...] = ()  # one sample per step, as the model's first layer takes it
+
+
+def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model, or under ``torchrun`` its ``DistributedDataParallel`` wrapper (every rank has the same shapes)."""
+    from dpap_neuro.distributed import is_distributed
+
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool = True,
           description: str = "train", device: torch.device | str = "cpu", state_path: str | Path | None = None,
-          resume_from: dict | None = None, workers: int = 0) -> TrainHistory:
+          resume_from: dict | None = None, workers: int = 0, compact: bool = True) -> TrainHistory:
     """Train ``model`` on ``data`` with ``recipe``; ``pruner`` masks weights during the run.
 
     ``data``: an in-memory ``SpikeDataset`` or a streamed split (a torch
@@ -109,9 +141,11 @@ def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool
     every rank draws the same batch order and takes its share of each global
     batch. ``state_path``: the whole training state is written there after
     every epoch (rank 0); ``resume_from`` (``load_training_state``) continues
-    such a run where that epoch ended.
+    such a run where that epoch ended. ``compact``: units the pruner frees
+    leave the model after each pruning change (``dpap_neuro.pruning.compaction``;
+    exact, so False gives the same run, masked, only slower).
     """
-    from dpap_neuro.distributed import is_distributed, rank
+    from dpap_neuro.distributed import rank
 
     device = torch.device(device)
     model.to(device)
@@ -120,22 +154,24 @@ def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool
     if rank() == 0 and resume_from is None:
         for warning in getattr(pruner, "diagnose", lambda: [])():
             print(f"warning: {warning}", file=sys.stderr)
-    net = model
-    if is_distributed():
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer, schedule = make_optimizer(model, recipe, steps_per_epoch)
-    run = _Run(net, optimizer, schedule, torch.Generator().manual_seed(recipe.seed), steps_per_epoch)
+    input_shape = tuple(int(d) for d in data.input_shape)
+    run = _Run(model, model, optimizer, schedule, torch.Generator().manual_seed(recipe.seed), steps_per_epoch,
+               device, compact, input_shape=input_shape)
     history, first_epoch = TrainHistory(), 0
     if resume_from is not None:
         history, first_epoch = _restore(model, pruner, run, resume_from)
+    run.compact_if_changed(pruner)  # a state saved without compaction: its freed units go now
+    run.net = _wrap(model, device)  # after a restore, which may have compacted the model
+    run.macs_per_sample_step = forward_macs(model, input_shape)
     started = time.perf_counter() - history.wall_time_s
     bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch, desc=description,
                disable=not progress or rank() != 0, leave=False, unit="batch")
     model.train()
     for epoch in range(first_epoch, recipe.epochs):
+        epoch_started = time.perf_counter()
         _train_epoch(run, data, pruner, recipe.batch_size, device, workers, history, bar)
+        history.epoch_time_s.append(time.perf_counter() - epoch_started)
         history.wall_time_s = time.perf_counter() - started
         history.pruning_log = list(getattr(pruner, "pruning_log", []))
         if state_path is not None and rank() == 0:
@@ -153,6 +189,7 @@ def _train_epoch(run: _Run, data, pruner: Pruner, batch_size: int, device, worke
     n_samples = len(data)
     order = torch.randperm(n_samples, generator=run.generator)
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct predictions
+    macs = 0
     global_batches = [order[i * batch_size: (i + 1) * batch_size] for i in range(run.steps_per_epoch)]
     local_batches = [local_share(idx) for idx in global_batches]
     for batch_index, (spikes, labels) in enumerate(batches(data, local_batches, workers)):
@@ -166,7 +203,10 @@ def _train_epoch(run: _Run, data, pruner: Pruner, batch_size: int, device, worke
         loss.backward()
         run.optimizer.step()
         run.schedule.step()
+        # [T, B] steps and global samples of this batch, as the model was for its forward pass
+        macs += run.macs_per_sample_step * output.readout_v.shape[0] * len(global_batches[batch_index])
         pruner.step(epoch_end=batch_index == run.steps_per_epoch - 1)
+        run.compact_if_changed(pruner)
         totals[0] += summed.detach()
         totals[1] += (predict(output.readout_v.detach()) == labels).sum()
         bar.update(1)
@@ -176,6 +216,7 @@ def _train_epoch(run: _Run, data, pruner: Pruner, batch_size: int, device, worke
     history.sparsity.append(pruner.sparsity())
     history.neuron_sparsity.append(pruner.neuron_sparsity())
     history.layer_sparsity.append([1.0 - float(m.mean()) for m in pruner.masks()])
+    history.epoch_forward_macs.append(float(macs))
     bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.train_accuracy[-1]:.3f}",
                     sparsity=f"{history.sparsity[-1]:.2f}", neurons_pruned=f"{history.neuron_sparsity[-1]:.2f}")
 
@@ -206,6 +247,7 @@ def save_training_state(path, model: nn.Module, run: _Run, pruner: Pruner, histo
 
 def _restore(model: nn.Module, pruner: Pruner, run: _Run, state: dict) -> tuple[TrainHistory, int]:
     """Load a saved training state into a freshly attached run; returns (history, epochs done)."""
+    restore_shapes(named_layers(model), state["model"])  # a state saved after compaction has the small shapes
     model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load_state_dict(state["schedule"])
@@ -232,7 +274,9 @@ def _ann_outputs(model: nn.Module, inputs: torch.Tensor) -> tuple[np.ndarray, li
         output = model.double().eval()(inputs.double())
     finally:
         model.to(dtype).train(training)
-    return output.readout_v.numpy(), [a.flatten(2).numpy() for a in output.layer_spikes]
+    built = [spikes_to_built(a, source) for a, source in
+             zip(output.layer_spikes, population_sources(named_layers(model), (nn.ReLU,)))]
+    return output.readout_v.numpy(), [a.flatten(2).numpy() for a in built]
 
 
 class Evaluation(NamedTuple):

@@ -114,7 +114,9 @@ class TrainingReport(TypedDict, total=False):
     sparsity: list[float]  # per epoch: pruned share of prunable synapses
     neuron_sparsity: list[float]  # per epoch: pruned share of hidden neurons / channels
     layer_sparsity: list[list[float]]  # per epoch, per prunable layer
-    wall_time_s: float  # training time
+    wall_time_s: float  # training time, seconds
+    epoch_time_s: list[float]  # wall time of each epoch, seconds
+    epoch_forward_macs: list[float]  # per epoch: multiply-accumulates of the PyTorch forward passes, every weight entry of the layers as they were (dense-equivalent; a compacted model's smaller layers count less)
     pruning_log: list[PruningEvent]  # every mask change
 
 
@@ -140,7 +142,7 @@ class ModelReport(TypedDict, total=False):
     synapses: int  # synapses of the exported network
     neurons: int  # neurons of the exported network, readout included
     samples: Samples  # how many samples each figure covers
-    accuracy: Accuracy  # test accuracy
+    accuracy: Accuracy  # test accuracy (absent without labels: the own-model API, hw_export.assess)
     agreement: Agreement  # float Lava run against the Norse model (absent without a reference)
     per_sample: PerSample  # float Lava run
     neurobench: NeuroBench  # float Lava run, NeuroBench's names
@@ -151,7 +153,7 @@ class ModelReport(TypedDict, total=False):
     files: Files  # written beside report.json (dpap run)
 
 
-REQUIRED_MODEL_FIELDS = ("synapses", "neurons", "accuracy", "per_sample", "layers")
+REQUIRED_MODEL_FIELDS = ("synapses", "neurons", "per_sample", "layers")
 
 
 class Dataset(TypedDict, total=False):

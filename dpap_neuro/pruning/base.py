@@ -38,6 +38,7 @@ from torch.nn.utils import prune
 
 from dpap_neuro.models import weight_layers
 from hw_export.errors import UserError
+from hw_export.norse.compaction import from_built, to_built
 
 
 def check_type(owner: str, name: str, value, kind: type):
@@ -96,7 +97,8 @@ def alive_inputs(previous_alive: torch.Tensor, weight_shape: torch.Size | tuple)
     """
     n_inputs = weight_shape[1]
     if n_inputs % previous_alive.numel():
-        raise ValueError(f"{n_inputs} inputs cannot come from {previous_alive.numel()} units of the layer before")
+        raise UserError(f"{n_inputs} inputs cannot come from {previous_alive.numel()} units of the layer before: "
+                        "a pruned model's layers must follow each other (Linear/Conv2d, population, pooling, Flatten)")
     per_unit = n_inputs // previous_alive.numel()  # > 1 when a conv output is flattened into a Linear
     expanded = previous_alive.repeat_interleave(per_unit)
     return expanded.view(1, -1, *([1] * (len(weight_shape) - 2)))
@@ -112,6 +114,7 @@ class Pruner:
         self.total_steps = 0
         self.steps_per_epoch = 1
         self.steps_taken = 0
+        self.mask_changes = 0  # mask changes so far: a loop compacts (``compaction.compact``) when it grows
         self.pruning_log: list[dict] = []
 
     def attach(self, model: nn.Module, total_steps: int, steps_per_epoch: int = 1) -> None:
@@ -152,18 +155,35 @@ class Pruner:
         """New mask for one layer (1 keeps a synapse). Default: unchanged."""
         return mask
 
+    def built_mask(self, index: int) -> torch.Tensor:
+        """Prunable layer ``index``'s mask at the layer's built shape (removed units: zeros), compacted or not."""
+        layer = self.layers[index]
+        return to_built(layer.weight_mask, layer)
+
+    def built_weight(self, index: int) -> torch.Tensor:
+        """Prunable layer ``index``'s trained parameter ``weight_orig`` at its built shape (removed units: zeros)."""
+        layer = self.layers[index]
+        return to_built(layer.weight_orig, layer)
+
     @torch.no_grad()
     def apply_masks(self, step: int) -> None:
-        """Multiply ``compute_mask``'s result into every prunable layer's mask; log the step if any changed."""
+        """Multiply ``compute_mask``'s result into every prunable layer's mask; log the step if any changed.
+
+        ``compute_mask`` sees every layer at its built shape, so a compacted
+        model (``dpap_neuro.pruning.compaction``) is pruned exactly as its
+        masked twin.
+        """
         changed = False
         for index, layer in enumerate(self.layers):
-            new_mask = self.compute_mask(index, layer.weight_orig, layer.weight_mask, step)
-            if new_mask is layer.weight_mask:  # unchanged masks cost nothing
+            mask = self.built_mask(index)
+            new_mask = self.compute_mask(index, self.built_weight(index), mask, step)
+            if new_mask is mask:  # unchanged masks cost nothing
                 continue
-            new_mask = new_mask.to(layer.weight_mask.dtype)
+            new_mask = from_built(new_mask.to(layer.weight_mask.dtype), layer)
             changed = changed or bool(((new_mask == 0) & (layer.weight_mask != 0)).any())
             layer.weight_mask.mul_(new_mask)
         if changed:
+            self.mask_changes += 1
             self.pruning_log.append(self.log_entry(step))
 
     def log_entry(self, step: int) -> dict:
@@ -185,18 +205,20 @@ class Pruner:
         self.pruning_log = [dict(entry) for entry in state.get("pruning_log", [])]
 
     def masks(self) -> list[torch.Tensor]:
-        return [layer.weight_mask.detach().clone() for layer in self.layers]
+        """Every prunable layer's mask at its built shape (a compacted model's removed units: zeros)."""
+        return [self.built_mask(index).detach().clone() for index in range(len(self.layers))]
 
     def neuron_sparsity(self, conv_only: bool = False) -> float:
-        """Fraction of the prunable layers' output units (neurons, channels) with no input left;
+        """Fraction of the prunable layers' output units (neurons, channels, as built) with no input left;
         ``conv_only``: of the conv layers' output channels alone (0 without conv layers)."""
-        layers = [layer for layer in self.layers if not conv_only or layer.weight_mask.dim() == 4]
-        total = sum(layer.weight_mask.shape[0] for layer in layers)
-        dead = sum(int((~units_alive(layer.weight_mask)).sum()) for layer in layers)
+        masks = [mask for mask in self.masks() if not conv_only or mask.dim() == 4]
+        total = sum(mask.shape[0] for mask in masks)
+        dead = sum(int((~units_alive(mask)).sum()) for mask in masks)
         return dead / total if total else 0.0
 
     def sparsity(self) -> float:
-        """Fraction of prunable synapses removed so far (0..1)."""
-        total = sum(layer.weight_mask.numel() for layer in self.layers)
-        kept = sum(int(layer.weight_mask.sum()) for layer in self.layers)
+        """Fraction of prunable synapses (as built) removed so far (0..1)."""
+        masks = self.masks()
+        total = sum(mask.numel() for mask in masks)
+        kept = sum(int(mask.sum()) for mask in masks)
         return 1.0 - kept / total if total else 0.0

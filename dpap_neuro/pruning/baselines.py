@@ -87,7 +87,7 @@ class MagnitudePruner(Pruner):
     def update(self, step, epoch_end=False):
         due = (step == 1) if self.at_epoch == 0 else (epoch_end and step // self.steps_per_epoch == self.at_epoch)
         if due:
-            magnitudes = [(layer.weight_orig * layer.weight_mask).abs() for layer in self.layers]
+            magnitudes = [(self.built_weight(i) * self.built_mask(i)).abs() for i in range(len(self.layers))]
             flat = torch.cat([m.flatten() for m in magnitudes])
             n_prune = int(round(self.target_sparsity * flat.numel()))
             if n_prune:

@@ -48,6 +48,7 @@ from dpap_neuro.pruning.dpap_functional import (
 from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES
 from dpap_neuro.pruning.presets import DEFAULT_PRESET, DPAP_PRESETS
 from hw_export.errors import UserError
+from hw_export.norse.compaction import built_shape, kept_in, kept_out, to_built, units_to_built
 
 RULES = ("conv_channel", "fc_neuron", "fc_synapse")  # option prefixes of the three rules
 REWARD_RULES = ("authors", "calibrated")
@@ -144,8 +145,8 @@ class _LayerRecord:
                  rules: policy.LayerRules) -> None:
         self.layer, self.population, self.next_layer, self.rules = layer, population, next_layer, rules
         self.is_conv = isinstance(layer, nn.Conv2d)
-        n_post = layer.out_channels if self.is_conv else layer.out_features
-        n_pre = layer.in_channels if self.is_conv else layer.in_features
+        # Statistics keep the layer's built shape, compacted or not (hw_export.norse.compaction).
+        n_post, n_pre = built_shape(layer)[:2]
         device = layer.weight_orig.device  # statistics live where training runs: no host round-trips
         self.pre_steps: list[torch.Tensor] = []
         self.post_steps: list[torch.Tensor] = []
@@ -156,10 +157,18 @@ class _LayerRecord:
     def energy_pj(self) -> torch.Tensor:
         """Loihi energy each unit costs per sample so far (``dpap_functional.unit_energy_pj``), ``[n_post]``."""
         next_mask = getattr(self.next_layer, "weight_mask", None)
-        next_mask = torch.ones_like(self.next_layer.weight) if next_mask is None else next_mask
+        next_mask = (torch.ones(built_shape(self.next_layer), device=self.next_layer.weight.device)
+                     if next_mask is None else to_built(next_mask, self.next_layer))
         fan_out = fan_out_per_neuron(next_mask, self.verdict.unit_alive.numel())
         per_sample = self.stats.post_count / max(self.stats.n_samples, 1)
         return unit_energy_pj(per_sample, fan_out, self.neurons_per_unit, self.steps_per_sample)
+
+    def to_built(self, post: torch.Tensor, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-unit values ``[B, n_post]``, ``[B, n_pre]`` of a compacted layer at its built width (zeros: removed,
+        silent units), so the statistics are the masked model's."""
+        n_post, n_pre = built_shape(self.layer)[:2]
+        return (units_to_built(post, kept_out(self.layer), n_post, dim=1),
+                units_to_built(pre, kept_in(self.layer), n_pre, dim=1))
 
     def state_dict(self) -> dict:
         state = {f"stats.{k}": v for k, v in self.stats._asdict().items()}
@@ -299,8 +308,9 @@ class DPAPPruner(Pruner):
             record.steps_per_sample = post.shape[0]
             record.neurons_per_unit = post[0, 0, 0].numel() if post.dim() > 3 else 1
             trace, decay = self.config.trace, self.config.trace_decay
-            sums.append(plasticity_sums(record.stats, spike_trace(post, decay, trace), spike_trace(pre, decay, trace),
-                                        spike_counts(post), spike_counts(pre)))
+            post_trace, pre_trace = record.to_built(spike_trace(post, decay, trace), spike_trace(pre, decay, trace))
+            post_count, pre_count = record.to_built(spike_counts(post), spike_counts(pre))
+            sums.append(plasticity_sums(record.stats, post_trace, pre_trace, post_count, pre_count))
         for record, total in zip(recorded, _all_reduce(sums)):
             record.stats = apply_plasticity(record.stats, total)
 
@@ -316,7 +326,7 @@ class DPAPPruner(Pruner):
         config = self.config
         unit_scores, synapse_scores = [], []
         for record in self.records:
-            weight = record.layer.weight_orig * record.layer.weight_mask
+            weight = to_built(record.layer.weight_orig * record.layer.weight_mask, record.layer)
             energy = record.energy_pj() if config.neuron_score == "spine/energy" else None
             unit_scores.append(policy.unit_score(config.neuron_score, record.stats, weight, energy)
                                if config.prune_neurons else None)

@@ -100,7 +100,7 @@ class StructuredPruner(GMPPruner):
 
         if layer_index > 0:
             # Units removed in the previous layer take their outgoing synapses with them.
-            previous = units_alive(self.layers[layer_index - 1].weight_mask)
+            previous = units_alive(self.built_mask(layer_index - 1))
             mask = mask * alive_inputs(previous, weight.shape).to(mask.dtype)
         is_last_step = step >= self.total_steps
         if step % self.update_every_steps and not is_last_step:

@@ -18,6 +18,7 @@ from norse.torch import LICell, LIFCell
 from scipy import sparse
 from torch import nn
 
+from hw_export.norse.compaction import built_neurons
 from hw_export.norse.layers import CELLS, RESHAPING, SUPPORTED_LAYERS, SYNAPTIC, named_layers, output_shape
 from hw_export.sparsenet import (NetworkCutError, NeuronParams, SparseLayer, SparseNet, SparseNetError,
                                  avgpool2d_matrix, conv2d_matrix, remove_dead_neurons)
@@ -110,7 +111,7 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
     check_layers(layers)
     from hw_export.norse.loihi import trained_scale
 
-    weights, neurons, names, scales = [], [], [], []
+    weights, neurons, names, scales, built = [], [], [], [], []
     shape = tuple(int(d) for d in input_shape)
     operator = sparse.identity(int(np.prod(shape)), format="csr")
     counts, kind = {"conv": 0, "fc": 0}, None  # kind of the synaptic layer since the last population
@@ -121,6 +122,7 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
             weights.append(operator)
             neurons.append(neuron_params_of(layer))
             scales.append(trained_scale(synapse))
+            built.append(built_neurons(synapse, shape))  # a compacted layer's neurons at their built indices
             counts[kind] += isinstance(layer, LIFCell)
             names.append(f"{kind}{counts[kind]}" if isinstance(layer, LIFCell) else "readout")
             operator, kind = sparse.identity(int(np.prod(shape)), format="csr"), None
@@ -132,18 +134,19 @@ def export_model(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
         out_shape = output_shape(layer, shape, name)
         operator = (linear_operator(layer, shape) @ operator).tocsr()
         shape = out_shape
-    return _sparse_net(weights, neurons, names, scales, input_shape, metadata)
+    return _sparse_net(weights, neurons, names, scales, built, input_shape, metadata)
 
 
 def _sparse_net(weights: list[sparse.csr_matrix], neurons: list[NeuronParams], names: list[str],
-                scales: list[float | None], input_shape: Sequence[int], metadata: dict | None) -> SparseNet:
+                scales: list[float | None], built: list[tuple[np.ndarray, int]], input_shape: Sequence[int],
+                metadata: dict | None) -> SparseNet:
     """Remove dead neurons and assemble the SparseNet; name the layer that lost every neuron."""
     for name, weight in zip(names, weights):
         if not np.all(np.isfinite(weight.data)):
             raise SparseNetError(f"layer {name}: weights hold NaN or Inf (did training diverge? lower the "
                                  "learning rate)")
-    originals = [w.shape[0] for w in weights]
-    pruned, kept = remove_dead_neurons(weights, [np.arange(n, dtype=np.int64) for n in originals])
+    originals = [n_built for _, n_built in built]
+    pruned, kept = remove_dead_neurons(weights, [indices for indices, _ in built])
     empty = [name for name, w in zip(names, pruned) if w.shape[0] == 0]
     if empty:
         raise NetworkCutError(f"layer {empty[0]} has no neurons left: no path from the input reaches the readout")

@@ -74,3 +74,20 @@ def _on_meta(layer: nn.Module, probe: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.conv2d(probe, torch.empty(layer.weight.shape, device="meta"), None,
                                           layer.stride, layer.padding, layer.dilation, layer.groups)
     return layer(probe)  # pooling and reshaping layers have no parameters
+
+
+def forward_macs(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one forward step of one sample through the model's synaptic layers, as they are.
+
+    Every weight entry counts, masked or not (what a dense PyTorch layer
+    computes): a ``Linear`` its weight's size, a ``Conv2d`` its weight's size
+    times its output positions. A compacted model counts its smaller layers.
+    """
+    shape, total = tuple(int(d) for d in input_shape), 0
+    for name, layer in named_layers(model):
+        if isinstance(layer, SYNAPTIC + RESHAPING + (nn.AvgPool2d,)):
+            out_shape = output_shape(layer, shape, name)
+            if isinstance(layer, SYNAPTIC):
+                total += layer.weight.numel() * (out_shape[1] * out_shape[2] if isinstance(layer, nn.Conv2d) else 1)
+            shape = out_shape
+    return total

@@ -17,6 +17,7 @@ from norse.torch import LIFCell
 from norse.torch.module.snn import SNNCell
 from torch import nn
 
+from hw_export.norse.compaction import population_sources, spikes_to_built
 from hw_export.norse.layers import named_layers
 
 
@@ -78,4 +79,8 @@ def norse_reference(model: nn.Module | Sequence[nn.Module], inputs) -> tuple[np.
             if dtype is not None:
                 layer.to(dtype)
             layer.train(training)
-    return output.readout_v.numpy(), [s.flatten(2).bool().numpy() for s in output.layer_spikes]
+    # A compacted model's populations at their built width: the export's ``kept`` indexes them (a removed unit
+    # never fires, so its zeros are what the masked model records).
+    built = [spikes_to_built(s, source) for s, source in
+             zip(output.layer_spikes, population_sources(named_layers(layers), (LIFCell,)))]
+    return output.readout_v.numpy(), [s.flatten(2).bool().numpy() for s in built]
