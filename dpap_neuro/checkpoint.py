@@ -17,6 +17,9 @@ from dpap_neuro.config import RunConfig
 from dpap_neuro.models import build_model
 from dpap_neuro.pruning import ensure_mask
 from hw_export.errors import UserError
+from hw_export.files import first_line
+from hw_export.norse.compaction import restore_shapes
+from hw_export.norse.layers import named_layers
 from hw_export.norse.loihi import loihi_exact
 
 FORMAT_NAME = "dpap-neuro.checkpoint"
@@ -62,23 +65,57 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
         raise CheckpointError(f"{path}: not a dpap-neuro checkpoint")
     version = payload.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {version!r} is not supported (this reader knows "
+        raise CheckpointError(f"{path}: checkpoint version {_brief(version)} is not supported (this reader knows "
                               f"{FORMAT_VERSION})")
-    try:
-        if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("state_dict"), dict):
-            raise ValueError("config and state_dict must be tables")
-        config = RunConfig.from_dict(payload["config"])
-        model = build_model(payload["input_shape"], config.hidden_sizes, payload["n_classes"], **config.model_kwargs())
+    config, input_shape, n_classes, state = checkpoint_contents(path, payload)
+    try:  # only the refusals of our constructors are the file's fault; anything else they raise is a bug
+        model = build_model(input_shape, config.hidden_sizes, n_classes, **config.model_kwargs())
         if config.loihi_exact:
             loihi_exact(model)
-        state = payload["state_dict"]
-        for name, module in model.named_modules():
-            if f"{name}.weight_mask" in state:
-                ensure_mask(module)
+    except UserError as exc:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(exc)})") from None
+    for name, module in model.named_modules():
+        if f"{name}.weight_mask" in state:
+            ensure_mask(module)
+    try:
+        restore_shapes(named_layers(model), state)  # written after compaction: the small shapes
         model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
-        # Whatever a damaged payload makes torch or our constructors raise, the user gets one line.
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line})") from None
+    except (UserError, RuntimeError, ValueError, IndexError) as exc:  # torch: tensors that do not fit the model
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(exc)})") from None
     model.eval()
     return model, payload
+
+
+def _brief(value) -> str:
+    """A value of the file on one short line (a tensor's repr spans several)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(value) -> bool:
+    """JSON-like data only (what ``RunConfig.to_dict`` writes): no tensors, which RunConfig cannot check."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def checkpoint_contents(path: Path, payload: dict) -> tuple[RunConfig, list[int], int, dict]:
+    """The run config, input shape, class count and state dict of a payload, each checked: CheckpointError."""
+    config, state = payload.get("config"), payload.get("state_dict")
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{path}: inconsistent checkpoint (config and state_dict must be tables)")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise CheckpointError(f"{path}: inconsistent checkpoint (state_dict must map names to tensors)")
+    if not _plain(config):
+        raise CheckpointError(f"{path}: inconsistent checkpoint (config must hold plain data, not tensors)")
+    input_shape, n_classes = payload.get("input_shape"), payload.get("n_classes")
+    counts = [*input_shape, n_classes] if isinstance(input_shape, list) and input_shape else [None]
+    if not all(type(n) is int and n > 0 for n in counts):
+        raise CheckpointError(f"{path}: inconsistent checkpoint (input_shape must be a list of positive integers "
+                              f"and n_classes a positive integer, got {_brief(input_shape)} and {_brief(n_classes)})")
+    try:
+        return RunConfig.from_dict(config), input_shape, n_classes, state
+    except (UserError, TypeError, ValueError, OverflowError) as exc:  # its checks, or values they cannot compare
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(exc)})") from None

@@ -24,7 +24,7 @@ from hw_export.errors import UserError
 
 # Command-line spellings that differ from the field's name (``--field-name`` otherwise).
 CLI_NAMES = {"hidden_sizes": "--hidden", "lava_timeout_s": "--lava-timeout", "pruner_options": "--pruner-option",
-             "cache": "--no-cache"}
+             "cache": "--no-cache", "compact": "--no-compact"}
 # RunConfig fields that `dpap simulate` takes too (the artifact's metadata gives the rest).
 SIMULATE_FIELDS = ("data_dir", "workers", "downsample", "denoise_us", "cache", "cache_dir", "timesteps", "seed",
                    "lava_engine", "lava_batch_size", "lava_timeout_s", "lava_samples", "lava_chunk_size",
@@ -53,17 +53,21 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), value
 
 
-def _number(kind: type, positive: bool):
-    """An argparse type: an int or a finite float, positive if asked, with a message naming what was expected."""
+def _number(kind: type, name: str):
+    """An argparse type: an int or a finite float in the field ``name``'s range (``RANGES`` of
+    ``dpap_neuro/config.py``, the table RunConfig checks too), with a message naming what was expected."""
+    from dpap_neuro.config import RANGES, in_range
+
+    allowed = RANGES.get(name)
+    expected = f"{'an integer' if kind is int else 'a number'}{'' if allowed is None else ' ' + allowed}"
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if (kind is float and not math.isfinite(value)) or (positive and not value > 0):
-            raise argparse.ArgumentTypeError(f"expected a positive {'integer' if kind is int else 'number'}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or (allowed is not None and not in_range(value, allowed)):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
@@ -109,10 +113,9 @@ def add_config_option(parser: argparse.ArgumentParser, name: str, choices: dict)
     elif kind is dict:
         parser.add_argument(flag, action="append", type=_key_value, metavar="KEY=VALUE", **common)
     elif kind is tuple:
-        parser.add_argument(flag, type=_number(int, True), nargs="+", metavar="N", **common)
+        parser.add_argument(flag, type=_number(typing.get_args(hint)[0], name), nargs="+", metavar="N", **common)
     elif kind in (int, float):
-        positive = name not in ("seed", "workers", "weight_decay", "warmup_epochs", "val_fraction", "lava_check_samples")
-        parser.add_argument(flag, type=_number(kind, positive), metavar=_metavar(name, kind), **common)
+        parser.add_argument(flag, type=_number(kind, name), metavar=_metavar(name, kind), **common)
     else:
         metavar = None if name in choices else _metavar(name, str) if name.endswith("_dir") else "NAME"
         parser.add_argument(flag, choices=choices.get(name), metavar=metavar, **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from dpap_neuro.reporting import write_reports
@@ -20,7 +21,8 @@ class Collection:
     def __init__(self) -> None:
         self.models: dict[str, ModelReport] = {}
         self.dataset: dict | None = None
-        self.profile = "loihi"
+        self._dataset_source: Path | None = None
+        self.profile: str | None = None  # the first run's energy_profile (artifacts have none)
         self.profiles = {name: p.to_dict() for name, p in PROFILES.items()}
         self._seen_profiles: dict = {}
 
@@ -29,6 +31,31 @@ class Collection:
             raise UserError(f"{source}: a model named {key!r} came already from an earlier source; "
                             "give the run directories (or artifacts) distinct names")
         self.models[key] = model
+
+    def add_dataset(self, dataset: dict, source: Path) -> None:
+        """The first source's dataset; a source on another dataset is refused (its models are not comparable)."""
+        self.refuse_other_dataset(dataset["name"], source)
+        if self.dataset is None:
+            self.dataset, self._dataset_source = dataset, source
+
+    def refuse_other_dataset(self, name: str, source: Path) -> None:
+        if self.dataset is not None and name != self.dataset["name"]:
+            raise UserError(f"{source}: dataset {name!r}, but {self._dataset_source} is on "
+                            f"{self.dataset['name']!r}; compare models of one dataset")
+
+    def choose_profile(self) -> str:
+        """The energy profile of the ratios: the first run's (loihi for artifacts), if every model was measured
+        with it; else loihi, else the first shared one in name order, saying so on stderr; refused if none."""
+        common = set.intersection(*(set(m["per_sample"]["energy_j"]) for m in self.models.values()))
+        if not common:
+            raise UserError("the models share no energy profile, so their energies cannot be compared")
+        wanted = self.profile or "loihi"
+        if wanted in common:
+            return wanted
+        chosen = "loihi" if "loihi" in common else sorted(common)[0]
+        print(f"warning: not every model was measured with energy profile {wanted!r}; the energy ratio uses "
+              f"{chosen!r} (shared by all: {', '.join(sorted(common))})", file=sys.stderr)
+        return chosen
 
     def add_profiles(self, profiles: dict, source: Path) -> None:
         for name, values in profiles.items():
@@ -52,8 +79,12 @@ def read_run_report(source: Path) -> RunReport:
 
 def add_run(found: Collection, source: Path, out_dir: Path, several: bool) -> None:
     report = read_run_report(source)
-    found.dataset = found.dataset or report["dataset"]
-    found.profile = report.get("energy_profile", found.profile)
+    found.add_dataset(report["dataset"], source)
+    named = report.get("energy_profile")
+    if found.profile and named and named != found.profile:
+        print(f"warning: {source} names energy profile {named!r}, an earlier run {found.profile!r}; the energy "
+              f"ratio uses the first run's", file=sys.stderr)
+    found.profile = found.profile or named
     found.add_profiles(report.get("energy_profiles", {}), source)
     for name, model in report["models"].items():
         key = f"{source.name}/{name}" if several else name
@@ -70,9 +101,10 @@ def add_artifact(found: Collection, source: Path, out_dir: Path, progress: bool,
     meta = read_sparsenet(source).metadata
     if "dataset" not in meta:
         raise UserError(f"{source}: the artifact does not name its dataset; use `dpap simulate --dataset`")
+    found.refuse_other_dataset(meta["dataset"], source)  # before simulating it
     simulated = simulate_artifact(source, meta["dataset"], progress=progress, raster_dir=out_dir, **lava)
+    found.add_dataset({"name": meta["dataset"], "n_train": None, **simulated["dataset"]}, source)
     found.add_model(simulated["model"], simulated["result"], source)
-    found.dataset = found.dataset or {"name": meta["dataset"], "n_train": None, **simulated["dataset"]}
 
 
 def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool = True, **lava) -> RunReport:
@@ -92,11 +124,8 @@ def compare_runs(sources: list[str | Path], out_dir: str | Path, progress: bool 
             raise UserError(f"{source}: no such run directory or artifact")
     if len(found.models) < 2:
         raise UserError("compare needs at least two models (one run directory holds two)")
-    # Only profiles every model was measured with can be compared.
+    profile = found.choose_profile()  # only profiles every model was measured with can be compared
     common = set.intersection(*(set(m["per_sample"]["energy_j"]) for m in found.models.values()))
-    if not common:
-        raise UserError("the models share no energy profile, so their energies cannot be compared")
-    profile = found.profile if found.profile in common else sorted(common)[0]
     names = list(found.models)
     report = RunReport(schema_version=SCHEMA_VERSION, dataset={"n_train": None, **found.dataset},
                        models=found.models,

@@ -23,6 +23,37 @@ from hw_export.lava_sim import ENGINES, SimOptions
 OPTIMIZERS = ("adam", "adamw")
 TRAIN_PRECISIONS = ("float", "loihi")
 LR_SCHEDULES = ("constant", "cosine")
+# The values each number field allows (every entry of a tuple field; None passes where the field may be None),
+# in one table that RunConfig checks and the command line checks option by option, so the two cannot disagree.
+# Spellings: ">= 1", "> 0", "in [0, 1)" (brackets include the bound, parentheses exclude it).
+RANGES = {
+    "timesteps": ">= 1", "downsample": ">= 1", "denoise_us": "> 0", "workers": ">= 0",
+    "test_fraction": "in (0, 1)", "val_fraction": "in [0, 1)", "conv_channels": ">= 1", "hidden_sizes": ">= 1",
+    "dt_s": "> 0", "tau_syn_inv_per_s": "> 0", "tau_mem_inv_per_s": "> 0", "v_th": "> 0", "weight_init_gain": "> 0",
+    "epochs": ">= 1", "batch_size": ">= 1", "learning_rate": "> 0", "weight_decay": ">= 0", "warmup_epochs": ">= 0",
+    "loihi_finetune_epochs": ">= 0", "seed": ">= 0", "lava_batch_size": ">= 1", "lava_timeout_s": "> 0",
+    "lava_samples": ">= 1", "lava_chunk_size": ">= 1", "lava_workers": ">= 1", "lava_check_samples": ">= 0",
+}
+
+
+def in_range(value: float, allowed: str) -> bool:
+    """Whether ``value`` is one of the values ``allowed`` (a RANGES entry) admits; NaN never is."""
+    if allowed.startswith("in "):
+        low, high = (float(bound) for bound in allowed[4:-1].split(","))
+        above = low <= value if allowed[3] == "[" else low < value
+        return above and (value <= high if allowed[-1] == "]" else value < high)
+    relation, bound = allowed.split()
+    return value >= float(bound) if relation == ">=" else value > float(bound)
+
+
+def range_problem(name: str, value) -> str | None:
+    """What is wrong with ``value`` for the field ``name`` by RANGES (None: nothing)."""
+    allowed = RANGES.get(name)
+    several = isinstance(value, (tuple, list))
+    values = tuple(value) if several else () if value is None else (value,)
+    if allowed is None or (values and all(in_range(v, allowed) for v in values)) or value is None:
+        return None
+    return f"{name} must be {'one or more values, each ' if several else ''}{allowed}, got {value}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,7 @@ class RunConfig:
     # --- pruning ----------------------------------------------------------
     pruner: str = "dpap"  # pruning method of the pruned model (the dense model is always trained too)
     pruner_preset: str | None = None  # named defaults of the dpap family (authors, builtin, tonic); None: builtin for the built-in data, tonic for tonic datasets
+    compact: bool = True  # remove pruned neurons and conv channels from the PyTorch model during training, so later steps are smaller (exact: docs/DESIGN.md, section 4.1); --no-compact keeps them, masked (the reference)
     pruner_options: dict | None = None  # options of the pruner over its preset, e.g. fc_neuron_c=1.5 for dpap or target_sparsity=0.9 for gmp
     # --- hardware side ----------------------------------------------------
     lava_engine: str = "fast"  # Lava engine: fast (one Lava process steps the whole network, cost follows the spikes) or processes (Lava's own Sparse and LIF per layer, what maps to Loihi; slow)
@@ -97,40 +129,22 @@ class RunConfig:
                 object.__setattr__(self, name, value)
 
     def _checks(self) -> list[tuple[bool, str]]:
-        return [
-            (self.timesteps >= 1, "timesteps must be >= 1"),
-            (0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)"),
-            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
-            (len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "hidden_sizes must be positive"),
-            (self.dt_s > 0, "dt_s must be positive"),
-            (self.tau_syn_inv_per_s > 0 and self.tau_mem_inv_per_s > 0, "time constants must be positive"),
+        ranges = [(False, problem) for problem in (range_problem(name, getattr(self, name)) for name in RANGES)
+                  if problem is not None]
+        return ranges + [  # what one field's range cannot say
             (self.dt_s * self.tau_syn_inv_per_s <= 1 and self.dt_s * self.tau_mem_inv_per_s <= 1,
              "dt_s * tau_inv must be <= 1 for a stable Euler step"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.weight_decay >= 0 and (self.weight_decay == 0 or self.optimizer == "adamw"),
-             "weight_decay must be >= 0, and needs optimizer adamw"),
+            (self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay needs optimizer adamw"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
             (self.train_precision in TRAIN_PRECISIONS, f"train_precision must be one of {', '.join(TRAIN_PRECISIONS)}"),
-            (self.loihi_finetune_epochs >= 0 and (self.loihi_finetune_epochs == 0 or self.train_precision == "float"),
-             "loihi_finetune_epochs must be >= 0, and fine-tunes a float-trained model (train_precision float)"),
-            (0 <= self.warmup_epochs < self.epochs, "warmup_epochs must be in [0, epochs)"),
+            (self.loihi_finetune_epochs == 0 or self.train_precision == "float",
+             "loihi_finetune_epochs fine-tunes a float-trained model (train_precision float)"),
+            (self.warmup_epochs < self.epochs, "warmup_epochs must be in [0, epochs)"),
             (self.model in ARCHITECTURES, f"model must be one of {', '.join(ARCHITECTURES)}, got {self.model!r}"),
-            (len(self.conv_channels) >= 1 and min(self.conv_channels) >= 1, "conv_channels must be positive"),
             (self.dataset not in NEUROMORPHIC or self.data_dir is not None,
              f"--dataset {self.dataset} is read from your files: give --data-dir DIR"),
-            (self.downsample is None or self.downsample >= 1, "downsample must be >= 1"),
-            (self.denoise_us is None or self.denoise_us > 0, "denoise_us must be positive"),
-            (self.workers >= 0, "workers must be >= 0"),
             (self.lava_engine in ENGINES, f"lava_engine must be one of {', '.join(ENGINES)}"),
-            (self.lava_batch_size is None or self.lava_batch_size >= 1, "lava_batch_size must be >= 1"),
-            (self.lava_timeout_s > 0, "lava_timeout_s must be positive"),
-            (self.lava_samples is None or self.lava_samples >= 1, "lava_samples must be >= 1"),
-            (self.lava_chunk_size >= 1, "lava_chunk_size must be >= 1"),
-            (self.lava_workers >= 1, "lava_workers must be >= 1"),
-            (self.lava_check_samples >= 0, "lava_check_samples must be >= 0"),
         ]
 
     def to_dict(self) -> dict:

@@ -134,12 +134,17 @@ def figure_sparsity(report: dict, path: Path) -> bool:
 def figure_accuracy_energy(report: dict, path: Path) -> bool:
     plt = _plt()
     profile = report["energy_profile"]
+    measured = {name: m for name, m in report["models"].items() if m.get("accuracy")}  # none without labels
+    if not measured:
+        return False
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for index, (name, model) in enumerate(report["models"].items()):
         color = f"C{index}"
+        if name not in measured:
+            continue
         accuracy = model["accuracy"].get("norse", model["accuracy"]["lava"])
         ax.scatter(model["per_sample"]["energy_j"][profile] * 1e9, 100 * accuracy, color=color, s=50, label=name)
-        if "fixed" in model:
+        if model.get("fixed", {}).get("accuracy") is not None:
             ax.scatter(model["fixed"]["per_sample"]["energy_j"][profile] * 1e9, 100 * model["fixed"]["accuracy"],
                        facecolors="none", edgecolors=color, s=80)
     ax.set_xlabel(f"energy per sample, {profile} (nJ)")
@@ -198,7 +203,8 @@ def report_blocks(report: dict) -> list:
     rows = []
     for name, m in report["models"].items():
         agreement, fixed = m.get("agreement", {}), m.get("fixed", {})
-        rows.append([name, str(m.get("pruner")), _num(m["accuracy"].get("norse")), _num(m["accuracy"]["lava"]),
+        accuracy = m.get("accuracy", {})  # absent without labels (the own-model API)
+        rows.append([name, str(m.get("pruner")), _num(accuracy.get("norse")), _num(accuracy.get("lava")),
                      _num(agreement.get("spikes")), _num(agreement.get("predictions")),
                      _num(fixed.get("accuracy")), _num(fixed.get("agreement", {}).get("predictions")),
                      str(m["synapses"]), str(m["neurons"]), f"{m['per_sample']['spikes']:.1f}",

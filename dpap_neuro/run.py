@@ -25,7 +25,7 @@ from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
 from dpap_neuro.train import evaluate
 from hw_export.assess import assess, engine_check
-from hw_export.energy import PROFILES, resolve_profiles
+from hw_export.energy import chosen_profile, resolve_profiles
 from hw_export.errors import UserError
 from hw_export.files import atomic_write, atomic_write_text
 from hw_export.h5io import write_sparsenet
@@ -250,7 +250,7 @@ def artifact_metadata(config: RunConfig, model_name: str, pruner_name: str) -> d
 
 def run_report(config: RunConfig, splits: Splits, models: dict[str, ModelReport], profiles: dict) -> RunReport:
     """report.json of a run (schema: ``hw_export.report.RunReport``)."""
-    profile = config.energy_profile if config.energy_profile in PROFILES else list(profiles)[-1]
+    profile = chosen_profile(config.energy_profile, profiles)  # the run's (RunConfig's default: loihi)
     return RunReport(
         schema_version=SCHEMA_VERSION,
         dataset={"name": config.dataset, "n_train": len(splits.train),

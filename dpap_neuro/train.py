@@ -154,6 +154,8 @@ def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool
     if rank() == 0 and resume_from is None:
         for warning in getattr(pruner, "diagnose", lambda: [])():
             print(f"warning: {warning}", file=sys.stderr)
+    if resume_from is not None:  # a state saved after compaction: the small shapes, before the optimiser holds any
+        restore_shapes(named_layers(model), resume_from["model"])
     optimizer, schedule = make_optimizer(model, recipe, steps_per_epoch)
     input_shape = tuple(int(d) for d in data.input_shape)
     run = _Run(model, model, optimizer, schedule, torch.Generator().manual_seed(recipe.seed), steps_per_epoch,
@@ -247,8 +249,7 @@ def save_training_state(path, model: nn.Module, run: _Run, pruner: Pruner, histo
 
 def _restore(model: nn.Module, pruner: Pruner, run: _Run, state: dict) -> tuple[TrainHistory, int]:
     """Load a saved training state into a freshly attached run; returns (history, epochs done)."""
-    restore_shapes(named_layers(model), state["model"])  # a state saved after compaction has the small shapes
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["model"])  # shapes restored by ``train`` before the optimiser was made
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule.load_state_dict(state["schedule"])
     pruner.load_state_dict(state["pruner"])

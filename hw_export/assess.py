@@ -71,7 +71,8 @@ def tally_report(net: SparseNet, chunks: dict[int, ChunkTally], profiles: dict[s
     input_spikes = np.concatenate([part.input_spikes for part in parts])
     result = measure_counts(net, concatenate_counts([part.counts for part in parts]), input_spikes, profiles)
     labels = np.concatenate([part.labels for part in parts]) if parts[0].labels is not None else None
-    result["accuracy"] = {} if labels is None else {"lava": float((lava == labels).mean())}
+    if labels is not None:  # without labels the report has no accuracy (hw_export/report.py: ModelReport)
+        result["accuracy"] = {"lava": float((lava == labels).mean())}
     if parts[0].agreement is not None:
         spikes = reduce(lambda a, b: a + b, [part.agreement for part in parts]).result()
         reference = np.concatenate([part.reference_predictions for part in parts])
@@ -134,7 +135,7 @@ def model_entry(reports: dict[str, dict], precisions: tuple[str, ...]) -> ModelR
     entry: ModelReport = {key: value for key, value in reports[precisions[0]].items()}  # type: ignore[assignment]
     if "fixed" in reports and precisions[0] != "fixed":
         fixed = reports["fixed"]
-        entry["fixed"] = FixedReport(accuracy=fixed["accuracy"].get("lava"), per_sample=fixed["per_sample"],
+        entry["fixed"] = FixedReport(accuracy=fixed.get("accuracy", {}).get("lava"), per_sample=fixed["per_sample"],
                                      neurobench=fixed["neurobench"])
         if "agreement" in fixed:
             entry["fixed"]["agreement"] = fixed["agreement"]
@@ -195,7 +196,11 @@ def simulate(net: SparseNet | str | os.PathLike, inputs: np.ndarray, options: Si
 def assess_arrays(net: SparseNet, inputs: np.ndarray, labels: np.ndarray | None = None,
                   reference: Reference | None = None, options: SimOptions = SimOptions(),
                   profiles: dict[str, EnergyProfile] | None = None) -> ModelReport:
-    """``assess`` on one array of samples ``[T, N, *input_shape]`` (your own model), in one Lava run per precision."""
+    """``assess`` on one array of samples ``[T, N, *input_shape]`` (your own model), in one Lava run per precision.
+
+    Without ``labels`` the report has no ``accuracy`` (and ``fixed.accuracy`` is null); with a ``reference``
+    it still has the agreement with it.
+    """
     from dataclasses import replace
 
     def launch(flat: np.ndarray, precision: str):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hw_export.errors import UserError
 from hw_export.sparsenet import SparseNet
 
 
@@ -42,7 +43,8 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
     """
     n_steps, n_samples = input_spikes.shape[:2]
     if len(layer_spikes) != net.depth - 1:
-        raise ValueError(f"expected spikes of {net.depth - 1} LIF populations, got {len(layer_spikes)}")
+        raise UserError(f"expected spikes of {net.depth - 1} LIF populations, got {len(layer_spikes)}: give one "
+                        "[T, N, n] array per spiking layer of the network, in order (not the readout)")
     counts = []
     presynaptic = np.asarray(input_spikes).reshape(n_steps, n_samples, -1)
     for index, layer in enumerate(net.layers):
@@ -71,7 +73,7 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
 def concatenate_counts(parts: list[list[LayerCounts]]) -> list[LayerCounts]:
     """Counts of consecutive chunks of samples as the counts of all of them (per-sample arrays joined)."""
     if not parts:
-        raise ValueError("no counts to concatenate")
+        raise UserError("no counts to concatenate: give the counts of at least one chunk of samples")
     joined = []
     for layer_parts in zip(*parts):
         first = layer_parts[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from hw_export.counting import LayerCounts
 from hw_export.errors import UserError
+from hw_export.files import first_line
 
 
 @dataclass(frozen=True)
@@ -82,23 +84,26 @@ CMOS45 = EnergyProfile(
 PROFILES: dict[str, EnergyProfile] = {LOIHI.name: LOIHI, CMOS45.name: CMOS45}
 
 
+def _toml():
+    """The TOML parser: the standard library's from Python 3.11, the ``tomli`` package (a dependency) before."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib
+
+
 def load_profile(path: str | Path) -> EnergyProfile:
     """A profile from a JSON or TOML file with EnergyProfile's fields (``source`` optional)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such energy profile file")
+    toml = path.suffix.lower() == ".toml"
+    parser = _toml() if toml else json
     try:
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            data = tomllib.loads(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except Exception as exc:
-        raise UserError(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} "
-                         f"({exc.__class__.__name__})") from None
+        data = parser.loads(path.read_text())
+    except (parser.TOMLDecodeError if toml else json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid {'TOML' if toml else 'JSON'} ({first_line(exc)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a table of profile fields")
     names = [f.name for f in fields(EnergyProfile)]
@@ -128,6 +133,19 @@ def resolve_profiles(name_or_file: str) -> dict[str, EnergyProfile]:
                             "give yours another name")
         profiles[custom.name] = custom
     return profiles
+
+
+def chosen_profile(name_or_file: str, profiles: dict) -> str:
+    """The name of the profile that ``name_or_file`` (as given to ``resolve_profiles``: a built-in's name or a
+    profile file) selects among ``profiles`` (what ``resolve_profiles`` returned): the built-in named, or the
+    one profile the file brought."""
+    if name_or_file in profiles:
+        return name_or_file
+    brought = [name for name in profiles if name not in PROFILES]
+    if name_or_file not in PROFILES and len(brought) == 1:
+        return brought[0]
+    raise UserError(f"energy profile {name_or_file!r} is not among the profiles measured "
+                    f"({', '.join(profiles)}); name one of them")
 
 
 def energy_breakdown_j(counts: list[LayerCounts], profile: EnergyProfile) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hw_export.errors import UserError
 from hw_export.sparsenet import SparseNet
 
 
@@ -50,14 +51,16 @@ class AgreementCounts(NamedTuple):
 def count_agreement(net: SparseNet, reference: list[np.ndarray], simulated: list[np.ndarray]) -> AgreementCounts:
     """Tally equal spikes of every surviving neuron at every step (see ``spike_agreement``)."""
     if len(reference) != len(simulated):
-        raise ValueError("reference and simulated differ in the number of populations")
+        raise UserError(f"reference and simulated differ in the number of populations ({len(reference)} vs "
+                        f"{len(simulated)}): give one spike array per spiking layer, in order, for both")
     equal_per_layer, total_per_layer = [], []
     sample_ok = None
     for layer, ref, sim in zip(net.layers, reference, simulated):
         ref = np.asarray(ref)[:, :, layer.kept].astype(bool)
         sim = np.asarray(sim).astype(bool)
         if ref.shape != sim.shape:
-            raise ValueError(f"layer {layer.name}: reference {ref.shape} vs simulated {sim.shape}")
+            raise UserError(f"layer {layer.name}: reference {ref.shape} vs simulated {sim.shape} (surviving neurons); "
+                            "give both runs on the same samples and steps, the reference with all the trained neurons")
         equal = ref == sim
         equal_per_layer.append(int(equal.sum()))
         total_per_layer.append(int(equal.size))

@@ -78,15 +78,22 @@ def read_sparsenet(path: str | os.PathLike) -> SparseNet:
         raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
     try:
         with f:
-            return _read_sparsenet_file(path, f)
+            input_shape, metadata, layers = _read_sparsenet_file(path, f)
     except ArtifactError:
         raise
-    except MALFORMED_HDF5 as exc:
+    except MALFORMED_HDF5 as exc:  # h5py's errors, and file values of another kind, while reading the file only
         raise ArtifactError(path, f"damaged or malformed SparseNet file ({first_line(exc)})") from None
+    # Built outside that catch: our constructors refuse with SparseNetError; anything else they raise is a bug.
+    built = [_build_layer(path, layer) for layer in layers]
+    try:
+        return SparseNet(input_shape, tuple(built), metadata)
+    except SparseNetError as exc:
+        raise ArtifactError(path, str(exc)) from None
 
 
-def _read_sparsenet_file(path: Path, f) -> SparseNet:
-    """The SparseNet in an open file; ArtifactError for what our checks find, h5py's errors otherwise."""
+def _read_sparsenet_file(path: Path, f) -> tuple[tuple[int, ...], dict, list[dict]]:
+    """The header and each layer's values of an open file, as plain Python and numpy; ArtifactError for what our
+    checks find, h5py's errors (or a conversion's) otherwise."""
     if f.attrs.get("format") != FORMAT_NAME:
         raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
     version = int(_attr(path, f, "schema_version"))
@@ -106,37 +113,42 @@ def _read_sparsenet_file(path: Path, f) -> SparseNet:
     expected = [str(i) for i in range(len(group))]
     if sorted(group.keys(), key=lambda k: (len(k), k)) != expected:
         raise ArtifactError(path, f"/layers must hold groups 0..{len(group) - 1}, found {sorted(group.keys())}")
-    layers = []
-    for key in expected:
-        g = group[key]
-        shape = tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape")))
-        if len(shape) != 2 or min(shape) < 0:
-            raise ArtifactError(path, f"{g.name}: shape {shape} is not a 2-D matrix shape")
-        if shape[0] == 0:
-            raise ArtifactError(path, f"{g.name}: layer has no neurons left")
-        data = _dataset(path, g, "weight_data", "f")
-        indices = _dataset(path, g, "weight_indices", "iu")
-        indptr = _dataset(path, g, "weight_indptr", "iu")
-        if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
-            raise ArtifactError(path, f"{g.name}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
-        if len(indices) != len(data):
-            raise ArtifactError(path, f"{g.name}: weight_indices and weight_data differ in length")
-        if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
-            raise ArtifactError(path, f"{g.name}/weight_indices out of range 0..{shape[1] - 1}")
-        neuron_dict = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
-        try:
-            layer = SparseLayer(
-                name=str(_attr(path, g, "name")),
-                weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
-                neuron=NeuronParams.from_dict(neuron_dict),
-                kept=_dataset(path, g, "kept", "iu").astype(np.int64),
-                n_original=int(_attr(path, g, "n_original")),
-                fixed_point_scale=float(g.attrs["fixed_point_scale"]) if "fixed_point_scale" in g.attrs else None,
-            )
-        except SparseNetError as exc:
-            raise ArtifactError(path, f"{g.name}: {exc}") from None
-        layers.append(layer)
+    return input_shape, metadata, [_read_layer(path, group[key]) for key in expected]
+
+
+def _read_layer(path: Path, g) -> dict:
+    """One layer group's values, converted to the kinds the SparseNet classes take."""
+    neuron = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
+    return {
+        "where": g.name,
+        "name": str(_attr(path, g, "name")),
+        "shape": tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape"))),
+        "data": _dataset(path, g, "weight_data", "f"),
+        "indices": _dataset(path, g, "weight_indices", "iu"),
+        "indptr": _dataset(path, g, "weight_indptr", "iu"),
+        "neuron": {k: (str(v) if k == "kind" else float(v)) for k, v in neuron.items()},
+        "kept": _dataset(path, g, "kept", "iu").astype(np.int64),
+        "n_original": int(_attr(path, g, "n_original")),
+        "fixed_point_scale": float(g.attrs["fixed_point_scale"]) if "fixed_point_scale" in g.attrs else None,
+    }
+
+
+def _build_layer(path: Path, raw: dict) -> SparseLayer:
+    """A layer from its values read: the CSR structure checked here, the rest by SparseLayer (SparseNetError)."""
+    where, shape, data, indices, indptr = raw["where"], raw["shape"], raw["data"], raw["indices"], raw["indptr"]
+    if len(shape) != 2 or min(shape) < 0:
+        raise ArtifactError(path, f"{where}: shape {shape} is not a 2-D matrix shape")
+    if shape[0] == 0:
+        raise ArtifactError(path, f"{where}: layer has no neurons left")
+    if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
+        raise ArtifactError(path, f"{where}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
+    if len(indices) != len(data):
+        raise ArtifactError(path, f"{where}: weight_indices and weight_data differ in length")
+    if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise ArtifactError(path, f"{where}/weight_indices out of range 0..{shape[1] - 1}")
     try:
-        return SparseNet(input_shape, tuple(layers), metadata)
+        return SparseLayer(name=raw["name"], weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
+                           neuron=NeuronParams.from_dict(raw["neuron"]), kept=raw["kept"],
+                           n_original=raw["n_original"], fixed_point_scale=raw["fixed_point_scale"])
     except SparseNetError as exc:
-        raise ArtifactError(path, str(exc)) from None
+        raise ArtifactError(path, f"{where}: {exc}") from None

@@ -47,12 +47,14 @@ from hw_export.errors import UserError
 from hw_export.lava_params import PRECISIONS, LavaNetwork, lava_network
 from hw_export.sparsenet import SparseNet
 
+DEFAULT_ENGINE = "fast"  # of SimOptions, simulate_chunk and every command
+
 
 @dataclass(frozen=True)
 class SimOptions:
     """How a network is simulated in Lava: every command and API takes this one object."""
 
-    engine: str = "fast"  # "fast" (one process steps the network) or "processes" (Lava's Sparse + LIF per layer)
+    engine: str = DEFAULT_ENGINE  # "fast" (one process steps the network) or "processes" (Lava's Sparse + LIF per layer)
     precision: str = "float"  # "float" (Lava's floating_pt models) or "fixed" (bit-accurate Loihi, fixed_pt)
     batch_size: int | None = None  # samples per Lava run, lowered to fit the engine's memory; None: the engine's
     timeout_s: float | None = None  # wall-clock limit of one simulation (one chunk), seconds; None: none
@@ -211,12 +213,12 @@ def ring_buffer_data(values: np.ndarray, n_steps: int) -> np.ndarray:
 ENGINES: dict[str, object] = {ProcessesEngine.name: ProcessesEngine(), FastEngine.name: FastEngine()}
 
 
-def simulate_chunk(network: LavaNetwork, inputs: np.ndarray, engine: str = "processes",
+def simulate_chunk(network: LavaNetwork, inputs: np.ndarray, engine: str = DEFAULT_ENGINE,
                    work_dir: str | None = None) -> LavaResult:
     """Run one Lava simulation of the ``B`` samples of ``inputs`` ``[T, B, n_inputs]`` (0/1) at once.
 
-    ``engine``: a key of ``ENGINES`` (here ``processes`` unless given: Lava's
-    own processes; ``simulate`` and ``SimOptions`` default to ``fast``).
+    ``engine``: a key of ``ENGINES`` (default ``DEFAULT_ENGINE``, ``fast``, as
+    ``SimOptions``; ``processes`` runs Lava's own processes).
     Runs ``T + depth * layer_delay`` steps and shifts every layer back by its
     delay, so results line up with Norse's steps. Always stops the runtime,
     also on failure. The record files go to a temporary folder inside
@@ -230,6 +232,8 @@ def simulate_chunk(network: LavaNetwork, inputs: np.ndarray, engine: str = "proc
     inputs = np.asarray(inputs)
     if inputs.ndim != 3 or inputs.shape[2] != network.n_inputs:
         raise UserError(f"inputs must be [T, B, {network.n_inputs}], got {inputs.shape}")
+    if engine not in ENGINES:
+        raise UserError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     builder = ENGINES[engine]
     n_steps_in, batch, _ = inputs.shape
     n_steps = n_steps_in + network.depth * builder.layer_delay

@@ -47,7 +47,7 @@ import numpy as np
 
 from hw_export.errors import UserError
 from hw_export.lava_sim import LavaResult, SimOptions
-from hw_export.process_group import group_members, kill_group, signals_deferred
+from hw_export.process_group import REAP_TIMEOUT_S, group_members, kill_group, signals_deferred
 
 
 class LavaRunError(UserError):
@@ -82,7 +82,15 @@ def stop_process_group(proc: subprocess.Popen) -> int:
     """Stop the child ``proc`` and everything in its process group at once; returns shared-memory files removed."""
     with signals_deferred():
         removed = kill_group(proc.pid)
-        proc.wait()
+        try:
+            proc.wait(timeout=REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # it left its group (a session of its own), or the kill missed it
+            proc.kill()
+            try:
+                proc.wait(timeout=REAP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # stuck in the kernel (uninterruptible I/O): it ends when that returns
+                print(f"warning: the Lava subprocess {proc.pid} has not ended {2 * REAP_TIMEOUT_S:.0f} s after "
+                      "SIGKILL; going on without it", file=sys.stderr)
     return removed
 
 

@@ -111,15 +111,18 @@ def read_netx(path: str | os.PathLike) -> NetxNetwork:
         raise ArtifactError(path, f"not a readable HDF5 file ({exc.__class__.__name__})") from None
     try:
         with f:
-            return _read_netx_layers(path, f)
+            n_inputs, layers = _read_netx_layers(path, f)
     except ArtifactError:
         raise
-    except MALFORMED_HDF5 as exc:
+    except MALFORMED_HDF5 as exc:  # h5py's errors, and file values of another kind, while reading the file only
         raise ArtifactError(path, f"incomplete or malformed netx file ({first_line(exc)})") from None
+    # Built outside that catch: anything raised from here on is a bug, with its traceback.
+    return NetxNetwork(n_inputs, [NetxLayer(weight, *neuron) for weight, neuron in layers])
 
 
-def _read_netx_layers(path, f) -> NetxNetwork:
-    """The network in an open netx file; raises ArtifactError, or KeyError/TypeError for the caller to word."""
+def _read_netx_layers(path, f) -> tuple[int, list[tuple[np.ndarray, tuple[int, int, int]]]]:
+    """The input count and each layer's (weight, (iDecay, vDecay, vThMant)) of an open netx file; raises
+    ArtifactError, or h5py's errors (and a conversion's) for the caller to word."""
     if "layer" not in f or not len(f["layer"]):
         raise ArtifactError(path, "group /layer is missing or empty")
     groups = [f["layer"][str(i)] for i in range(len(f["layer"])) if str(i) in f["layer"]]
@@ -145,10 +148,9 @@ def _read_netx_layers(path, f) -> NetxNetwork:
         if weight.shape != (n_out, n_pre) or weight.dtype.kind not in "iu":
             raise ArtifactError(path, f"{g.name}/weight must be integer [{n_out}, {n_pre}], got "
                                       f"{weight.dtype} {weight.shape}")
-        neuron = {k: int(_scalar(path, g["neuron"], k)) for k in neuron_keys}
-        layers.append(NetxLayer(weight.astype(np.int64), neuron["iDecay"], neuron["vDecay"], neuron["vThMant"]))
+        layers.append((weight.astype(np.int64), tuple(int(_scalar(path, g["neuron"], k)) for k in neuron_keys)))
         n_pre = n_out
-    return NetxNetwork(n_inputs, layers)
+    return n_inputs, layers
 
 
 def netx_lava_network(network: NetxNetwork, path: str | os.PathLike = "netx") -> LavaNetwork:

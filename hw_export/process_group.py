@@ -135,15 +135,14 @@ def kill_group(pgid: int, spare: int | None = None) -> int:
     then its group is stopped member by member instead of at once.
     """
     def send(sig: int) -> None:
-        try:
-            if spare is None:
+        if spare is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
-            else:
-                for pid in group_members(pgid):
-                    if pid != spare:
-                        os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+            return
+        for pid in group_members(pgid):
+            if pid != spare:
+                with contextlib.suppress(ProcessLookupError, PermissionError):  # gone since the scan: go on
+                    os.kill(pid, sig)
 
     send(signal.SIGSTOP)
     members = [pid for pid in group_members(pgid) if pid != spare]

@@ -50,10 +50,12 @@ def make_pruner(name: str, **options) -> Pruner:
     if unknown:
         raise UserError(f"pruner {name!r} has no option {', '.join(unknown)}; "
                         f"its options are: {', '.join(sorted(accepted)) or 'none'}")
-    try:
-        return cls(**options)
-    except TypeError as exc:  # a value of the wrong kind that slipped past the pruner's own checks
-        raise UserError(f"pruner {name!r}: bad option value ({exc})") from None
+    missing = sorted(option for option, default in accepted.items()
+                     if default is inspect.Parameter.empty and option not in options)
+    if missing:
+        raise UserError(f"pruner {name!r} needs option {', '.join(missing)}")
+    # Each pruner checks its values (UserError); anything else its constructor raises is a bug, with its traceback.
+    return cls(**options)
 
 
 def resolve_pruner_options(name: str, options: dict | None = None) -> dict:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 from norse.torch import LIFCell
+from norse.torch.module.snn import SNNCell
 from torch import nn
 
 from dpap_neuro.distributed import all_reduce_sum, is_distributed
@@ -47,6 +48,7 @@ from dpap_neuro.pruning.dpap_functional import (
 )
 from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES
 from dpap_neuro.pruning.presets import DEFAULT_PRESET, DPAP_PRESETS
+from hw_export.norse.loop import whole_sequence_steps
 from hw_export.errors import UserError
 from hw_export.norse.compaction import built_shape, kept_in, kept_out, to_built, units_to_built
 
@@ -256,12 +258,17 @@ class DPAPPruner(Pruner):
 
     @staticmethod
     def _record_into(steps: list, take_input: bool):
-        """Forward hook appending the layer's input (or output spikes) of this step, detached."""
+        """Forward hook appending the layer's input (or output spikes), detached, as ``[steps, B, ...]``."""
         def hook(module, inputs, output):
             if module.training:
                 # A LIF cell returns (spikes, state); a ReLU its activation.
-                value = inputs[0] if take_input else (output[0] if isinstance(output, tuple) else output)
-                steps.append(value.detach())
+                value = (inputs[0] if take_input else (output[0] if isinstance(output, tuple) else output)).detach()
+                n_steps = whole_sequence_steps()  # None: one step [B, ...]
+                if n_steps is None:
+                    value = value.unsqueeze(0)
+                elif take_input or not isinstance(module, SNNCell):  # a cell's whole output is [T, B, ...] already
+                    value = value.unflatten(0, (n_steps, -1))  # the sequence folded into the batch
+                steps.append(value)
         return hook
 
     def diagnose(self) -> list[str]:
@@ -302,7 +309,7 @@ class DPAPPruner(Pruner):
         recorded = [r for r in self.records if r.pre_steps]
         sums = []
         for record in recorded:
-            pre, post = torch.stack(record.pre_steps), torch.stack(record.post_steps)  # [T, B, ...]
+            pre, post = torch.cat(record.pre_steps), torch.cat(record.post_steps)  # [T, B, ...]
             record.pre_steps.clear()
             record.post_steps.clear()
             record.steps_per_sample = post.shape[0]

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from hw_export.energy import LOIHI, EnergyProfile
+from hw_export.errors import UserError
 
 TRACES = ("final", "mean")  # "final": the authors' e(T)/T; "mean": the mean of e(t) over the sample (ours)
 
@@ -46,7 +47,7 @@ def spike_trace(spikes: torch.Tensor, decay: float = 0.5, kind: str = "final") -
     elif kind == "mean":
         weights = (1.0 - decay ** (ages + 1)) / (1.0 - decay)  # sum_{t' >= t} decay^(t'-t)
     else:
-        raise ValueError(f"unknown trace {kind!r}; choose one of {', '.join(TRACES)}")
+        raise UserError(f"unknown trace {kind!r}; choose one of {', '.join(TRACES)}")
     return torch.einsum("t,tbn->bn", weights, spikes) / n_steps
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from hw_export.errors import UserError
 from hw_export.lava_params import LavaNetwork
 from hw_export.loihi_fixed import float_lif_step, lif_step
 
@@ -152,7 +153,8 @@ class NetworkStepper:
 
     def __init__(self, network: LavaNetwork, batch: int, kernel: str = "auto") -> None:
         if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+            raise UserError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}; pick one of them "
+                            "(auto chooses per layer and step)")
         self.fixed = network.precision == "fixed"
         self.kernel = kernel
         self.layers = [prepare_layer(layer.weight, layer.du, layer.dv, layer.vth, layer.spiking, self.fixed)

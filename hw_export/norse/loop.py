@@ -1,14 +1,21 @@
 """The one Norse time loop, and the float64 reference a Lava run is compared with.
 
-Training, evaluation, the pruners' statistics and the hardware side all step
+Training, evaluation, the pruners' statistics and the hardware side all run
 a model through time with ``run_over_time``: inputs are time-first
-``[T, B, ...]``, every layer sees one step ``[B, ...]`` at a time, Norse
-cells carry their state from step to step, and the spikes of every LIF
-population are recorded as they are emitted.
+``[T, B, ...]`` and the network is feed-forward, so it runs layer by layer,
+each layer taking the whole sequence at once. A synaptic, pooling or
+reshaping layer sees the ``T`` steps folded into its batch (``[T * B, ...]``:
+one matrix product instead of ``T`` small ones); a Norse cell carries its
+state from step to step, a plain ``LIFCell`` in one autograd node
+(``hw_export.norse.fused``, Norse's own step ``T`` times), any other cell
+called step by step. Values are those of stepping every layer one step at a
+time (the same expressions per element; only a matrix product's summation
+order may differ). The spikes of every LIF population are recorded.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -18,7 +25,21 @@ from norse.torch.module.snn import SNNCell
 from torch import nn
 
 from hw_export.norse.compaction import population_sources, spikes_to_built
+from hw_export.norse.fused import can_fuse, lif_sequence
 from hw_export.norse.layers import named_layers
+
+_WHOLE_SEQUENCE: ContextVar[int | None] = ContextVar("whole_sequence_steps", default=None)
+
+
+def whole_sequence_steps() -> int | None:
+    """``T`` while ``run_over_time`` hands a layer the whole sequence; None while a layer takes one step.
+
+    For forward hooks (the DPAP pruner records with them): with ``T`` set, a
+    synaptic layer's input is ``[T * B, ...]`` and a population's output
+    ``[T, B, ...]``; with None, one step ``[B, ...]`` (a cell stepped one step
+    at a time, or a loop of your own).
+    """
+    return _WHOLE_SEQUENCE.get()
 
 
 class SNNOutput(NamedTuple):
@@ -30,30 +51,50 @@ class SNNOutput(NamedTuple):
 
 def run_over_time(model: nn.Module | Sequence[nn.Module], inputs: torch.Tensor,
                   populations: tuple[type, ...] = (LIFCell,)) -> SNNOutput:
-    """Step a layer sequence through time; record the output of every layer of a ``populations`` type.
+    """Run a feed-forward layer sequence over time; record the output of every layer of a ``populations`` type.
 
     ``model``: an ``nn.Sequential``/``SequentialState`` (nesting allowed) or a
-    list of layers; a Norse cell (``SNNCell``) is called as ``cell(x, state)``,
-    any other layer as ``layer(x)``. ``inputs``: ``[T, B, ...]``. The last
-    layer's output is the readout. ``populations``: what is recorded (LIF
-    spikes; an ANN twin records its ``nn.ReLU`` activations).
+    list of layers. ``inputs``: ``[T, B, ...]``. A Norse cell (``SNNCell``)
+    steps through the ``T`` steps from its initial state; any other layer
+    takes the sequence folded into its batch, ``layer(x [T * B, ...])``, so it
+    must treat every sample and step alike (Linear, Conv2d, pooling,
+    reshaping; not a batch norm). The last layer's output is the readout.
+    ``populations``: what is recorded (LIF spikes; an ANN twin records its
+    ``nn.ReLU`` activations).
     """
     layers = [layer for _, layer in named_layers(model)]
-    states: list = [None] * len(layers)
-    readout: list[torch.Tensor] = []
-    recorded: list[list[torch.Tensor]] = [[] for layer in layers if isinstance(layer, populations)]
-    for x_t in inputs:  # x_t: [B, ...]
-        h, population = x_t, 0
-        for k, layer in enumerate(layers):
+    n_steps, h = inputs.shape[0], inputs
+    recorded: list[torch.Tensor] = []
+    token = _WHOLE_SEQUENCE.set(n_steps)
+    try:
+        for layer in layers:
             if isinstance(layer, SNNCell):
-                h, states[k] = layer(h, states[k])
+                h = _cell_over_time(layer, h)  # [T, B, ...]
             else:
-                h = layer(h)
+                h = layer(h.flatten(0, 1)).unflatten(0, (n_steps, -1))  # [T * B, ...] -> [T, B, ...]
             if isinstance(layer, populations):
-                recorded[population].append(h)
-                population += 1
-        readout.append(h)
-    return SNNOutput(torch.stack(readout), [torch.stack(steps) for steps in recorded])
+                recorded.append(h)
+    finally:
+        _WHOLE_SEQUENCE.reset(token)
+    return SNNOutput(h, recorded)
+
+
+def _cell_over_time(cell: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """A Norse cell's outputs ``[T, B, ...]`` from its initial state; forward hooks see what it computed."""
+    if can_fuse(cell):
+        spikes = lif_sequence(cell, inputs)
+        for hook in list(cell._forward_hooks.values()):  # the module was not called: its hooks see the sequence
+            hook(cell, (inputs,), (spikes, None))
+        return spikes
+    outputs, state = [], None
+    token = _WHOLE_SEQUENCE.set(None)  # hooks of a cell called step by step see one step
+    try:
+        for x_t in inputs:  # x_t: [B, ...]
+            out, state = cell(x_t, state)
+            outputs.append(out)
+    finally:
+        _WHOLE_SEQUENCE.reset(token)
+    return torch.stack(outputs)
 
 
 @torch.no_grad()

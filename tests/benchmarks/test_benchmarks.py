@@ -110,7 +110,12 @@ def test_ann_dpap_chooses_gmp_settings_over_all_seeds():
 @needs_lava
 def test_conv_lava():
     out = run_script("conv_lava.py", "--samples", "2", "--batch", "2")
-    assert "agreement" in out
+    match = re.search(r"spikes in the first 2 samples: (\d+); Lava Conv vs unrolled Sparse spike agreement: "
+                      r"(\S+); batched == one at a time: (\w+)", out)
+    assert match, out
+    assert int(match[1]) > 0  # spikes to agree on (no spikes would agree trivially)
+    assert float(match[2]) == 1.0 and match[3] == "True"  # docs/lava.md: identical spikes
+    last_number(out, "unrolled_batched_over_lava_conv")
 
 
 @needs_lava
@@ -137,8 +142,16 @@ def test_lava_interrupts():
 
 def test_train_throughput():
     out = run_script("train_throughput.py", "--dataset", "digits", "--epochs", "1")
-    assert "dpap_overhead_1proc:" in out
-    last_number(out, "ddp_scaling_2proc")
+    rates = {(m[1], int(m[2])): float(m[3])
+             for m in re.finditer(r"^\s*(dense|dpap), (\d) process\(es\):\s+(\S+) samples/s$", out, re.M)}
+    assert set(rates) == {("dense", 1), ("dense", 2), ("dpap", 1), ("dpap", 2)}, out
+    assert all(math.isfinite(rate) and rate > 0 for rate in rates.values())
+    # Each ratio is the one its label names, from the rates printed above it.
+    ratios = dict(re.findall(r"^(\w+_\dproc): (\S+)$", out, re.M))
+    assert float(ratios["dpap_overhead_1proc"]) == pytest.approx(rates["dense", 1] / rates["dpap", 1], rel=5e-3)
+    assert float(ratios["dense_scaling_2proc"]) == pytest.approx(rates["dense", 2] / rates["dense", 1], rel=5e-3)
+    scaling = last_number(out, "ddp_scaling_2proc")
+    assert scaling == pytest.approx(rates["dpap", 2] / rates["dpap", 1], rel=5e-3)
 
 
 @needs_lava
@@ -157,8 +170,15 @@ def test_netx_agreement(tmp_path):
 def test_tonic_datasets():
     out = run_script("tonic_datasets.py", "--datasets", "shd", "poker-dvs", "--n-per-class", "2", "--epochs", "1")
     assert re.search(r"shd: read \d+ samples/s binning, \d+ from the cache \(cache_speedup [\d.]+x\)", out)
+    header = next(line for line in out.splitlines() if line.startswith("| dataset |"))
     rows = [line for line in out.splitlines() if line.startswith("| shd") or line.startswith("| poker-dvs")]
-    assert len(rows) == 2 and all(line.count("|") == 8 for line in rows)
+    assert len(rows) == 2 and all(line.count("|") == header.count("|") for line in rows)  # a cell for each column
+    for row in rows:
+        cells = dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | ")))
+        assert cells["epochs"] == "1" and cells["train/test (Lava)"] == "8/8 (8)"  # 2 per class, 4 classes
+        assert all(0.0 <= float(cells[column]) <= 1.0 for column in ("dense acc.", "dpap acc."))
+        assert all(0.0 < float(cells[column]) <= 1.0 for column in ("synapses kept", "neurons kept"))
+        assert float(cells["energy dpap/dense"]) > 0
 
 
 def test_loihi_training(tmp_path):

@@ -7,6 +7,7 @@ from conftest import tiny_data
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import MagnitudePruner, RandomPruner, StructuredPruner, effective_weight, make_pruner
 from dpap_neuro.train import Recipe, train
+from hw_export.errors import UserError
 
 
 def mlp(seed=0, n_inputs=10, hidden=(16, 12), n_classes=3):
@@ -79,15 +80,15 @@ def test_random_never_touches_the_readout():
     {"at_fraction": -0.1},
 ])
 def test_random_refuses_bad_values(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         RandomPruner(**options)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         make_pruner("random", **options)
 
 
 def test_random_refuses_a_share_list_of_the_wrong_length_at_attach():
     pruner = RandomPruner(sparsity=[0.1, 0.2, 0.3])  # the model has 2 prunable layers
-    with pytest.raises(ValueError, match="3 sparsities for 2 prunable layers"):
+    with pytest.raises(UserError, match="3 sparsities for 2 prunable layers"):
         pruner.attach(mlp(), total_steps=5)
 
 
@@ -201,7 +202,7 @@ def test_magnitude_masks_hold_through_training():
 
 @pytest.mark.parametrize("options", [{"sparsity": 1.0}, {"sparsity": -0.1}, {"at_epoch": -1}])
 def test_magnitude_refuses_bad_values(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         make_pruner("magnitude", **options)
 
 
@@ -274,7 +275,7 @@ def test_structured_prunes_whole_conv_channels_gradually_and_never_regrows():
 
 
 def test_structured_refuses_bad_values():
-    with pytest.raises(ValueError, match="target_sparsity must be in"):
+    with pytest.raises(UserError, match="target_sparsity must be in"):
         make_pruner("structured", target_sparsity=1.0)
 
 
@@ -309,7 +310,7 @@ def test_baselines_keep_parameter_identity_and_block_gradients(name, options, cl
 
 
 def test_baseline_options_are_checked_by_name():
-    with pytest.raises(ValueError, match="has no option at_epoch"):
+    with pytest.raises(UserError, match="has no option at_epoch"):
         make_pruner("random", at_epoch=1)
-    with pytest.raises(ValueError, match="has no option at_fraction"):
+    with pytest.raises(UserError, match="has no option at_fraction"):
         make_pruner("magnitude", at_fraction=0.5)

@@ -118,3 +118,28 @@ def test_mutated_payloads_load_or_are_refused(data):
             shape = data.draw(st.lists(st.integers(0, 4), max_size=3))
             target[key] = torch.full(shape, data.draw(st.floats(allow_nan=True, width=32)))
     load_outcome(lambda path: torch.save(payload, path))
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, AttributeError, TypeError])
+def test_a_bug_while_rebuilding_the_model_keeps_its_traceback(tmp_path, monkeypatch, bug):
+    import dpap_neuro.checkpoint as checkpoint
+
+    path = tmp_path / "m.pt"
+    torch.save(valid_payload(), path)
+
+    def broken(*args, **kwargs):
+        raise bug("a bug in build_model")
+
+    monkeypatch.setattr(checkpoint, "build_model", broken)
+    with pytest.raises(bug, match="a bug in build_model") as error:
+        load_checkpoint(path)
+    assert not isinstance(error.value, CheckpointError)
+
+
+def test_a_state_that_does_not_fit_the_model_is_still_one_line(tmp_path):
+    payload = valid_payload()
+    name = next(key for key in payload["state_dict"] if key.endswith("weight_orig"))
+    payload["state_dict"][name] = torch.zeros(3, 3)
+    torch.save(payload, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="inconsistent checkpoint"):
+        load_checkpoint(tmp_path / "m.pt")

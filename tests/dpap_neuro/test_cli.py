@@ -1,8 +1,10 @@
 """The ``dpap`` command as a user runs it: real subprocesses, real files."""
 
+import functools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -17,22 +19,136 @@ def dpap(*args, cwd=None):
     return subprocess.run([*DPAP, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
-def test_help_describes_every_run_option():
+def flag(name):
+    from dpap_neuro.cli import CLI_NAMES
+
+    return CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def unspaced(text):
+    return "".join(text.split())  # argparse wraps help text wherever it likes
+
+
+@functools.lru_cache(maxsize=1)
+def parser():
+    from dpap_neuro.cli import build_parser
+
+    return build_parser()
+
+
+def test_help_describes_every_run_option(capsys):
+    import dataclasses
+
+    from dpap_neuro.cli import COMPARE_FIELDS, SIMULATE_FIELDS
+    from dpap_neuro.config import RunConfig, field_help
+
     top = dpap("--help")
-    assert top.returncode == 0 and "run" in top.stdout
-    run_help = dpap("run", "--help").stdout
-    for option in ["--out", "--dataset", "--pruner", "--epochs", "--timesteps", "--seed"]:
-        assert option in run_help
+    assert top.returncode == 0 and all(command in top.stdout for command in ("run", "simulate", "compare", "export"))
+    comments = field_help()
+    fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    assert set(comments) == set(fields)  # every field has its comment, the option's help
+    for command, names in (("run", list(fields)), ("simulate", SIMULATE_FIELDS), ("compare", COMPARE_FIELDS)):
+        with pytest.raises(SystemExit) as done:
+            parser().parse_args([command, "--help"])  # `dpap COMMAND --help`, in this process
+        assert done.value.code == 0
+        text = unspaced(capsys.readouterr().out)
+        for name in names:
+            described = unspaced(flag(name)) + ".*?" + re.escape(unspaced(comments[name].replace("None: ", "default: ")))
+            default = fields[name]
+            if default is not None and not isinstance(default, bool):
+                value = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+                described += re.escape(unspaced(f"(default: {value})"))
+            assert re.search(described, text), f"`dpap {command} --help` does not describe {flag(name)} ({name})"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["run", "--help"])
+    run_help = capsys.readouterr().out
+    assert all(option in run_help for option in ("--out", "--resume", "--quiet"))
+
+
+def parse_run(*args):
+    """``dpap run``'s parser on ``args`` (in this process), and the RunConfig fields the options gave."""
+    import dataclasses
+
+    from dpap_neuro.cli import config_from_args
+    from dpap_neuro.config import RunConfig
+
+    parsed = parser().parse_args(["run", "--out", "unused", *map(str, args)])
+    return parsed, config_from_args(parsed, [f.name for f in dataclasses.fields(RunConfig)])
+
+
+TONIC_ONLY = ("data_dir", "downsample", "denoise_us", "cache_dir", "workers")
+
+
+def test_the_command_line_accepts_every_fields_default_value():
+    """What a user hits when the option's own default is refused (``--loihi-finetune-epochs 0`` was)."""
+    import dataclasses
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data import dataset_defaults
+
+    filled = {**dataset_defaults("nmnist"), **dataset_defaults("digits-events")}
+    tried = []
+    for field in dataclasses.fields(RunConfig):
+        default = filled.get(field.name) if field.default is None else field.default
+        if default is None or isinstance(default, (bool, dict)):
+            continue  # None: leave the option out; a bool is a switch (--no-cache); a dict is built KEY=VALUE
+        tonic = ["--dataset", "nmnist", "--data-dir", "d"] if field.name in TONIC_ONLY else []
+        values = default if isinstance(default, tuple) else (default,)
+        _, given = parse_run(*tonic, flag(field.name), *values)  # an argparse error would exit here
+        assert given[field.name] == default
+        assert getattr(RunConfig(**given), field.name) == default
+        tried.append(field.name)
+    assert {"loihi_finetune_epochs", "seed", "workers", "epochs", "timesteps", "hidden_sizes"} <= set(tried)
+
+
+def test_loihi_finetune_epochs_0_its_default_is_accepted():
+    from dpap_neuro.cli import run_config
+
+    parsed, _ = parse_run("--loihi-finetune-epochs", "0")
+    config, out = run_config(parsed)
+    assert config.loihi_finetune_epochs == 0 and not config.loihi_exact and out == "unused"
+
+
+@pytest.mark.parametrize("value", [-2, -1, 0, 0.5, 1, 3])
+def test_the_command_line_and_runconfig_refuse_the_same_values(value):
+    """The CLI checks each number option by RunConfig's own table, so they accept and refuse alike."""
+    import dataclasses
+    import typing
+
+    from dpap_neuro.config import RunConfig
+    from hw_export.errors import UserError
+
+    hints = typing.get_type_hints(RunConfig)
+    numbers = [f.name for f in dataclasses.fields(RunConfig)
+               if {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}]
+    assert len(numbers) >= 20
+    for name in numbers:
+        if int in {hints[name], *typing.get_args(hints[name])} and value != int(value):
+            continue
+        context = {"dataset": "nmnist", "data_dir": "d"} if name in TONIC_ONLY else {}
+        try:
+            parse_run(*[a for k, v in context.items() for a in (flag(k), v)], flag(name), value)
+            cli_accepts = True
+        except SystemExit:
+            cli_accepts = False
+        try:
+            RunConfig(**context, **{name: (value,) if typing.get_origin(hints[name]) is tuple else value})
+            config_accepts = True
+        except UserError as refusal:
+            config_accepts = not str(refusal).startswith(f"{name} must be ")  # not its own range: another rule
+        assert cli_accepts == config_accepts, f"{flag(name)} {value}: command line {cli_accepts}, RunConfig {config_accepts}"
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
-    (["--epochs", "many"], "argument --epochs: expected an integer, got 'many'"),
+    (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
+    (["--epochs", "many"], "argument --epochs: expected an integer >= 1, got 'many'"),
+    (["--loihi-finetune-epochs", "-1"], "argument --loihi-finetune-epochs: expected an integer >= 0, got '-1'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
     (["--warmup-epochs", "30"], "warmup_epochs must be in [0, epochs)"),
     (["--pruner-option", "target_sparsity=2"], "target_sparsity"),
     (["--pruner-option", "nonsense=1"], "has no option nonsense"),
     (["--model", "ann-mlp"], "is an ANN (ReLU): the pruners train it, but it has no spiking export"),
-    (["--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
+    (["--val-fraction", "1.5"], "argument --val-fraction: expected a number in [0, 1), got '1.5'"),
     (["--downsample", "2"], "--downsample: for the tonic datasets"),
     (["--data-dir", "/data"], "--data-dir: for the tonic datasets"),
     (["--dataset", "shd"], "--dataset shd is read from your files: give --data-dir DIR holding DIR/SHD/shd_train.h5"),

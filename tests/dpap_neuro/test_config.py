@@ -7,6 +7,7 @@ import torch
 
 from dpap_neuro.config import RunConfig
 from dpap_neuro.models import build_model
+from hw_export.errors import UserError
 
 
 def test_defaults_are_valid():
@@ -24,7 +25,9 @@ def test_defaults_are_valid():
     ("dt_s", 0.0, "dt_s"),
     ("dt_s", 0.02, "dt_s \\* tau_inv"),  # 0.02 s * 100 /s = 2 > 1: unstable Euler step
     ("tau_syn_inv_per_s", 2000.0, "dt_s \\* tau_inv"),  # 1e-3 * 2000 = 2
-    ("tau_mem_inv_per_s", -1.0, "time constants"),
+    ("tau_mem_inv_per_s", -1.0, "tau_mem_inv_per_s must be > 0, got -1.0"),
+    ("loihi_finetune_epochs", -1, "loihi_finetune_epochs must be >= 0"),
+    ("seed", -1, "seed must be >= 0"),  # numpy's generators refuse a negative seed
     ("epochs", 0, "epochs"),
     ("batch_size", 0, "batch_size"),
     ("learning_rate", 0.0, "learning_rate"),
@@ -34,7 +37,7 @@ def test_defaults_are_valid():
     ("conv_channels", (4, 0), "conv_channels"),
 ])
 def test_invalid_field_is_refused_by_name(field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         RunConfig(**{field: value})
 
 
@@ -55,7 +58,7 @@ def test_dict_round_trip_through_json_restores_tuples():
 def test_from_dict_refuses_unknown_keys():
     data = RunConfig().to_dict()
     data["hiden_sizes"] = [8]
-    with pytest.raises(ValueError, match="unknown config keys: hiden_sizes"):
+    with pytest.raises(UserError, match="unknown config keys: hiden_sizes"):
         RunConfig.from_dict(data)
 
 

@@ -4,6 +4,7 @@ import torch
 
 from dpap_neuro.data import load_dataset
 from dpap_neuro.data.digits import rate_encode, saccade_events, saccade_path
+from hw_export.errors import UserError
 
 
 def test_digits_split_is_stratified_and_rate_coded():
@@ -72,7 +73,7 @@ def test_moving_edge_gives_on_ahead_and_off_behind():
 
 
 def test_bad_dataset_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(UserError, match="unknown dataset"):
         load_dataset("mnist", timesteps=5, seed=0)
 
 
@@ -101,5 +102,5 @@ def test_no_validation_split_and_bad_fractions():
     same, none = split_validation(train, 0.0, seed=0)
     assert same is train and none is None
     for bad in (-0.1, 1.0):
-        with pytest.raises(ValueError, match="val_fraction must be in"):
+        with pytest.raises(UserError, match="val_fraction must be in"):
             split_validation(train, bad, seed=0)

@@ -18,6 +18,7 @@ from dpap_neuro.distributed import resolve_device
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import DPAPPruner
 from dpap_neuro.train import Recipe, evaluate, train
+from hw_export.errors import UserError
 
 EPOCHS, BATCH = 4, 16
 DPAP_OPTIONS = dict(schedule_unit="batches", batches_per_unit=1, warmup_units=1, fc_neuron_c=1.0, r_init=2.0)
@@ -77,10 +78,10 @@ def test_two_gloo_processes_decide_like_one_process_with_the_same_global_batch(t
 def test_devices_are_resolved_or_refused_with_one_line():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+    with pytest.raises(UserError, match="expected auto, cpu, cuda or cuda:N"):
         resolve_device("gpu please")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available here"):
+        with pytest.raises(UserError, match="CUDA is not available here"):
             resolve_device("cuda:0")
 
 

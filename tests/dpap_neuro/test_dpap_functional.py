@@ -26,6 +26,7 @@ from dpap_neuro.pruning.dpap_functional import (
     unit_energy_pj,
     unused_unit_rewards,
 )
+from hw_export.errors import UserError
 
 # A rule written out by hand (the authors' FC constants), so these cases do not depend on any default.
 FC_RULE = AdaptiveRuleParams(c=1.5, beta=2.0, tau=13.0, warmup=5, r_decay=0.999, r_init=10.0)
@@ -44,7 +45,7 @@ def test_spike_trace_by_hand():
     torch.testing.assert_close(spike_trace(spikes, 0.5), torch.tensor([[1.25 / 3, 0.5]]))
     # The whole-window trace: the mean of e1, e2, e3 = [2.75, 2.5] / 3.
     torch.testing.assert_close(spike_trace(spikes, 0.5, "mean"), torch.tensor([[2.75 / 3, 2.5 / 3]]))
-    with pytest.raises(ValueError, match="unknown trace 'last'"):
+    with pytest.raises(UserError, match="unknown trace 'last'"):
         spike_trace(spikes, 0.5, "last")
 
 

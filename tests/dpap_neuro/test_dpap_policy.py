@@ -19,6 +19,7 @@ from dpap_neuro.pruning.dpap_policy import (
     synapse_score,
     unit_score,
 )
+from hw_export.errors import UserError
 
 T, F = True, False
 # R0 = 0.5, no leak, step size 1: one decision with usage u moves R by 2u - c (+ beta if positive).
@@ -129,7 +130,7 @@ def test_keep_mask_combines_units_synapses_and_the_inputs_from_alive_units():
 def test_alive_inputs_is_the_one_fan_in_rule():
     assert alive_inputs(torch.tensor([T, F]), (5, 2, 3, 3)).shape == (1, 2, 1, 1)
     assert alive_inputs(torch.tensor([T, F]), (5, 6)).flatten().tolist() == [T, T, T, F, F, F]
-    with pytest.raises(ValueError, match="5 inputs cannot come from 2 units"):
+    with pytest.raises(UserError, match="5 inputs cannot come from 2 units"):
         alive_inputs(torch.tensor([T, F]), (1, 5))
 
 

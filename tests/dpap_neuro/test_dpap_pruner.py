@@ -64,11 +64,14 @@ def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
         dead = (~record.verdict.unit_alive).nonzero().flatten().tolist()
         assert not set(dead) & set(layer.kept.tolist()), "a pruned neuron is still in the SparseNet"
         assert layer.n_out <= int(record.verdict.unit_alive.sum())
-    # Masked weights are exactly zero in the effective weight, rows of dead neurons included.
-    first = model[1]
+    # Masked weights are exactly zero (at the built shapes), rows of dead neurons included, and the dead
+    # neurons have left the model (compaction is on in train()).
+    first_mask, second_mask = pruner.masks()
     dead_rows = ~pruner.records[0].verdict.unit_alive
-    assert torch.all(first.weight_mask[dead_rows] == 0)
-    assert torch.all(model[3].weight_mask[:, dead_rows] == 0), "outgoing synapses of dead neurons remain"
+    assert torch.all(first_mask[dead_rows] == 0)
+    assert torch.all(second_mask[:, dead_rows] == 0), "outgoing synapses of dead neurons remain"
+    assert model[1].weight.shape[0] == int((~dead_rows).sum()) < 16
+    assert model[3].weight.shape[1] == model[1].weight.shape[0]
 
 
 def test_pruning_is_permanent_across_decisions():
@@ -389,15 +392,16 @@ def test_the_builtin_preset_prunes_whole_conv_channels_on_the_builtin_data():
     pruner = make_pruner("dpap", preset="builtin")
     train(model, small, pruner, Recipe(epochs=7, batch_size=8, learning_rate=5e-3, seed=0), progress=False)
     assert pruner.diagnose() == [] and pruner.decisions == 3  # 8 units of 5 batches, 5 of them warm-up
-    conv1, conv2, fc = pruner.layers
-    channels = [units_alive(conv.weight_mask) for conv in (conv1, conv2)]
+    conv1, conv2, fc = pruner.masks()  # at the built shapes (the model itself is compacted)
+    channels = [units_alive(conv) for conv in (conv1, conv2)]
     assert sum(int((~alive).sum()) for alive in channels) >= 2, "no conv channel was pruned"
     for conv, alive in zip((conv1, conv2), channels):
-        assert torch.all(conv.weight_mask[~alive] == 0)  # whole channels
-    assert torch.all(conv1.weight_mask[channels[0]] == 1)  # the others keep every synapse ...
-    assert torch.all(conv2.weight_mask[channels[1]][:, channels[0]] == 1)  # ... from an alive channel
-    assert torch.all(conv2.weight_mask[:, ~channels[0]] == 0)  # the pruned channels' outputs are gone downstream
-    assert torch.all(fc.weight_mask[:, (~channels[1]).repeat_interleave(2 * 2)] == 0)  # 2x2 map per channel
+        assert torch.all(conv[~alive] == 0)  # whole channels
+    assert torch.all(conv1[channels[0]] == 1)  # the others keep every synapse ...
+    assert torch.all(conv2[channels[1]][:, channels[0]] == 1)  # ... from an alive channel
+    assert torch.all(conv2[:, ~channels[0]] == 0)  # the pruned channels' outputs are gone downstream
+    assert torch.all(fc[:, (~channels[1]).repeat_interleave(2 * 2)] == 0)  # 2x2 map per channel
+    assert [layer.weight.shape[0] for layer in pruner.layers[:2]] == [int(alive.sum()) for alive in channels]
     authors = make_pruner("dpap", preset="authors")
     authors.attach(build_model(small.input_shape, (32,), 10, architecture="conv", conv_channels=(8, 8)),
                    total_steps=20 * 23, steps_per_epoch=23)

@@ -22,6 +22,7 @@ from dpap_neuro.data.fixtures import (
 
 tonic = pytest.importorskip("tonic")
 from tonic.io import read_mnist_file  # noqa: E402
+from hw_export.errors import UserError
 
 
 def offline(cls):
@@ -101,7 +102,7 @@ def test_nmnist_records_round_trip_through_tonic(tmp_path):
     ],
 )
 def test_nmnist_records_refuse_what_40_bits_cannot_hold(x, y, t, p):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         encode_nmnist_events(np.array(x), np.array(y), np.array(t), np.array(p))
 
 
@@ -232,16 +233,16 @@ LABEL_COUNTS = {"nmnist": 10, "shd": 20, "dvs-gesture": 11, "poker-dvs": 4}
 def test_bad_arguments_raise_before_writing(name, kwargs, tmp_path):
     if kwargs.get("classes") == [1, "past"]:
         kwargs = dict(classes=[1, LABEL_COUNTS[name]])  # one past the last label
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(UserError) as err:
         WRITERS[name](tmp_path, **kwargs)
     assert "\n" not in str(err.value)
     assert not any(tmp_path.iterdir())
 
 
 def test_dvs_gesture_has_only_thirty_test_user_folders(tmp_path):
-    with pytest.raises(ValueError, match="<= 30"):
+    with pytest.raises(UserError, match="<= 30"):
         write_dvs_gesture(tmp_path, n_per_class=31)
-    with pytest.raises(ValueError, match="unknown fixture dataset"):
+    with pytest.raises(UserError, match="unknown fixture dataset"):
         fixture_samples("mnist")
 
 

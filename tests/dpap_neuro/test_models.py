@@ -6,6 +6,7 @@ from norse.torch import LICell, LIFCell
 from torch import nn
 
 from dpap_neuro.models import SpikingConvNet, SpikingMLP, build_model, image_shape_of, predict, weight_layers
+from hw_export.errors import UserError
 
 
 def test_mlp_output_and_spike_shapes():
@@ -120,7 +121,7 @@ def test_lif_steps_follow_the_equations_by_hand():
     lambda: build_model((64,), [4], 3, architecture="rnn"),
 ])
 def test_invalid_sizes_are_refused(build):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         build()
 
 

@@ -14,6 +14,7 @@ from dpap_neuro.config import RunConfig
 from dpap_neuro.data import NEUROMORPHIC, DatasetFilesMissing, FrameSettings, batches, sequential_batches
 from dpap_neuro.data.fixtures import WRITERS
 from dpap_neuro.data.neuromorphic import EventFrames, EventsToFrames, check_files, load_neuromorphic
+from hw_export.errors import UserError
 
 DPAP = [sys.executable, "-m", "dpap_neuro.cli"]
 
@@ -89,7 +90,7 @@ def test_shd_bins_channels_time_first():
     frames = EventsToFrames(spec, FrameSettings(2))(sample)
     assert frames.shape == (2, 700) and frames[0, 0] == 1 and frames[1, 699] == 1 and frames.sum() == 2
     assert EventsToFrames(spec, FrameSettings(2, downsample=2))(sample).shape == (2, 350)
-    with pytest.raises(ValueError, match="has none"):
+    with pytest.raises(UserError, match="has none"):
         FrameSettings(2, denoise_us=1000.0).check(spec)
 
 
@@ -133,15 +134,15 @@ def test_an_unreadable_sample_is_one_line_also_from_a_worker(tmp_path):
     train = EventFrames("dvs-gesture", tmp_path, True, settings_of("dvs-gesture", timesteps=4))
     next(iter(sorted((tmp_path / "DVSGesture" / "ibmGestureTrain").rglob("*.npy")))).write_bytes(b"not numpy")
     for workers in (0, 1):
-        with pytest.raises(ValueError) as error:
+        with pytest.raises(UserError) as error:
             list(batches(train, sequential_batches(len(train), 2), workers=workers))
         assert "\n" not in str(error.value) and "DVS Gesture sample" in str(error.value), str(error.value)
 
 
 def test_the_config_refuses_a_tonic_dataset_without_files_and_files_for_a_built_in_one():
-    with pytest.raises(ValueError, match="give --data-dir"):
+    with pytest.raises(UserError, match="give --data-dir"):
         RunConfig(dataset="shd")
-    with pytest.raises(ValueError, match="--data-dir: for the tonic datasets"):
+    with pytest.raises(UserError, match="--data-dir: for the tonic datasets"):
         RunConfig(dataset="digits", data_dir="/data")
 
 

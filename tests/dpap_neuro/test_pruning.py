@@ -4,6 +4,7 @@ import torch
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import GMPPruner, Pruner, make_pruner, prunable_layers
 from dpap_neuro.pruning.gmp import cubic_sparsity, magnitude_mask
+from hw_export.errors import UserError
 
 
 def small_model():
@@ -76,11 +77,11 @@ def test_gmp_reaches_target_and_pruning_is_permanent():
 
 
 def test_unknown_pruner_and_bad_options_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown pruner"):
+    with pytest.raises(UserError, match="unknown pruner"):
         make_pruner("lottery")
-    with pytest.raises(ValueError, match="target_sparsity"):
+    with pytest.raises(UserError, match="target_sparsity"):
         make_pruner("gmp", target_sparsity=1.5)
-    with pytest.raises(ValueError, match="has no option sparsity_target"):
+    with pytest.raises(UserError, match="has no option sparsity_target"):
         make_pruner("gmp", sparsity_target=0.5)
 
 
@@ -134,3 +135,23 @@ def test_option_errors_are_user_errors():
                           ("magnitude", {"at_epoch": -1}), ("structured", {"update_every_steps": 0})):
         with pytest.raises(UserError):
             make_pruner(name, **options)
+
+
+def test_make_pruner_lets_a_bug_in_a_pruner_keep_its_traceback_and_names_a_missing_option(monkeypatch):
+    from dpap_neuro.pruning import PRUNERS
+
+    class Buggy(GMPPruner):
+        def __init__(self, target_sparsity=0.5):
+            raise TypeError("a bug in the pruner")
+
+    class Needs(GMPPruner):
+        def __init__(self, level):
+            super().__init__(target_sparsity=level)
+
+    monkeypatch.setitem(PRUNERS, "buggy", Buggy)
+    monkeypatch.setitem(PRUNERS, "needs", Needs)
+    with pytest.raises(TypeError, match="a bug in the pruner"):
+        make_pruner("buggy", target_sparsity=0.3)
+    with pytest.raises(UserError, match="pruner 'needs' needs option level"):
+        make_pruner("needs")
+    assert make_pruner("needs", level=0.3).target_sparsity == 0.3

@@ -63,3 +63,16 @@ def test_markdown_and_html_carry_the_same_tables(tmp_path):
     assert re.findall(r"<td>(.*?)</td>", gmp_row)[8] == "37"
     gmp_md = next(line for line in markdown.splitlines() if "| 37 |" in line)
     assert "gmp \\| 0.9" in gmp_md and len(re.split(r"(?<!\\)\|", gmp_md)) == len(re.split(r"(?<!\\)\|", md_rows[0]))
+
+
+def test_a_report_of_models_measured_without_labels_is_checked_and_rendered(tmp_path):
+    from hw_export.report import RunReport, check
+
+    report = small_report()
+    for model in report["models"].values():
+        del model["accuracy"]
+        model["fixed"]["accuracy"] = None
+    check(report, RunReport)
+    write_reports(report, tmp_path)
+    assert "accuracy_energy.png" not in {p.name for p in (tmp_path / "figures").iterdir()}
+    assert "| dense | none | – | – |" in (tmp_path / "report.md").read_text()

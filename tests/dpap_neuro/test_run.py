@@ -66,3 +66,46 @@ def test_an_interrupted_run_leaves_no_report_even_where_an_earlier_run_left_one(
     with pytest.raises(KeyboardInterrupt):
         run(RunConfig(dataset="digits", epochs=1, hidden_sizes=(8,)), tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+class _Samples:
+    """A stand-in split: its length and one sample's shape are all run_report reads."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.input_shape = n, (10,)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _measured_models(profiles) -> dict:
+    from conftest import small_report
+
+    models = small_report()["models"]
+    for index, model in enumerate(models.values()):
+        model["per_sample"]["energy_j"] = {name: (index + 1) * (k + 1) * 1e-6 for k, name in enumerate(profiles)}
+    return models
+
+
+def test_the_report_ratios_use_the_runs_configured_profile_whatever_order_the_profiles_come_in(tmp_path):
+    from dpap_neuro.experiment import Splits
+    from dpap_neuro.run import run_report
+    from hw_export.energy import LOIHI, PROFILES, load_profile, resolve_profiles
+
+    splits = Splits(_Samples(20), None, _Samples(5))
+    own = tmp_path / "mine.json"
+    own.write_text(json.dumps({**LOIHI.to_dict(), "name": "mine", "e_synop_pj": 1.0}))
+    # The profile file's, also where it does not come last.
+    profiles = {"mine": load_profile(own), **PROFILES}
+    report = run_report(RunConfig(energy_profile=str(own)), splits, _measured_models(profiles), profiles)
+    assert report["energy_profile"] == "mine"
+    check(report)
+    # Nothing named: RunConfig's default, loihi (not the last profile measured).
+    profiles = resolve_profiles("loihi")
+    assert list(profiles)[-1] != "loihi"
+    report = run_report(RunConfig(), splits, _measured_models(profiles), profiles)
+    assert report["energy_profile"] == "loihi"
+    # A profile that was not measured is refused in one line, not a KeyError.
+    with pytest.raises(UserError, match="'cmos45' is not among the profiles measured"):
+        run_report(RunConfig(energy_profile="cmos45"), splits, _measured_models({"loihi": 0}),
+                   {"loihi": LOIHI})

@@ -6,6 +6,7 @@ from scipy import sparse
 
 from hw_export.counting import count_operations
 from hw_export.energy import LOIHI, energy_breakdown_j, energy_j
+from hw_export.errors import UserError
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet
 
 LIF = NeuronParams("lif", 200.0, 100.0, 1.0, 0.0, 0.0, 1e-3, 0.2, 0.1)
@@ -67,8 +68,19 @@ def test_profiles_from_files_are_validated(tmp_path):
     (tmp_path / "p.toml").write_text(toml.replace("'", '"'))
     assert load_profile(tmp_path / "p.toml").name == "mine"
     (tmp_path / "bad.json").write_text(json.dumps({**fields, "e_spike_pj": -1}))
-    with pytest.raises(ValueError, match="e_spike_pj must be a non-negative number"):
+    with pytest.raises(UserError, match="e_spike_pj must be a non-negative number"):
         load_profile(tmp_path / "bad.json")
     (tmp_path / "typo.json").write_text(json.dumps({**fields, "e_synops_pj": 1}))
-    with pytest.raises(ValueError, match="unknown fields e_synops_pj"):
+    with pytest.raises(UserError, match="unknown fields e_synops_pj"):
         load_profile(tmp_path / "typo.json")
+
+
+def test_counts_of_the_wrong_populations_or_of_nothing_are_the_users_error():
+    from hw_export.counting import concatenate_counts
+
+    net = SparseNet((3,), (layer("fc1", [[1, 0, 1], [1, 0, 0]], LIF), layer("readout", [[1, 1]], LI)))
+    inputs = np.zeros((4, 1, 3))
+    with pytest.raises(UserError, match="expected spikes of 1 LIF populations, got 2: give one"):
+        count_operations(net, inputs, [np.zeros((4, 1, 2), bool)] * 2)
+    with pytest.raises(UserError, match="no counts to concatenate"):
+        concatenate_counts([])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from hw_export.errors import UserError
 from hw_export.fidelity import spike_agreement
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet
 
@@ -35,7 +36,7 @@ def test_removed_neurons_are_not_compared_and_one_wrong_spike_counts_once():
 
 def test_shapes_that_do_not_fit_are_an_error():
     net = net_keeping([0, 2], n_original=3)
-    with pytest.raises(ValueError, match="fc1"):
+    with pytest.raises(UserError, match="fc1"):
         spike_agreement(net, [np.zeros((4, 2, 3), bool)], [np.zeros((4, 2, 3), bool)])
-    with pytest.raises(ValueError, match="number of populations"):
+    with pytest.raises(UserError, match="number of populations"):
         spike_agreement(net, [], [np.zeros((4, 2, 2), bool)])

@@ -83,3 +83,21 @@ def test_inconsistent_shapes_and_empty_layers_are_named(tmp_path, edit, message)
     corrupt(path, edit)
     with pytest.raises(ArtifactError, match=message):
         read_sparsenet(path)
+
+
+@pytest.mark.parametrize("where, bug", [("SparseLayer", RuntimeError), ("SparseNet", AttributeError),
+                                        ("NeuronParams", TypeError)])
+def test_a_bug_in_our_own_classes_is_not_reported_as_a_damaged_file(tmp_path, monkeypatch, where, bug):
+    import hw_export.h5io as h5io
+
+    path = tmp_path / "net.h5"
+    write_sparsenet(pruned_net(), path)
+
+    def broken(*args, **kwargs):
+        raise bug(f"a bug in {where}")
+
+    target = broken if where != "NeuronParams" else type("Broken", (), {"from_dict": staticmethod(broken)})
+    monkeypatch.setattr(h5io, where, target)
+    with pytest.raises(bug, match=f"a bug in {where}") as error:
+        read_sparsenet(path)
+    assert not isinstance(error.value, ArtifactError)

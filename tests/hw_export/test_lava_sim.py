@@ -314,3 +314,28 @@ def test_a_fast_chunk_is_bounded_by_memory_not_by_copies():
     assert fast.max_batch(conv, 10_000, 30) * fast.sample_bytes(conv, 30) <= fast.MAX_BYTES
     assert fast.max_batch(conv, 10_000, 30) > BUILDERS["processes"].max_batch(conv, 10_000, 30)
     assert fast.max_batch(conv, 3, 30) == 3
+
+
+def test_simulate_chunk_defaults_to_the_engine_every_command_defaults_to(monkeypatch):
+    """Without an engine named, simulate_chunk runs SimOptions' default (fast: T steps, no per-layer delay)."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    from hw_export import lava_sim
+    from hw_export.errors import UserError
+
+    steps = []
+
+    class Counting(RunSteps):
+        def __init__(self, num_steps, *args, **kwargs):
+            steps.append(num_steps)
+            super().__init__(num_steps, *args, **kwargs)
+
+    monkeypatch.setattr("lava.magma.core.run_conditions.RunSteps", Counting)
+    network = lava_sim.lava_network(export_model(list(small_pruned_model(seed=2)), (10,)), "float")
+    inputs = (np.random.default_rng(0).random((7, 2, 10)) < 0.4).astype(np.uint8)
+    default = lava_sim.simulate_chunk(network, inputs)
+    named = lava_sim.simulate_chunk(network, inputs, lava_sim.SimOptions().engine)
+    assert lava_sim.SimOptions().engine == "fast" and steps == [7, 7]
+    assert_same_lava_result(default, named)
+    with pytest.raises(UserError, match="engine must be one of"):
+        lava_sim.simulate_chunk(network, inputs, "loihi")

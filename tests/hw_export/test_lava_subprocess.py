@@ -171,10 +171,28 @@ def test_a_pool_never_runs_more_children_than_its_workers_and_returns_each_resul
     chunks = [(np.random.default_rng(k).random((300, 4, 20)) < 0.3).astype(np.uint8) for k in range(3)]
     with LavaPool(2) as pool:
         children = [pool.start(net, chunk, SimOptions("fast"), progress=False) for chunk in chunks[:2]]
-        assert sum(not child.finished for child in children) <= 2
+        # Both run at once: the second did not wait for the first (a child takes seconds to import Lava alone).
+        assert sum(not child.finished for child in children) == 2
         children.append(pool.start(net, chunks[2], SimOptions("fast"), progress=False))
         assert sum(not child.finished for child in children[:2]) <= 1  # the third waited for a free worker
         results = [child.result() for child in children]
     for chunk, result in zip(chunks, results):
         assert_same_lava_result(result, simulate_in_subprocess(net, chunk, SimOptions("fast"), progress=False))
     assert processes_with_env(token) == [] and os.listdir(temp) == []
+
+
+def test_stopping_a_child_the_group_kill_missed_waits_a_bounded_time_then_kills_it(monkeypatch):
+    # The group kill misses the child (it left its group, say): the stop must not wait on it for ever.
+    import hw_export.lava_subprocess as lava_subprocess
+
+    monkeypatch.setattr(lava_subprocess, "kill_group", lambda pgid, spare=None: 0)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        stopper = threading.Thread(target=stop_process_group, args=(proc,), daemon=True)
+        stopper.start()
+        stopper.join(timeout=20)
+        assert not stopper.is_alive(), "stop_process_group waited on the child without a bound"
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()

@@ -59,7 +59,7 @@ def test_lava_bit_accurate_processes_compute_the_same_integers():
     from hw_export.lava_sim import simulate_chunk
 
     network, inputs = one_neuron_network()
-    result = simulate_chunk(network, inputs)
+    result = simulate_chunk(network, inputs, "processes")
     assert result.layer_spikes[0][:, 0, 0].tolist() == HAND_SPIKES
     # The readout, by the same rules from the hidden spikes: its voltage as Lava holds it.
     u = v = np.zeros(1, np.int64)

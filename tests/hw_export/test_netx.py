@@ -79,3 +79,19 @@ def test_bad_netx_files_are_named(tmp_path):
     junk.write_text("nope")
     with pytest.raises(ArtifactError, match="not a readable HDF5"):
         read_netx(junk)
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, AttributeError, TypeError])
+def test_a_bug_in_our_own_classes_is_not_reported_as_a_malformed_netx_file(tmp_path, monkeypatch, bug):
+    import hw_export.netx as netx
+
+    path = tmp_path / "net.h5"
+    write_netx(pruned_net(), path)
+
+    def broken(*args, **kwargs):
+        raise bug("a bug in NetxLayer")
+
+    monkeypatch.setattr(netx, "NetxLayer", broken)
+    with pytest.raises(bug, match="a bug in NetxLayer") as error:
+        read_netx(path)
+    assert not isinstance(error.value, ArtifactError)

@@ -148,3 +148,28 @@ def test_own_model_in_lava_matches_norse_and_is_measured():
     assert report["fixed"]["per_sample"]["synops"] > 0 and 0 <= report["fixed"]["agreement"]["spikes"] <= 1
     with pytest.raises(UserError, match="inputs have 64 values per step, the network takes 128"):
         simulate(net, inputs[:, :, :1].numpy())
+
+
+def test_an_own_model_assessed_without_labels_gives_a_report_that_passes_the_schema(monkeypatch):
+    """No labels: no accuracy, but agreement, counts and energy, and the report passes the project's own check."""
+    import hw_export.assess as assess
+    from conftest import pruned_mlp
+    from hw_export.lava_sim import LavaResult
+    from hw_export.report import ModelReport, check
+
+    model = pruned_mlp(0)
+    net = export_model(model, (10,))
+
+    def lava_as_norse(net_, flat, options):  # Lava stands in as the reference itself: no Lava needed here
+        readout_v, spikes = norse_reference(model, flat)
+        return LavaResult([s[:, :, layer.kept].astype(bool) for s, layer in zip(spikes, net.layers)], readout_v)
+
+    monkeypatch.setattr(assess, "simulate", lava_as_norse)
+    inputs = (np.random.default_rng(0).random((6, 5, 10)) < 0.4).astype(np.float32)
+    report = assess.assess_arrays(net, inputs, None, lambda x: norse_reference(model, x))
+    check(report, ModelReport, source="assess_arrays(labels=None)")
+    assert "accuracy" not in report and report["fixed"]["accuracy"] is None
+    assert report["agreement"]["spikes"] == 1.0 and report["samples"]["lava"] == 5
+    with_labels = assess.assess_arrays(net, inputs, np.zeros(5, int), lambda x: norse_reference(model, x))
+    check(with_labels, ModelReport)
+    assert set(with_labels["accuracy"]) == {"lava", "norse"}

@@ -89,3 +89,19 @@ def test_a_temporary_folder_is_removed_even_when_interrupted_inside(tmp_path, mo
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
     assert os.listdir(tmp_path) == []
+
+
+def test_sparing_a_member_still_kills_the_others_when_one_exits_between_scan_and_kill(monkeypatch):
+    import hw_export.process_group as process_group
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text())  # no process has this id: it exited after the scan
+    try:
+        # The scan lists a member that is gone by the time the signal is sent, before the live one.
+        monkeypatch.setattr(process_group, "group_members",
+                            lambda pgid: [gone, proc.pid] if proc.poll() is None else [])
+        kill_group(proc.pid, spare=os.getpid())
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()

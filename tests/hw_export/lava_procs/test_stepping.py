@@ -114,3 +114,10 @@ def test_a_layer_without_input_spikes_gets_zero_input_without_a_product():
     layer = prepare_layer(sparse.csr_matrix(np.ones((4, 6))), 0.1, 0.1, 1.0, True, fixed=False)
     result = stepping.synaptic_input(np.zeros((3, 6), bool), layer, "events")
     assert result.shape == (3, 4) and not result.any()
+
+
+def test_an_unknown_kernel_is_the_users_error_naming_the_kernels():
+    from hw_export.errors import UserError
+
+    with pytest.raises(UserError, match="kernel must be one of auto, events, dense, got 'blas'"):
+        NetworkStepper(random_network("float"), 2, "blas")

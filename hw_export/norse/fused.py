@@ -1,0 +1,88 @@
+"""A Norse ``LIFCell`` population over a whole sequence in one autograd node: Norse's step, T times, unrecorded.
+
+Stepping a population through ``T`` steps with autograd records about ten
+small operations per step and replays twice as many backwards: for the
+small layers of a spiking network that bookkeeping, not arithmetic, is most
+of a training step, so a pruned (smaller) layer is hardly faster. Here the
+forward pass runs Norse's own step (``norse.torch.functional.lif``'s
+``lif_feed_forward_step``: the same expressions in the same order, so the
+same spikes and voltages to the bit) ``T`` times without recording, and the
+backward pass is its hand-written adjoint (back-propagation through time of
+the same equations, SuperSpike's surrogate ``1 / (|v - v_th| + 1)^2`` as
+Norse's ``SuperSpike.backward``). Per step, with ``a = dt * tau_mem_inv``,
+``b = dt * tau_syn_inv`` (docs/DESIGN.md, section 3.1):
+
+    i_new = i + x ;  v_dec = v + a * ((v_leak - v) + i_new) ;  i' = i_new + (-b) * i_new
+    z = H(v_dec - v_th) ;  v' = (1 - z) * v_dec + z * v_reset
+
+adjoint (g_ denotes dLoss/d):
+
+    g_z     = g_out[t] + g_v' * (v_reset - v_dec)
+    g_v_dec = g_v' * (1 - z) + g_z / (|v_dec - v_th| + 1)^2
+    g_i_new = g_i' * (1 - b) + g_v_dec * a ;  g_x[t] = g_i_new
+    g_i = g_i_new ;  g_v = g_v_dec * (1 - a)
+
+Gradients equal autograd's up to float rounding (tested against it).
+Only a plain ``LIFCell`` with scalar parameters and the ``super`` surrogate
+takes this path (``can_fuse``); any other cell is stepped as before.
+"""
+
+from __future__ import annotations
+
+import torch
+from norse.torch import LIFCell
+
+
+def can_fuse(cell: torch.nn.Module) -> bool:
+    """Whether ``cell`` is a plain Norse ``LIFCell`` (not a subclass) with scalar parameters and SuperSpike."""
+    p = getattr(cell, "p", None)
+    return (type(cell) is LIFCell and p.method == "super"
+            and all(torch.as_tensor(getattr(p, name)).numel() == 1
+                    for name in ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset")))
+
+
+class LIFSequence(torch.autograd.Function):
+    """``(x [T, B, ...], cell) -> spikes [T, B, ...]``: Norse's ``LIFCell`` from its initial state, T steps."""
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, cell: LIFCell) -> torch.Tensor:  # type: ignore[override]
+        p, dt = cell.p, cell.dt
+        # Norse's initial state (LIFCell.initial_state): v = v_leak, i = 0 in float32 (promoted as Norse promotes).
+        v = torch.as_tensor(p.v_leak).clone()
+        i = torch.zeros(inputs.shape[1:], device=inputs.device, dtype=torch.float32)
+        # lif_feed_forward_step's expressions, in its order (its 0-d factors are the same every step).
+        mem_factor, syn_factor, zero = dt * p.tau_mem_inv, -dt * p.tau_syn_inv, torch.as_tensor(0.0)
+        spikes, decayed = [], []
+        for x_t in inputs:
+            i_new = i + x_t
+            v_decayed = v + mem_factor * ((p.v_leak - v) + i_new)
+            i = i_new + syn_factor * i_new
+            z = torch.gt(v_decayed - p.v_th, zero).to(v_decayed.dtype)  # norse heaviside
+            v = (1 - z) * v_decayed + z * p.v_reset
+            spikes.append(z)
+            decayed.append(v_decayed)
+        spikes_t = torch.stack(spikes)
+        ctx.save_for_backward(spikes_t, torch.stack(decayed))
+        ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv), float(p.v_th), float(p.v_reset))
+        return spikes_t
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
+        spikes, decayed = ctx.saved_tensors
+        a, b, v_th, v_reset = ctx.constants
+        grad_inputs = torch.empty_like(grad_spikes)
+        grad_v = torch.zeros_like(grad_spikes[0])
+        grad_i = torch.zeros_like(grad_spikes[0])
+        for t in range(grad_spikes.shape[0] - 1, -1, -1):
+            v_dec, z = decayed[t], spikes[t]
+            grad_z = grad_spikes[t] + grad_v * (v_reset - v_dec)
+            grad_v_dec = grad_v * (1 - z) + grad_z / ((v_dec - v_th).abs() + 1.0).pow(2)
+            grad_i_new = grad_i * (1 - b) + grad_v_dec * a
+            grad_inputs[t] = grad_i_new
+            grad_i, grad_v = grad_i_new, grad_v_dec * (1 - a)
+        return grad_inputs, None
+
+
+def lif_sequence(cell: LIFCell, inputs: torch.Tensor) -> torch.Tensor:
+    """Spikes ``[T, B, ...]`` of ``cell`` driven by ``inputs`` ``[T, B, ...]`` from its initial state (``LIFSequence``)."""
+    return LIFSequence.apply(inputs, cell)
