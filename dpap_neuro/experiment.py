@@ -53,13 +53,25 @@ def load_splits(config: RunConfig, train: bool = True) -> Splits:
     return Splits(train_data, validation, test_data)
 
 
+def pruner_warnings(config: RunConfig, pruner_name: str, pruner_options: dict, train_data) -> list[str]:
+    """The pruner's one-line warnings about this run (``Pruner.diagnose``: a rule that can never prune in a run
+    this long, ...), from the run's model and length, without training: say them before any training starts."""
+    model = build_model(train_data.input_shape, config.hidden_sizes, n_classes(config.dataset), **config.model_kwargs())
+    pruner = make_pruner(pruner_name, **pruner_options)
+    steps_per_epoch = (len(train_data) + config.batch_size - 1) // config.batch_size
+    pruner.attach(model, total_steps=config.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+    return pruner.diagnose()
+
+
 def fit(config: RunConfig, pruner_name: str, pruner_options: dict, train_data, device="cpu", progress: bool = False,
         description: str = "train", state_path: Path | None = None,
-        resume: bool = False) -> tuple[torch.nn.Module, TrainHistory, Pruner]:
+        resume: bool = False, warn: bool = True) -> tuple[torch.nn.Module, TrainHistory, Pruner]:
     """Build the run's model (seeded: every model of a run starts from the same weights) and train it.
 
     ``state_path``: the training state is saved there after every epoch;
-    ``resume`` continues from it when it exists. The model ends on the CPU.
+    ``resume`` continues from it when it exists. ``warn``: print the pruner's
+    warnings when training starts (False: the caller said them already,
+    ``pruner_warnings``). The model ends on the CPU.
     """
     torch.manual_seed(config.seed)
     model = build_model(train_data.input_shape, config.hidden_sizes, n_classes(config.dataset),
@@ -69,7 +81,7 @@ def fit(config: RunConfig, pruner_name: str, pruner_options: dict, train_data, d
     pruner = make_pruner(pruner_name, **pruner_options)
     common = dict(progress=progress, device=device, workers=config.workers, compact=config.compact)
     history = train(model, train_data, pruner, Recipe.from_config(config), description=description,
-                    state_path=state_path, resume_from=_saved_state(state_path, resume), **common)
+                    state_path=state_path, resume_from=_saved_state(state_path, resume), warn=warn, **common)
     if config.loihi_finetune_epochs:
         loihi_exact(model)
         path = None if state_path is None else state_path.with_suffix(".finetune.pt")

@@ -25,6 +25,8 @@ FIGURES = {
     "energy": "Energy per sample by operation kind, for each hardware profile",
     "sparsity": "Pruned share of each prunable layer's synapses over training",
     "accuracy_energy": "Test accuracy against energy per sample (default profile; hollow: Loihi fixed point)",
+    "training_time": "Training time and forward multiply-accumulates per epoch, model by model (a compacted model "
+                     "gets faster as pruning removes its units)",
 }
 
 
@@ -154,6 +156,26 @@ def figure_accuracy_energy(report: dict, path: Path) -> bool:
     return _save(fig, path)
 
 
+def figure_training_time(report: dict, path: Path) -> bool:
+    timed = {name: m["training"] for name, m in report["models"].items() if m.get("training", {}).get("epoch_time_s")}
+    if not timed:
+        return False
+    plt = _plt()
+    fig, (time_ax, macs_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, training in timed.items():
+        epochs = np.arange(1, len(training["epoch_time_s"]) + 1)
+        time_ax.plot(epochs, training["epoch_time_s"], marker=".",
+                     label=f"{name}: {training['wall_time_s']:.1f} s in all")
+        if training.get("epoch_forward_macs"):
+            macs_ax.plot(epochs, np.array(training["epoch_forward_macs"]) / 1e9, marker=".", label=name)
+    time_ax.set(xlabel="epoch", ylabel="wall time (s)", ylim=(0, None))
+    macs_ax.set(xlabel="epoch", ylabel="forward multiply-accumulates (10^9)", ylim=(0, None))
+    for ax in (time_ax, macs_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def write_figures(report: dict, out_dir: Path) -> list[str]:
     """Draw every figure the report's data allows; returns their names."""
     figures = out_dir / "figures"
@@ -164,6 +186,7 @@ def write_figures(report: dict, out_dir: Path) -> list[str]:
         "energy": lambda p: figure_energy(report, p),
         "sparsity": lambda p: figure_sparsity(report, p),
         "accuracy_energy": lambda p: figure_accuracy_energy(report, p),
+        "training_time": lambda p: figure_training_time(report, p),
     }
     return [name for name, make in makers.items() if make(figures / f"{name}.png")]
 
@@ -223,6 +246,7 @@ def report_blocks(report: dict) -> list:
     kinds = ("synapses", "neurons", "spikes", "synops", "energy")
     blocks += [Heading(2, f"{cmp_['pruned']} / {cmp_['baseline']} (per sample)"),
                Table(list(kinds), [[_num(cmp_['ratios'][k], ".3f") for k in kinds]])]
+    blocks += training_blocks(report)
     for name, m in report["models"].items():
         blocks += [Heading(2, f"Layers of `{name}`"),
                    Table(["layer", "neurons (of)", "synapses (of)", "spikes/sample", "synops/sample"],
@@ -230,6 +254,27 @@ def report_blocks(report: dict) -> list:
                            f"{layer['synapses']} ({layer['original_synapses']})", f"{layer['spikes']:.1f}",
                            f"{layer['synops']:.0f}"] for layer in m["layers"]])]
     return blocks
+
+
+def training_times(report: dict) -> dict[str, float]:
+    """Training wall time of each model that has a training record, seconds."""
+    return {name: m["training"]["wall_time_s"] for name, m in report["models"].items()
+            if m.get("training", {}).get("wall_time_s")}
+
+
+def training_blocks(report: dict) -> list:
+    """Training time per model (total, first and last epoch) and against the comparison's baseline."""
+    times, baseline = training_times(report), report["comparison"]["baseline"]
+    if not times:
+        return []
+    rows = []
+    for name, total in times.items():
+        training = report["models"][name]["training"]
+        epochs = training.get("epoch_time_s") or [None]
+        ratio = total / times[baseline] if baseline in times else None
+        rows.append([name, f"{total:.1f} s", _num(epochs[0], ".2f"), _num(epochs[-1], ".2f"), _num(ratio, ".3f")])
+    return [Heading(2, "Training time"),
+            Table(["model", "training time", "first epoch (s)", "last epoch (s)", f"time / {baseline}"], rows)]
 
 
 def render_markdown(blocks: list, figures: list[str]) -> str:

@@ -10,6 +10,7 @@ The run directory holds ``config.json``, ``<model>.pt`` (checkpoint),
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from dpap_neuro.checkpoint import load_checkpoint, save_checkpoint
 from dpap_neuro.config import RunConfig
 from dpap_neuro.data import NEUROMORPHIC, batches, n_classes, sequential_batches, subset
-from dpap_neuro.experiment import Splits, fit, load_splits
+from dpap_neuro.experiment import Splits, fit, load_splits, pruner_warnings
 from dpap_neuro.provenance import environment
 from dpap_neuro.pruning import make_pruner
 from dpap_neuro.reporting import write_reports
@@ -56,6 +57,10 @@ def run(config: RunConfig, out_dir: str | Path, progress: bool = True, resume: b
     out_dir = Path(out_dir)
     if rank() == 0:
         start_run_directory(out_dir, config)
+        if not (resume and (out_dir / f"{config.pruner}.pt").is_file()):
+            # Said now, not after the dense model's whole training: the pruned half may prune nothing.
+            for warning in pruner_warnings(config, config.pruner, options, splits.train):
+                print(f"warning: {warning}", file=sys.stderr)
     plan = ((DENSE, "none", {}), (config.pruner, config.pruner, options))
     trained = {name: train_one(config, name, pruner, opts, splits.train, out_dir, progress, device, resume)
                for name, pruner, opts in plan}
@@ -103,7 +108,7 @@ def train_one(config: RunConfig, name: str, pruner_name: str, options: dict, tra
         model, meta = load_checkpoint(final)  # its training had finished
         return model, meta["history"]
     model, history, _ = fit(config, pruner_name, options, train_data, device, progress, f"train {name}",
-                            state_path, resume)
+                            state_path, resume, warn=False)  # run() said the pruner's warnings before training
     history_dict = asdict(history)
     if rank() == 0:
         save_checkpoint(final, model, config, name, pruner_name, train_data.input_shape, n_classes(config.dataset),

@@ -129,7 +129,7 @@ def _wrap(model: nn.Module, device: torch.device) -> nn.Module:
 
 def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool = True,
           description: str = "train", device: torch.device | str = "cpu", state_path: str | Path | None = None,
-          resume_from: dict | None = None, workers: int = 0, compact: bool = True) -> TrainHistory:
+          resume_from: dict | None = None, workers: int = 0, compact: bool = True, warn: bool = True) -> TrainHistory:
     """Train ``model`` on ``data`` with ``recipe``; ``pruner`` masks weights during the run.
 
     ``data``: an in-memory ``SpikeDataset`` or a streamed split (a torch
@@ -143,7 +143,8 @@ def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool
     every epoch (rank 0); ``resume_from`` (``load_training_state``) continues
     such a run where that epoch ended. ``compact``: units the pruner frees
     leave the model after each pruning change (``dpap_neuro.pruning.compaction``;
-    exact, so False gives the same run, masked, only slower).
+    exact, so False gives the same run, masked, only slower). ``warn``:
+    print the pruner's ``diagnose`` warnings before the first step.
     """
     from dpap_neuro.distributed import rank
 
@@ -151,7 +152,7 @@ def train(model: nn.Module, data, pruner: Pruner, recipe: Recipe, progress: bool
     model.to(device)
     steps_per_epoch = (len(data) + recipe.batch_size - 1) // recipe.batch_size
     pruner.attach(model, total_steps=recipe.epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
-    if rank() == 0 and resume_from is None:
+    if warn and rank() == 0 and resume_from is None:
         for warning in getattr(pruner, "diagnose", lambda: [])():
             print(f"warning: {warning}", file=sys.stderr)
     if resume_from is not None:  # a state saved after compaction: the small shapes, before the optimiser holds any

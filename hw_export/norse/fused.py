@@ -52,14 +52,16 @@ class LIFSequence(torch.autograd.Function):
         i = torch.zeros(inputs.shape[1:], device=inputs.device, dtype=torch.float32)
         # lif_feed_forward_step's expressions, in its order (its 0-d factors are the same every step).
         mem_factor, syn_factor, zero = dt * p.tau_mem_inv, -dt * p.tau_syn_inv, torch.as_tensor(0.0)
+        v_reset = torch.as_tensor(p.v_reset, dtype=inputs.dtype)
         spikes, decayed = [], []
         for x_t in inputs:
             i_new = i + x_t
             v_decayed = v + mem_factor * ((p.v_leak - v) + i_new)
             i = i_new + syn_factor * i_new
-            z = torch.gt(v_decayed - p.v_th, zero).to(v_decayed.dtype)  # norse heaviside
-            v = (1 - z) * v_decayed + z * p.v_reset
-            spikes.append(z)
+            spiked = torch.gt(v_decayed - p.v_th, zero)  # norse heaviside
+            # (1 - z) * v_decayed + z * v_reset with z in {0, 1}: exactly one of the two terms is kept.
+            v = torch.where(spiked, v_reset, v_decayed)
+            spikes.append(spiked.to(v_decayed.dtype))
             decayed.append(v_decayed)
         spikes_t = torch.stack(spikes)
         ctx.save_for_backward(spikes_t, torch.stack(decayed))
@@ -74,9 +76,10 @@ class LIFSequence(torch.autograd.Function):
         grad_v = torch.zeros_like(grad_spikes[0])
         grad_i = torch.zeros_like(grad_spikes[0])
         for t in range(grad_spikes.shape[0] - 1, -1, -1):
-            v_dec, z = decayed[t], spikes[t]
+            v_dec, spiked = decayed[t], spikes[t] != 0
             grad_z = grad_spikes[t] + grad_v * (v_reset - v_dec)
-            grad_v_dec = grad_v * (1 - z) + grad_z / ((v_dec - v_th).abs() + 1.0).pow(2)
+            surrogate = (v_dec - v_th).abs_().add_(1.0)
+            grad_v_dec = torch.where(spiked, 0.0, grad_v) + grad_z / (surrogate * surrogate)
             grad_i_new = grad_i * (1 - b) + grad_v_dec * a
             grad_inputs[t] = grad_i_new
             grad_i, grad_v = grad_i_new, grad_v_dec * (1 - a)

@@ -109,3 +109,19 @@ def test_the_report_ratios_use_the_runs_configured_profile_whatever_order_the_pr
     with pytest.raises(UserError, match="'cmos45' is not among the profiles measured"):
         run_report(RunConfig(energy_profile="cmos45"), splits, _measured_models({"loihi": 0}),
                    {"loihi": LOIHI})
+
+
+def test_a_pruner_that_cannot_prune_in_this_run_is_said_before_any_training(tmp_path, monkeypatch, capsys):
+    import dpap_neuro.run as run_module
+
+    class TrainingStarted(Exception):
+        pass
+
+    def first_training(*args, **kwargs):
+        raise TrainingStarted
+
+    monkeypatch.setattr(run_module, "train_one", first_training)
+    # The authors' schedule: a decision per epoch after 5 warm-up epochs, so 3 epochs decide nothing.
+    with pytest.raises(TrainingStarted):
+        run(RunConfig(epochs=3, pruner_preset="authors"), tmp_path / "run", progress=False)
+    assert "warning: dpap: no pruning decision in this run: 3 schedule units (epoch)" in capsys.readouterr().err
