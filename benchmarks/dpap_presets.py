@@ -48,14 +48,14 @@ def one_run(job: dict) -> dict:
     history = train(model, train_data, pruner, Recipe.from_config(config), progress=False)
     result = evaluate(model, val_data)
     spikes = sum(float(s.sum()) for s in result.layer_spikes) / len(val_data)
-    masks = [layer.weight_mask for layer in pruner.layers]
+    masks = pruner.masks()  # at the built shapes (the model itself is compacted)
     alive = [int(units_alive(m).sum()) for m in masks]
     return {**{k: job[k] for k in ("name", "model", "seed", "options")},
             "validation_accuracy": result.accuracy, "spikes_per_sample": spikes,
             "conv_channels_kept": 1.0 - pruner.neuron_sparsity(conv_only=True),
             "units_kept": alive, "units": [m.shape[0] for m in masks],
             "synapses_kept": 1.0 - pruner.sparsity(), "decisions": getattr(pruner, "decisions", 0),
-            "train_wall_time_s": history.wall_time_s}
+            "train_wall_time_s": history.wall_time_s, "forward_macs": sum(history.epoch_forward_macs)}
 
 
 def parse_setting(text: str) -> tuple[str, dict]:

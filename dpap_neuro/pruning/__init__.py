@@ -11,6 +11,7 @@ import inspect
 
 from dpap_neuro.pruning.base import Pruner, effective_weight, ensure_mask, prunable_layers
 from dpap_neuro.pruning.baselines import MagnitudePruner, RandomPruner
+from dpap_neuro.pruning.compaction import compact
 from dpap_neuro.pruning.dpap import DPAPConfig, DPAPPlusPruner, DPAPPruner
 from dpap_neuro.pruning.gmp import GMPPruner, StructuredPruner
 from dpap_neuro.pruning.presets import DPAP_PRESETS
@@ -78,6 +79,6 @@ def resolve_pruner_options(name: str, options: dict | None = None) -> dict:
     return {**defaults, **options}
 
 
-__all__ = ["PRUNERS", "DPAP_PRESETS", "Pruner", "DPAPConfig", "DPAPPruner", "DPAPPlusPruner", "GMPPruner",
+__all__ = ["compact", "PRUNERS", "DPAP_PRESETS", "Pruner", "DPAPConfig", "DPAPPruner", "DPAPPlusPruner", "GMPPruner",
            "MagnitudePruner", "RandomPruner", "StructuredPruner", "make_pruner", "resolve_pruner_options",
            "effective_weight", "ensure_mask", "prunable_layers"]
