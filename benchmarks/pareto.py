@@ -167,6 +167,7 @@ def select(runs: list[dict]) -> list[dict]:
         # Against the dense model's export: an unrolled conv has fewer synapses than its fully connected
         # form (padding, pooling), so the dense conv itself keeps under 100 % of that.
         r["synapses_vs_dense"] = r["synapses_kept"] / reference["synapses_kept"]
+        r["time_ratio"] = r["train_wall_time_s"] / reference["train_wall_time_s"]  # same seed, same machine
         settings = json.dumps({"options": r["options"], "recipe": r.get("recipe", {})}, sort_keys=True)
         by_point.setdefault(group_key(r), {}).setdefault(settings, []).append(r)
     rows = []
@@ -184,6 +185,7 @@ def select(runs: list[dict]) -> list[dict]:
                      "test_accuracy_std": float(np.std([r["test_accuracy"] for r in chosen])),
                      "synapses_kept": mean("synapses_vs_dense"), "neurons_kept": mean("neurons_kept"),
                      "spikes_per_sample": mean("spikes_per_sample"), "energy_ratio": mean("energy_ratio"),
+                     "time_ratio": mean("time_ratio"),  # training time / dense's (compaction since commit eaae7de)
                      # conv output channels kept; recorded since commit b826be3, None for older runs
                      "channels_kept": mean("channels_kept") if all("channels_kept" in r for r in chosen) else None})
     return rows
@@ -193,6 +195,13 @@ def dominates(a: dict, b: dict) -> bool:
     """``a`` is at least as accurate at no more energy, and strictly better in one."""
     return (a["test_accuracy"] >= b["test_accuracy"] and a["energy_ratio"] <= b["energy_ratio"]
             and (a["test_accuracy"] > b["test_accuracy"] or a["energy_ratio"] < b["energy_ratio"]))
+
+
+def dominates_with_time(a: dict, b: dict) -> bool:
+    """``a`` is at least as accurate, at no more energy and no more training time, and strictly better in one."""
+    keys = ("energy_ratio", "time_ratio")
+    return (a["test_accuracy"] >= b["test_accuracy"] and all(a[k] <= b[k] for k in keys)
+            and (a["test_accuracy"] > b["test_accuracy"] or any(a[k] < b[k] for k in keys)))
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:
@@ -252,15 +261,17 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 def markdown(rows: list[dict]) -> list[str]:
     """The selected points as the markdown table of docs/pruning.md ("DPAP against the baselines")."""
     lines = ["| dataset | model | method | strength | test acc. % (mean ± std) | validation acc. | hidden synapses kept "
-             "| hidden neurons kept | conv channels kept | spikes/sample | Loihi energy / dense | recipe |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| hidden neurons kept | conv channels kept | spikes/sample | Loihi energy / dense | training time / dense "
+             "| recipe |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         recipe = next((name for name, recipe in RECIPES.items() if recipe == r["recipe"]), "other")
         channels = "–" if r.get("channels_kept") is None else f"{r['channels_kept']:.3f}"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['strength']} | "
                      f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "
                      f"{r['validation_accuracy']:.4f} | {r['synapses_kept']:.3f} | {r['neurons_kept']:.3f} | "
-                     f"{channels} | {r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} | {recipe} |")
+                     f"{channels} | {r['spikes_per_sample']:.0f} | {r['energy_ratio']:.3f} | {r['time_ratio']:.2f} | "
+                     f"{recipe} |")
     return lines
 
 
@@ -288,6 +299,11 @@ def report(rows: list[dict]) -> list[str]:
             beaten_by = [b for b in baselines if dominates(b, point)]
             lines.append(f"{dataset} {model}: {point['method']} {point['strength']} dominated by: "
                          + (", ".join(f"{b['method']} {b['strength']}" for b in beaten_by) or "none"))
+            with_time = [b for b in baselines if dominates_with_time(b, point)]
+            lines.append(f"{dataset} {model}: {point['method']} {point['strength']} (training time "
+                         f"{point['time_ratio']:.2f}x dense) dominated on accuracy, energy and training time by: "
+                         + (", ".join(f"{b['method']} {b['strength']} ({b['time_ratio']:.2f}x)" for b in with_time)
+                            or "none"))
         # The goals of issue #9, for each DPAP point.
         for point in dpap:
             lost = 100 * (dense["test_accuracy"] - point["test_accuracy"])

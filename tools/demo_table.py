@@ -13,6 +13,11 @@ import sys
 from pathlib import Path
 
 
+def _seconds(model: dict) -> str:
+    seconds = model.get("training", {}).get("wall_time_s")
+    return "–" if seconds is None else f"{seconds:.1f} s"
+
+
 def table(report: dict) -> str:
     dataset = report["dataset"]
     env = report.get("environment", {})
@@ -23,8 +28,8 @@ def table(report: dict) -> str:
              f"validation and {dataset['n_test']} test samples, {dataset['timesteps']} steps):", "",
              "| model |" + (" validation acc. |" if has_validation else "") + " Norse acc. | Lava acc. | "
              "spike agreement | Loihi fixed-pt acc. | fixed-pt prediction agreement | synapses | neurons | "
-             "synops/sample | Loihi energy/sample |",
-             "|---|" + ("---|" if has_validation else "") + "---|---|---|---|---|---|---|---|---|"]
+             "synops/sample | Loihi energy/sample | training time |",
+             "|---|" + ("---|" if has_validation else "") + "---|---|---|---|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
         validation = m["accuracy"].get("validation")
         validation_cell = (" - |" if validation is None else f" {validation:.4f} |") if has_validation else ""
@@ -32,10 +37,16 @@ def table(report: dict) -> str:
             f"| {name} |{validation_cell} {m['accuracy']['norse']:.4f} | "
             f"{m['accuracy']['lava']:.4f} | {m['agreement']['spikes']:.4f} | {m['fixed']['accuracy']:.4f} | "
             f"{m['fixed']['agreement']['predictions']:.4f} | {m['synapses']} | {m['neurons']} | "
-            f"{m['per_sample']['synops']:.0f} | {m['per_sample']['energy_j']['loihi'] * 1e9:.1f} nJ |")
+            f"{m['per_sample']['synops']:.0f} | {m['per_sample']['energy_j']['loihi'] * 1e9:.1f} nJ | "
+            f"{_seconds(m)} |")
     ratios = report["comparison"]["ratios"]
+    baseline, pruned_name = report["comparison"]["baseline"], report["comparison"]["pruned"]
+    times = [report["models"][name].get("training", {}) for name in (baseline, pruned_name)]
+    timed = all(t.get("wall_time_s") and t.get("epoch_time_s") for t in times)
     lines += ["", "Pruned / dense per sample: " + ", ".join(
-        f"{key} {value:.3f}" for key, value in ratios.items() if value is not None) + "."]
+        f"{key} {value:.3f}" for key, value in ratios.items() if value is not None) + (
+        f"; training time {times[1]['wall_time_s'] / times[0]['wall_time_s']:.3f} (last epoch "
+        f"{times[1]['epoch_time_s'][-1]:.2f} s against {times[0]['epoch_time_s'][-1]:.2f} s)" if timed else "") + "."]
     pruned = report["models"][report["comparison"]["pruned"]]
     lines.append("Neurons kept per layer: " + ", ".join(
         f"`{layer['name']}` {layer['neurons']} of {layer['original_neurons']}" for layer in pruned["layers"][:-1]) + ".")

@@ -51,38 +51,40 @@ class LIFSequence(torch.autograd.Function):
         v = torch.as_tensor(p.v_leak).clone()
         i = torch.zeros(inputs.shape[1:], device=inputs.device, dtype=torch.float32)
         # lif_feed_forward_step's expressions, in its order (its 0-d factors are the same every step).
-        mem_factor, syn_factor, zero = dt * p.tau_mem_inv, -dt * p.tau_syn_inv, torch.as_tensor(0.0)
+        mem_factor, syn_factor = dt * p.tau_mem_inv, -dt * p.tau_syn_inv
         v_reset = torch.as_tensor(p.v_reset, dtype=inputs.dtype)
         spikes, decayed = [], []
         for x_t in inputs:
             i_new = i + x_t
             v_decayed = v + mem_factor * ((p.v_leak - v) + i_new)
             i = i_new + syn_factor * i_new
-            spiked = torch.gt(v_decayed - p.v_th, zero)  # norse heaviside
+            # Norse's heaviside(v_decayed - v_th), i.e. v_decayed - v_th > 0: for floats exactly v_decayed > v_th.
+            spiked = torch.gt(v_decayed, p.v_th)
             # (1 - z) * v_decayed + z * v_reset with z in {0, 1}: exactly one of the two terms is kept.
             v = torch.where(spiked, v_reset, v_decayed)
-            spikes.append(spiked.to(v_decayed.dtype))
+            spikes.append(spiked)
             decayed.append(v_decayed)
-        spikes_t = torch.stack(spikes)
-        ctx.save_for_backward(spikes_t, torch.stack(decayed))
+        spiked_t, decayed_t = torch.stack(spikes), torch.stack(decayed)  # [T, B, ...]
+        ctx.save_for_backward(spiked_t, decayed_t)
         ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv), float(p.v_th), float(p.v_reset))
-        return spikes_t
+        return spiked_t.to(decayed_t.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        spikes, decayed = ctx.saved_tensors
+        spiked, decayed = ctx.saved_tensors
         a, b, v_th, v_reset = ctx.constants
+        # What does not depend on the adjoint, for all T steps at once: [T, B, ...]
+        silent = (~spiked).to(decayed.dtype)  # 1 - z
+        surrogate = ((decayed - v_th).abs_() + 1.0).pow_(2).reciprocal_()  # SuperSpike: 1 / (|v - v_th| + 1)^2
+        reset_gap = v_reset - decayed  # dv'/dz
         grad_inputs = torch.empty_like(grad_spikes)
         grad_v = torch.zeros_like(grad_spikes[0])
         grad_i = torch.zeros_like(grad_spikes[0])
         for t in range(grad_spikes.shape[0] - 1, -1, -1):
-            v_dec, spiked = decayed[t], spikes[t] != 0
-            grad_z = grad_spikes[t] + grad_v * (v_reset - v_dec)
-            surrogate = (v_dec - v_th).abs_().add_(1.0)
-            grad_v_dec = torch.where(spiked, 0.0, grad_v) + grad_z / (surrogate * surrogate)
-            grad_i_new = grad_i * (1 - b) + grad_v_dec * a
-            grad_inputs[t] = grad_i_new
-            grad_i, grad_v = grad_i_new, grad_v_dec * (1 - a)
+            grad_z = torch.addcmul(grad_spikes[t], grad_v, reset_gap[t])
+            grad_v_dec = torch.addcmul(grad_v * silent[t], grad_z, surrogate[t])
+            grad_i = torch.add(grad_i * (1 - b), grad_v_dec, alpha=a, out=grad_inputs[t])  # g_x[t] = g_i_new
+            grad_v = grad_v_dec * (1 - a)
         return grad_inputs, None
 
 

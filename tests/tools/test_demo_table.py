@@ -14,7 +14,10 @@ def report(validation: bool = True) -> dict:
     """A complete report (conftest.small_report) with the demo's numbers."""
     report = small_report()
     dense, dpap = report["models"]["dense"], report["models"]["dpap"]
-    for model, accuracy, synapses, energy in ((dense, 0.9611, 100864, 4.7803e-6), (dpap, 0.9556, 17686, 1.3375e-6)):
+    for model, accuracy, synapses, energy, seconds in ((dense, 0.9611, 100864, 4.7803e-6, 30.0),
+                                                       (dpap, 0.9556, 17686, 1.3375e-6, 18.0)):
+        model["training"] = {**model.get("training", {}), "wall_time_s": seconds,
+                             "epoch_time_s": [seconds / 2, seconds / 2 - 3]}
         model["accuracy"] = {"norse": accuracy, "lava": accuracy}
         model["fixed"]["accuracy"], model["fixed"]["agreement"]["predictions"] = accuracy - 0.01, 0.99
         model["synapses"], model["neurons"] = synapses, 30
@@ -40,9 +43,11 @@ def test_table_rows_ratios_and_provenance(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "From `dpap run --out runs/demo` at commit abc123" in out
-    assert "| dense | - | 0.9611 | 0.9611 | 1.0000 | 0.9511 | 0.9900 | 100864 | 30 | 1234 | 4780.3 nJ |" in out
-    assert "| dpap | 0.9500 | 0.9556 |" in out
-    assert "Pruned / dense per sample: synapses 0.175, energy 0.280." in out  # undefined ratios left out
+    assert "| dense | - | 0.9611 | 0.9611 | 1.0000 | 0.9511 | 0.9900 | 100864 | 30 | 1234 | 4780.3 nJ | 30.0 s |" in out
+    assert "| dpap | 0.9500 | 0.9556 |" in out and "| 18.0 s |" in out
+    # undefined ratios left out; the training time of the pruned model against the dense one's
+    assert ("Pruned / dense per sample: synapses 0.175, energy 0.280; training time 0.600 (last epoch 6.00 s "
+            "against 12.00 s).") in out
     assert "`fc1` 20 of 32" in out and "readout" not in out.split("Neurons kept per layer:")[1]
 
 
