@@ -50,7 +50,7 @@ from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES
 from dpap_neuro.pruning.presets import DEFAULT_PRESET, DPAP_PRESETS
 from hw_export.norse.loop import whole_sequence_steps
 from hw_export.errors import UserError
-from hw_export.norse.compaction import built_shape, kept_in, kept_out, to_built, units_to_built
+from hw_export.norse.compaction import built_shape, is_compacted, kept_in, kept_out, to_built, units_to_built
 
 RULES = ("conv_channel", "fc_neuron", "fc_synapse")  # option prefixes of the three rules
 REWARD_RULES = ("authors", "calibrated")
@@ -165,12 +165,26 @@ class _LayerRecord:
         per_sample = self.stats.post_count / max(self.stats.n_samples, 1)
         return unit_energy_pj(per_sample, fan_out, self.neurons_per_unit, self.steps_per_sample)
 
-    def to_built(self, post: torch.Tensor, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-unit values ``[B, n_post]``, ``[B, n_pre]`` of a compacted layer at its built width (zeros: removed,
-        silent units), so the statistics are the masked model's."""
+    def batch_sums(self, post_trace: torch.Tensor, pre_trace: torch.Tensor, post_count: torch.Tensor,
+                   pre_count: torch.Tensor) -> PlasticitySums:
+        """``plasticity_sums`` of a batch (per-unit values ``[B, n_post]``, ``[B, n_pre]`` of the layer as it is now)
+        at the layer's built shape.
+
+        A compacted layer's removed units are silent (traces, counts 0), so
+        their rows and columns of every sum are zeros: the sums are computed
+        on the small layer and scattered, equal to the masked model's.
+        """
+        if not is_compacted(self.layer):
+            return plasticity_sums(self.stats, post_trace, pre_trace, post_count, pre_count)
+        rows, cols = kept_out(self.layer).to(post_trace.device), kept_in(self.layer).to(post_trace.device)
         n_post, n_pre = built_shape(self.layer)[:2]
-        return (units_to_built(post, kept_out(self.layer), n_post, dim=1),
-                units_to_built(pre, kept_in(self.layer), n_pre, dim=1))
+        small = plasticity_sums(self.stats._replace(theta=self.stats.theta[rows]), post_trace, pre_trace,
+                                post_count, pre_count)
+        bcm_pre = small.bcm_pre.new_zeros(n_post, n_pre)
+        bcm_pre[rows.view(-1, 1), cols.view(1, -1)] = small.bcm_pre
+        return PlasticitySums(bcm_pre, units_to_built(small.post, rows, n_post, 0), small.count,
+                              units_to_built(small.pre, cols, n_pre, 0), units_to_built(small.post_count, rows, n_post, 0),
+                              units_to_built(small.pre_count, cols, n_pre, 0))
 
     def state_dict(self) -> dict:
         state = {f"stats.{k}": v for k, v in self.stats._asdict().items()}
@@ -307,17 +321,25 @@ class DPAPPruner(Pruner):
     def _gather(self) -> None:
         """Turn the steps the hooks recorded into this batch's statistics (summed over data-parallel ranks)."""
         recorded = [r for r in self.records if r.pre_steps]
-        sums = []
+        sums, per_tensor = [], {}  # one layer's output is often the next one's input: its trace is computed once
+        trace, decay = self.config.trace, self.config.trace_decay
+
+        def trace_and_count(steps: list) -> tuple[torch.Tensor, torch.Tensor]:
+            values = steps[0] if len(steps) == 1 else torch.cat(steps)  # [T, B, ...]
+            key = (values.data_ptr(), tuple(values.shape), tuple(values.stride()))
+            if key not in per_tensor:
+                per_tensor[key] = (spike_trace(values, decay, trace), spike_counts(values))  # [B, n] each
+            return per_tensor[key]
+
         for record in recorded:
-            pre, post = torch.cat(record.pre_steps), torch.cat(record.post_steps)  # [T, B, ...]
-            record.pre_steps.clear()
-            record.post_steps.clear()
+            post = record.post_steps[0] if len(record.post_steps) == 1 else torch.cat(record.post_steps)
             record.steps_per_sample = post.shape[0]
             record.neurons_per_unit = post[0, 0, 0].numel() if post.dim() > 3 else 1
-            trace, decay = self.config.trace, self.config.trace_decay
-            post_trace, pre_trace = record.to_built(spike_trace(post, decay, trace), spike_trace(pre, decay, trace))
-            post_count, pre_count = record.to_built(spike_counts(post), spike_counts(pre))
-            sums.append(plasticity_sums(record.stats, post_trace, pre_trace, post_count, pre_count))
+            (post_trace, post_count), (pre_trace, pre_count) = (trace_and_count(record.post_steps),
+                                                                trace_and_count(record.pre_steps))
+            record.pre_steps.clear()
+            record.post_steps.clear()
+            sums.append(record.batch_sums(post_trace, pre_trace, post_count, pre_count))
         for record, total in zip(recorded, _all_reduce(sums)):
             record.stats = apply_plasticity(record.stats, total)
 
