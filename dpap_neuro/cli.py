@@ -366,16 +366,23 @@ def cmd_run(args) -> int:
     check_output_path(out, "directory")
     resolve_device(config.device)  # a device that is not there: one line before any work
     require_lava("run")
+    from dpap_neuro import kernels
+
+    saved = None if config.fast_kernels else kernels.pin_torch()
     try:
         report = run(config, out, progress=not args.quiet, resume=args.resume is not None)
     finally:
         shutdown()
+        if saved is not None:
+            kernels.restore_torch(saved)
     if report is not None:  # None: a data-parallel rank other than 0 (rank 0 reports)
         print_run_summary(report, out)
     return 0
 
 
 def print_run_summary(report: dict, out: str) -> None:
+    from dpap_neuro.reporting import training_times
+
     for name, model in report["models"].items():
         print(f"{name:>10}: Norse accuracy {model['accuracy']['norse']:.4f}, Lava accuracy "
               f"{model['accuracy']['lava']:.4f}, spike agreement {model['agreement']['spikes']:.4f}, "
@@ -387,6 +394,11 @@ def print_run_summary(report: dict, out: str) -> None:
                    c.get("readout_max_rel_diff_float", 0.0) <= 1e-9 for c in checks)
         print(f"Lava's fast engine against its per-layer processes ({checks[0]['samples']} samples per model): "
               f"{'the same spikes and readout voltages' if same else 'THEY DIFFER (see engine_check in report.json)'}")
+    times, baseline = training_times(report), report["comparison"]["baseline"]
+    if times:
+        print("training time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items()) +
+              "".join(f"; {name}/{baseline} {seconds / times[baseline]:.3f}" for name, seconds in times.items()
+                      if name != baseline and baseline in times))
     ratios = report["comparison"]["ratios"]
     print(f"pruned/dense: synapses {_ratio(ratios['synapses'])}, synops {_ratio(ratios['synops'])}, "
           f"energy {_ratio(ratios['energy'])}")
@@ -402,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     130 / 143 interrupted by SIGINT / SIGTERM (one ``dpap: interrupted`` line; no process or temporary file left)."""
     import signal
 
+    from dpap_neuro import kernels
+
+    if kernels.requested(sys.argv[1:] if argv is None else list(argv)):
+        kernels.pin_environment()  # before anything loads torch or numpy (dpap_neuro/kernels.py)
     from hw_export.lava_subprocess import Terminated, raise_terminated
 
     previous_sigterm = signal.signal(signal.SIGTERM, raise_terminated)

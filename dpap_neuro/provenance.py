@@ -25,8 +25,10 @@ def source_commit() -> str:
 
 
 def environment() -> dict:
-    """``report.json``'s ``environment``: Python, torch, the commit and the command that ran."""
+    """``report.json``'s ``environment``: Python, torch, the commit, the command that ran and the CPU kernels."""
     import torch
 
+    from dpap_neuro.kernels import kernel_state
+
     return {"python": platform.python_version(), "torch": torch.__version__, "commit": source_commit(),
-            "command": " ".join(["dpap", *sys.argv[1:]])}
+            "command": " ".join(["dpap", *sys.argv[1:]]), "kernels": kernel_state()}

@@ -194,6 +194,7 @@ class Environment(TypedDict):
     torch: str  # PyTorch version
     commit: str  # git commit of the code ("+uncommitted" when it differs), or "unknown"
     command: str  # the command line that made it
+    kernels: dict[str, str]  # the CPU kernels it computed with: pinned (yes, no, partly), aten_cpu_capability, mkl_cbwr, openblas_coretype, intra_op_threads, onednn_convolutions, cpu (dpap_neuro/kernels.py)
 
 
 class RunReport(TypedDict, total=False):
@@ -225,7 +226,8 @@ class SimulationReport(TypedDict, total=False):
 REQUIRED = {RunReport: ("schema_version", "dataset", "models"), Dataset: ("name", "n_test", "timesteps"),
             ModelReport: REQUIRED_MODEL_FIELDS, Accuracy: ("lava",),
             SimulationReport: ("schema_version", "artifact", "dataset", "result"),
-            FixedReport: ("accuracy", "per_sample", "neurobench"), EngineCheck: ("samples", "spikes_identical")}
+            FixedReport: ("accuracy", "per_sample", "neurobench"), EngineCheck: ("samples", "spikes_identical"),
+            Environment: ("python", "torch", "commit", "command")}
 
 
 def _is_typed_dict(kind) -> bool:

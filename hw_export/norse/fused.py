@@ -30,7 +30,7 @@ takes this path (``can_fuse``); any other cell is stepped as before.
 from __future__ import annotations
 
 import torch
-from norse.torch import LIFCell
+from norse.torch import LICell, LIFCell
 
 
 def can_fuse(cell: torch.nn.Module) -> bool:
@@ -86,6 +86,55 @@ class LIFSequence(torch.autograd.Function):
             grad_i = torch.add(grad_i * (1 - b), grad_v_dec, alpha=a, out=grad_inputs[t])  # g_x[t] = g_i_new
             grad_v = grad_v_dec * (1 - a)
         return grad_inputs, None
+
+
+class LISequence(torch.autograd.Function):
+    """``(x [T, B, ...], cell) -> v [T, B, ...]``: Norse's ``LICell`` (the readout) from its initial state, T steps.
+
+    Forward: ``li_feed_forward_step``'s expressions, ``i_jump = i + x``,
+    ``v' = v + a * ((v_leak - v) + i_jump)``, ``i' = i_jump + (-b) * i_jump``,
+    the output ``v'``. It is linear, so the adjoint needs nothing saved:
+    ``g_v' = g_out[t] + g_v``, ``g_i_jump = g_i' * (1 - b) + g_v' * a = g_x[t] = g_i``,
+    ``g_v = g_v' * (1 - a)``.
+    """
+
+    @staticmethod
+    def forward(ctx, inputs: torch.Tensor, cell: LICell) -> torch.Tensor:  # type: ignore[override]
+        p, dt = cell.p, cell.dt
+        v, i = torch.as_tensor(p.v_leak), torch.zeros(inputs.shape[1:], device=inputs.device, dtype=inputs.dtype)
+        mem_factor, syn_factor = dt * p.tau_mem_inv, -dt * p.tau_syn_inv
+        voltages = []
+        for x_t in inputs:
+            i_jump = i + x_t
+            v = v + mem_factor * ((p.v_leak - v) + i_jump)
+            i = i_jump + syn_factor * i_jump
+            voltages.append(v)
+        ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv))
+        return torch.stack(voltages)
+
+    @staticmethod
+    def backward(ctx, grad_voltages: torch.Tensor):  # type: ignore[override]
+        a, b = ctx.constants
+        grad_inputs = torch.empty_like(grad_voltages)
+        grad_v = torch.zeros_like(grad_voltages[0])
+        grad_i = torch.zeros_like(grad_voltages[0])
+        for t in range(grad_voltages.shape[0] - 1, -1, -1):
+            grad_v_new = grad_voltages[t] + grad_v
+            grad_i = torch.add(grad_i * (1 - b), grad_v_new, alpha=a, out=grad_inputs[t])
+            grad_v = grad_v_new * (1 - a)
+        return grad_inputs, None
+
+
+def can_fuse_li(cell: torch.nn.Module) -> bool:
+    """Whether ``cell`` is a plain Norse ``LICell`` (not a subclass) with scalar parameters."""
+    p = getattr(cell, "p", None)
+    return type(cell) is LICell and all(torch.as_tensor(getattr(p, name)).numel() == 1
+                                        for name in ("tau_syn_inv", "tau_mem_inv", "v_leak"))
+
+
+def li_sequence(cell: LICell, inputs: torch.Tensor) -> torch.Tensor:
+    """Voltages ``[T, B, ...]`` of the readout ``cell`` driven by ``inputs`` ``[T, B, ...]`` (``LISequence``)."""
+    return LISequence.apply(inputs, cell)
 
 
 def lif_sequence(cell: LIFCell, inputs: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,9 @@ a model through time with ``run_over_time``: inputs are time-first
 each layer taking the whole sequence at once. A synaptic, pooling or
 reshaping layer sees the ``T`` steps folded into its batch (``[T * B, ...]``:
 one matrix product instead of ``T`` small ones); a Norse cell carries its
-state from step to step, a plain ``LIFCell`` in one autograd node
-(``hw_export.norse.fused``, Norse's own step ``T`` times), any other cell
-called step by step. Values are those of stepping every layer one step at a
+state from step to step, a plain ``LIFCell`` or ``LICell`` in one autograd
+node (``hw_export.norse.fused``, Norse's own step ``T`` times), any other
+cell called step by step. Values are those of stepping every layer one step at a
 time (the same expressions per element; only a matrix product's summation
 order may differ). The spikes of every LIF population are recorded.
 """
@@ -25,7 +25,7 @@ from norse.torch.module.snn import SNNCell
 from torch import nn
 
 from hw_export.norse.compaction import population_sources, spikes_to_built
-from hw_export.norse.fused import can_fuse, lif_sequence
+from hw_export.norse.fused import can_fuse, can_fuse_li, li_sequence, lif_sequence
 from hw_export.norse.layers import named_layers
 
 _WHOLE_SEQUENCE: ContextVar[int | None] = ContextVar("whole_sequence_steps", default=None)
@@ -81,11 +81,12 @@ def run_over_time(model: nn.Module | Sequence[nn.Module], inputs: torch.Tensor,
 
 def _cell_over_time(cell: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """A Norse cell's outputs ``[T, B, ...]`` from its initial state; forward hooks see what it computed."""
-    if can_fuse(cell):
-        spikes = lif_sequence(cell, inputs)
+    fused = lif_sequence if can_fuse(cell) else li_sequence if can_fuse_li(cell) else None
+    if fused is not None:
+        outputs = fused(cell, inputs)
         for hook in list(cell._forward_hooks.values()):  # the module was not called: its hooks see the sequence
-            hook(cell, (inputs,), (spikes, None))
-        return spikes
+            hook(cell, (inputs,), (outputs, None))
+        return outputs
     outputs, state = [], None
     token = _WHOLE_SEQUENCE.set(None)  # hooks of a cell called step by step see one step
     try:

@@ -3,10 +3,10 @@ gradients as autograd's; the layer-at-a-time loop (hw_export/norse/loop.py) give
 
 import pytest
 import torch
-from norse.torch import LIFCell, LIFParameters
+from norse.torch import LICell, LIFCell, LIFParameters
 from torch import nn
 
-from hw_export.norse.fused import can_fuse, lif_sequence
+from hw_export.norse.fused import can_fuse, can_fuse_li, li_sequence, lif_sequence
 from hw_export.norse.loop import run_over_time, whole_sequence_steps
 from hw_export.norse.loihi import LoihiLIFCell
 
@@ -61,3 +61,20 @@ def test_the_layer_at_a_time_loop_gives_the_step_by_step_values_and_hooks_see_wh
     assert torch.equal(output.layer_spikes[0], hidden) and hidden.sum() > 0
     torch.testing.assert_close(output.readout_v, stepped(model[3], torch.stack([model[2](h) for h in hidden])),
                                rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fused_readout_is_norses_licell_to_the_bit_with_autograds_gradient(dtype):
+    torch.manual_seed(2)
+    cell = LICell()
+    inputs = torch.randn(25, 4, 10, dtype=dtype, requires_grad=True)
+    reference = stepped(cell, inputs)
+    weights = torch.randn_like(reference)
+    (reference * weights).sum().backward()
+    expected, inputs.grad = inputs.grad.clone(), None
+    fused = li_sequence(cell, inputs)
+    (fused * weights).sum().backward()
+    assert torch.equal(fused, reference)
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(inputs.grad, expected, rtol=0, atol=tolerance * float(expected.abs().max()))
+    assert can_fuse_li(cell) and not can_fuse_li(LIFCell())
