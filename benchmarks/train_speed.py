@@ -1,8 +1,8 @@
 """Training time of pruned models against the dense one: DPAP's speed boost from compaction.
 
 Each run trains one model of `dpap run` (same dataset defaults, seed, data
-order and epochs; compaction on and the CPU kernels pinned, as `dpap run`
-does; ``--fast-kernels`` as its option) in its own process with one thread,
+order and epochs; compaction on, as `dpap run` does; ``--portable-kernels``
+pins the CPU kernels as its option does) in its own process with one thread,
 and the ratios are taken within a seed (a noisy machine moves
 whole runs, not their ratio). ``dpap-masked`` is DPAP with ``--no-compact``:
 the reference run, to show that compaction leaves accuracy and decisions as
@@ -33,17 +33,17 @@ PRUNERS = ("dpap", "structured", "gmp")
 
 
 def one_run(job: dict) -> dict:
-    """Train one model with the kernels `dpap run` pins (``fast_kernels``: each library's own choice, one thread);
-    its times, forward MACs, test accuracy and pruning log."""
+    """Train one model (one thread; ``portable_kernels``: the CPU kernels pinned as ``dpap run --portable-kernels``
+    pins them); its times, forward MACs, test accuracy and pruning log."""
     warnings.filterwarnings("ignore")
     from dpap_neuro import kernels
 
-    if not job["fast_kernels"]:
+    if job["portable_kernels"]:
         kernels.pin_environment()  # before torch loads, as `dpap run` does
     import torch
 
     torch.set_num_threads(1)
-    if not job["fast_kernels"]:
+    if job["portable_kernels"]:
         kernels.pin_torch()
     from dpap_neuro.config import RunConfig
     from dpap_neuro.experiment import fit, load_splits
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=None, help="default: the dataset's")
     parser.add_argument("--no-masked", action="store_true", help="skip the --no-compact reference run")
-    parser.add_argument("--fast-kernels", action="store_true", help="as dpap run --fast-kernels (default: pinned)")
+    parser.add_argument("--portable-kernels", action="store_true", help="pin the CPU kernels, as dpap run --portable-kernels")
     parser.add_argument("--out", default=None, help="append every run's JSON line to this file")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,7 +116,8 @@ def main() -> None:
     for model in args.models:
         suffix = "nmnist" if args.dataset == "nmnist" else model
         jobs = [dict(dataset=args.dataset, data_dir=args.data_dir, model=model, seed=seed, pruner=pruner,
-                     compact=compact, epochs=args.epochs, fast_kernels=args.fast_kernels)
+                     compact=compact, epochs=args.epochs,
+                     portable_kernels=args.portable_kernels)
                 for seed in args.seeds for pruner, compact in
                 [("none", True), *((p, True) for p in PRUNERS), *([] if args.no_masked else [("dpap", False)])]]
         results = []

@@ -368,7 +368,7 @@ def cmd_run(args) -> int:
     require_lava("run")
     from dpap_neuro import kernels
 
-    saved = None if config.fast_kernels else kernels.pin_torch()
+    saved = kernels.pin_torch() if config.portable_kernels else None
     try:
         report = run(config, out, progress=not args.quiet, resume=args.resume is not None)
     finally:

@@ -90,7 +90,7 @@ class RunConfig:
     loihi_finetune_epochs: int = 0  # after float training, this many epochs of Loihi-exact fine-tuning (masks kept, a tenth of the learning rate, cosine); 0: none
     seed: int = 0  # seeds the split, the encoding, initialisation and batch order
     device: str = "auto"  # training device: auto (CUDA when available), cpu, cuda or cuda:N; export and Lava run on the CPU
-    fast_kernels: bool = False  # CPU kernels as each library picks them for this machine (widest vectors, every core, oneDNN) instead of the pinned ones that give the same report.json on any x86 CPU (docs/demo.md); the numbers then differ between CPUs
+    portable_kernels: bool = False  # pin the CPU kernels of PyTorch, MKL and numpy's OpenBLAS (portable code paths, one thread) so that the same run gives the same report.json on any x86 CPU; about 1.9x the training time (docs/demo.md); off: each library picks its fastest code for this machine, and the numbers move between CPUs
     # --- pruning ----------------------------------------------------------
     pruner: str = "dpap"  # pruning method of the pruned model (the dense model is always trained too)
     pruner_preset: str | None = None  # named defaults of the dpap family (authors, builtin, tonic); None: builtin for the built-in data, tonic for tonic datasets

@@ -1,4 +1,4 @@
-"""The same run, the same numbers, on any x86 CPU: the CPU kernels ``dpap run`` pins (``--fast-kernels``: not).
+"""The same run, the same numbers, on any x86 CPU: the CPU kernels ``dpap run --portable-kernels`` pins.
 
 PyTorch, MKL, oneDNN and numpy's OpenBLAS each pick their code for the CPU
 they run on, and float rounding then differs between machines: a spike at
@@ -111,19 +111,21 @@ def kernel_state() -> dict[str, str]:
 
 
 def requested(argv: list[str]) -> bool:
-    """Whether a ``dpap`` command line gets the pins: ``dpap run`` without ``--fast-kernels`` (given, or, with
+    """Whether a ``dpap`` command line gets the pins: ``dpap run --portable-kernels`` (given, or, with
     ``--resume DIR``, in ``DIR/config.json``). Read before anything loads torch, so from the words alone."""
     import json
 
-    if not argv or argv[0] != "run" or "--fast-kernels" in argv:
+    if not argv or argv[0] != "run":
         return False
+    if "--portable-kernels" in argv:
+        return True
     for k, word in enumerate(argv):
         resume = argv[k + 1] if word == "--resume" and k + 1 < len(argv) else (
             word.split("=", 1)[1] if word.startswith("--resume=") else None)
         if resume is not None:
             try:
                 with open(os.path.join(resume, "config.json")) as fh:
-                    return not json.load(fh).get("fast_kernels", False)
+                    return bool(json.load(fh).get("portable_kernels", False))
             except (OSError, ValueError, AttributeError):
-                return True  # run_config says what is wrong with it
-    return True
+                return False  # run_config says what is wrong with it
+    return False

@@ -1,4 +1,5 @@
-"""The same run, the same numbers, on any x86 CPU: ``dpap run`` pins its CPU kernels (``dpap_neuro/kernels.py``).
+"""The same run, the same numbers, on any x86 CPU: ``dpap run --portable-kernels`` pins its CPU kernels
+(``dpap_neuro/kernels.py``).
 
 Two machines are played on one: each run gets the environment another CPU
 would give its libraries (ATen's vector width, MKL's branch, OpenBLAS's
@@ -20,14 +21,14 @@ TINY = ["--quiet", "--epochs", "2", "--timesteps", "6", "--hidden", "16", "--pru
         "--pruner-option", "warmup_units=1", "--lava-samples", "8", "--lava-check-samples", "0"]
 
 
-def test_only_dpap_run_without_fast_kernels_is_pinned(tmp_path):
+def test_only_dpap_run_with_portable_kernels_is_pinned(tmp_path):
     from dpap_neuro.kernels import requested
 
-    assert requested(["run", "--out", "x"]) and requested(["run", "--resume", str(tmp_path)])
-    assert not requested(["run", "--out", "x", "--fast-kernels"])
+    assert requested(["run", "--out", "x", "--portable-kernels"])
+    assert not requested(["run", "--out", "x"]) and not requested(["run", "--resume", str(tmp_path)])
     assert not requested(["simulate", "a.h5"]) and not requested([]) and not requested(["--help"])
-    (tmp_path / "config.json").write_text(json.dumps({"fast_kernels": True}))
-    assert not requested(["run", "--resume", str(tmp_path)]) and not requested(["run", f"--resume={tmp_path}"])
+    (tmp_path / "config.json").write_text(json.dumps({"portable_kernels": True}))
+    assert requested(["run", "--resume", str(tmp_path)]) and requested(["run", f"--resume={tmp_path}"])
 
 
 def test_the_pins_are_set_before_torch_loads_and_recorded():
@@ -77,14 +78,14 @@ def without_timings(value):
 @needs_lava
 def test_the_same_run_under_two_cpu_capabilities_gives_the_same_report(tmp_path):
     one, other = other_machines()
-    pinned = [run_under(tmp_path, name, machine) for name, machine in (("one", one), ("other", other))]
+    pinned = [run_under(tmp_path, name, machine, "--portable-kernels")
+              for name, machine in (("one", one), ("other", other))]
     assert pinned[0]["environment"]["kernels"]["pinned"] == "yes"
     assert pinned[0]["models"]["dpap"]["training"]["sparsity"][-1] > 0  # DPAP did prune
     assert without_timings(pinned[0]) == without_timings(pinned[1])  # kernels recorded included
     # Without the pins the two "machines" compute differently (so the test above can fail).
     if one["ATEN_CPU_CAPABILITY"] == "default":
         pytest.skip("this CPU has no vector kernels beyond ATen's default: no second capability to compare")
-    fast = [run_under(tmp_path, f"fast-{name}", machine, "--fast-kernels")
-            for name, machine in (("one", one), ("other", other))]
+    fast = [run_under(tmp_path, f"fast-{name}", machine) for name, machine in (("one", one), ("other", other))]
     assert fast[0]["environment"]["kernels"]["pinned"] == "no"
     assert without_timings(fast[0]["models"]) != without_timings(fast[1]["models"])
