@@ -392,8 +392,8 @@ class DPAPPruner(Pruner):
 
 def _all_reduce(sums: list[PlasticitySums]) -> list[PlasticitySums]:
     """Every layer's batch sums added over data-parallel ranks, in one all-reduce (unchanged in one process)."""
-    if not sums:
-        return []
+    if not sums or not is_distributed():  # one process: nothing to add up
+        return sums
     parts = [(s.bcm_pre, s.post, s.pre, s.post_count, s.pre_count) for s in sums]
     count = torch.tensor([float(sums[0].count)], dtype=torch.float64, device=sums[0].post.device)
     flat = all_reduce_sum(torch.cat([t.flatten() for part in parts for t in part] + [count]))
