@@ -198,3 +198,13 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def without_timings(value):
+    """A report without what may differ between two runs of one command: wall times and the --out given."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items()
+                if k not in ("wall_time_s", "epoch_time_s", "command")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import assert_same_lava_result, needs_lava
+from conftest import assert_same_lava_result, needs_lava, without_timings
 
 DPAP = [sys.executable, "-m", "dpap_neuro.cli"]
 
@@ -510,15 +510,6 @@ def test_an_undefined_ratio_is_json_null_not_nan(tmp_path):
 
 @needs_lava
 def test_the_same_command_twice_gives_the_same_report(tmp_path):
-    def without_wall_times(value):
-        if isinstance(value, dict):
-            # Wall times vary; the recorded command line differs in its --out.
-            return {k: without_wall_times(v) for k, v in value.items()
-                    if k not in ("wall_time_s", "epoch_time_s", "command")}
-        if isinstance(value, list):
-            return [without_wall_times(v) for v in value]
-        return value
-
     reports = []
     for name in ("first", "second"):
         result = dpap("run", "--out", str(tmp_path / name), "--quiet", "--epochs", "2", "--timesteps", "6",
@@ -527,7 +518,7 @@ def test_the_same_command_twice_gives_the_same_report(tmp_path):
         assert result.returncode == 0, result.stderr
         reports.append(json.loads((tmp_path / name / "report.json").read_text()))
     assert reports[0]["models"]["dpap"]["training"]["sparsity"][-1] > 0  # DPAP did prune, both times
-    assert without_wall_times(reports[0]) == without_wall_times(reports[1])
+    assert without_timings(reports[0]) == without_timings(reports[1])
 
 
 @pytest.mark.parametrize("fmt", ["sparsenet", "netx", "nir"])

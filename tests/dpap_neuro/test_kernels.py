@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import needs_lava
+from conftest import needs_lava, without_timings
 
 DPAP = [sys.executable, "-m", "dpap_neuro.cli"]
 TINY = ["--quiet", "--epochs", "2", "--timesteps", "6", "--hidden", "16", "--pruner-option", "batches_per_unit=2",
@@ -62,16 +62,6 @@ def run_under(tmp_path, name: str, machine: dict, *extra: str) -> dict:
                           text=True, env={**env, **machine}, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads((tmp_path / name / "report.json").read_text())
-
-
-def without_timings(value):
-    """A report without what may differ between two runs of one command: wall times and the --out given."""
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items()
-                if k not in ("wall_time_s", "epoch_time_s", "command")}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    return value
 
 
 @pytest.mark.slow

@@ -284,11 +284,9 @@ def test_fixed_point_weights_outside_the_quantizers_range_are_clipped_and_trunca
     np.testing.assert_array_equal(fast.readout_v, per_layer.readout_v)
 
 
-def test_the_fast_engine_runs_as_many_steps_as_the_inputs_have(monkeypatch):
-    """No per-layer delay: T steps for T input steps, where the per-layer engine needs T + depth."""
+def counted_run_steps(monkeypatch) -> list:
+    """Every Lava run's step count from now on (Lava's RunSteps, counted), in order."""
     from lava.magma.core.run_conditions import RunSteps
-
-    from hw_export import lava_sim
 
     steps = []
 
@@ -298,6 +296,14 @@ def test_the_fast_engine_runs_as_many_steps_as_the_inputs_have(monkeypatch):
             super().__init__(num_steps, *args, **kwargs)
 
     monkeypatch.setattr("lava.magma.core.run_conditions.RunSteps", Counting)
+    return steps
+
+
+def test_the_fast_engine_runs_as_many_steps_as_the_inputs_have(monkeypatch):
+    """No per-layer delay: T steps for T input steps, where the per-layer engine needs T + depth."""
+    from hw_export import lava_sim
+
+    steps = counted_run_steps(monkeypatch)
     net = export_model(list(small_pruned_model(seed=2)), (10,))
     inputs = (np.random.default_rng(0).random((7, 2, 10)) < 0.4).astype(np.uint8)
     for engine in ENGINES:
@@ -318,19 +324,10 @@ def test_a_fast_chunk_is_bounded_by_memory_not_by_copies():
 
 def test_simulate_chunk_defaults_to_the_engine_every_command_defaults_to(monkeypatch):
     """Without an engine named, simulate_chunk runs SimOptions' default (fast: T steps, no per-layer delay)."""
-    from lava.magma.core.run_conditions import RunSteps
-
     from hw_export import lava_sim
     from hw_export.errors import UserError
 
-    steps = []
-
-    class Counting(RunSteps):
-        def __init__(self, num_steps, *args, **kwargs):
-            steps.append(num_steps)
-            super().__init__(num_steps, *args, **kwargs)
-
-    monkeypatch.setattr("lava.magma.core.run_conditions.RunSteps", Counting)
+    steps = counted_run_steps(monkeypatch)
     network = lava_sim.lava_network(export_model(list(small_pruned_model(seed=2)), (10,)), "float")
     inputs = (np.random.default_rng(0).random((7, 2, 10)) < 0.4).astype(np.uint8)
     default = lava_sim.simulate_chunk(network, inputs)

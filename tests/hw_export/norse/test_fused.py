@@ -20,20 +20,28 @@ def stepped(cell, inputs):
     return torch.stack(outputs)
 
 
+def assert_fused_is_stepped(fused_sequence, cell, inputs) -> torch.Tensor:
+    """``fused_sequence(cell, inputs)`` equals Norse's stepped cell to the bit, its input gradient autograd's to
+    rounding (relative to the largest entry); returns the stepped outputs."""
+    reference = stepped(cell, inputs)
+    weights = torch.randn_like(reference)
+    (reference * weights).sum().backward()
+    expected, inputs.grad = inputs.grad.clone(), None
+    fused = fused_sequence(cell, inputs)
+    (fused * weights).sum().backward()
+    assert torch.equal(fused, reference)
+    tolerance = 1e-6 if inputs.dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(inputs.grad, expected, rtol=0, atol=tolerance * float(expected.abs().max()))
+    return reference
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_fused_sequence_is_norses_cell_spike_for_spike_with_autograds_gradient(dtype):
     torch.manual_seed(0)
     cell = LIFCell(LIFParameters(method="super", alpha=torch.as_tensor(100.0)))
     inputs = (torch.randn(30, 6, 4, 5, dtype=dtype) * 3).requires_grad_()  # [T, B, ...]: a conv population too
-    reference = stepped(cell, inputs)
-    weights = torch.randn_like(reference)
-    (reference * weights).sum().backward()
-    expected, inputs.grad = inputs.grad.clone(), None
-    fused = lif_sequence(cell, inputs)
-    (fused * weights).sum().backward()
-    assert torch.equal(fused, reference) and 50 < int(reference.sum()) < reference.numel() - 50
-    tolerance = 1e-6 if dtype == torch.float32 else 1e-13
-    torch.testing.assert_close(inputs.grad, expected, rtol=0, atol=tolerance * float(expected.abs().max()))
+    reference = assert_fused_is_stepped(lif_sequence, cell, inputs)
+    assert 50 < int(reference.sum()) < reference.numel() - 50  # spikes, not silence or saturation
 
 
 def test_only_plain_lif_cells_with_scalar_parameters_and_superspike_are_fused():
@@ -68,13 +76,5 @@ def test_the_fused_readout_is_norses_licell_to_the_bit_with_autograds_gradient(d
     torch.manual_seed(2)
     cell = LICell()
     inputs = torch.randn(25, 4, 10, dtype=dtype, requires_grad=True)
-    reference = stepped(cell, inputs)
-    weights = torch.randn_like(reference)
-    (reference * weights).sum().backward()
-    expected, inputs.grad = inputs.grad.clone(), None
-    fused = li_sequence(cell, inputs)
-    (fused * weights).sum().backward()
-    assert torch.equal(fused, reference)
-    tolerance = 1e-6 if dtype == torch.float32 else 1e-13
-    torch.testing.assert_close(inputs.grad, expected, rtol=0, atol=tolerance * float(expected.abs().max()))
+    assert_fused_is_stepped(li_sequence, cell, inputs)
     assert can_fuse_li(cell) and not can_fuse_li(LIFCell())
