@@ -208,3 +208,20 @@ def without_timings(value):
     if isinstance(value, list):
         return [without_timings(v) for v in value]
     return value
+
+
+def a_bug_in(what: str, bug: type):
+    """A stand-in for the function or class ``what`` that raises ``bug`` when called: a bug in our own code."""
+    def broken(*args, **kwargs):
+        raise bug(f"a bug in {what}")
+    return broken
+
+
+def assert_bug_keeps_its_traceback(read, what: str, bug: type, user_error: type) -> None:
+    """``read()`` lets the bug planted in ``what`` (``a_bug_in``) through as itself, not as ``user_error``: the
+    CLI then shows its traceback instead of blaming the user's file."""
+    import pytest
+
+    with pytest.raises(bug, match=f"a bug in {what}") as error:
+        read()
+    assert not isinstance(error.value, user_error)

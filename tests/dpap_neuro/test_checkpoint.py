@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import a_bug_in, assert_bug_keeps_its_traceback
 from dpap_neuro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dpap_neuro.config import RunConfig
 from dpap_neuro.models import build_model
@@ -126,14 +127,8 @@ def test_a_bug_while_rebuilding_the_model_keeps_its_traceback(tmp_path, monkeypa
 
     path = tmp_path / "m.pt"
     torch.save(valid_payload(), path)
-
-    def broken(*args, **kwargs):
-        raise bug("a bug in build_model")
-
-    monkeypatch.setattr(checkpoint, "build_model", broken)
-    with pytest.raises(bug, match="a bug in build_model") as error:
-        load_checkpoint(path)
-    assert not isinstance(error.value, CheckpointError)
+    monkeypatch.setattr(checkpoint, "build_model", a_bug_in("build_model", bug))
+    assert_bug_keeps_its_traceback(lambda: load_checkpoint(path), "build_model", bug, CheckpointError)
 
 
 def test_a_state_that_does_not_fit_the_model_is_still_one_line(tmp_path):

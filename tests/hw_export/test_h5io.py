@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import a_bug_in, assert_bug_keeps_its_traceback
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import GMPPruner
 from hw_export.files import ArtifactError
@@ -92,12 +93,7 @@ def test_a_bug_in_our_own_classes_is_not_reported_as_a_damaged_file(tmp_path, mo
 
     path = tmp_path / "net.h5"
     write_sparsenet(pruned_net(), path)
-
-    def broken(*args, **kwargs):
-        raise bug(f"a bug in {where}")
-
+    broken = a_bug_in(where, bug)
     target = broken if where != "NeuronParams" else type("Broken", (), {"from_dict": staticmethod(broken)})
     monkeypatch.setattr(h5io, where, target)
-    with pytest.raises(bug, match=f"a bug in {where}") as error:
-        read_sparsenet(path)
-    assert not isinstance(error.value, ArtifactError)
+    assert_bug_keeps_its_traceback(lambda: read_sparsenet(path), where, bug, ArtifactError)

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import needs_lava, pruned_mlp
+from conftest import a_bug_in, assert_bug_keeps_its_traceback, needs_lava, pruned_mlp
 from hw_export.files import ArtifactError
 from hw_export.netx import netx_lava_network, read_netx, write_netx
 from hw_export.norse import export_model
@@ -87,11 +87,5 @@ def test_a_bug_in_our_own_classes_is_not_reported_as_a_malformed_netx_file(tmp_p
 
     path = tmp_path / "net.h5"
     write_netx(pruned_net(), path)
-
-    def broken(*args, **kwargs):
-        raise bug("a bug in NetxLayer")
-
-    monkeypatch.setattr(netx, "NetxLayer", broken)
-    with pytest.raises(bug, match="a bug in NetxLayer") as error:
-        read_netx(path)
-    assert not isinstance(error.value, ArtifactError)
+    monkeypatch.setattr(netx, "NetxLayer", a_bug_in("NetxLayer", bug))
+    assert_bug_keeps_its_traceback(lambda: read_netx(path), "NetxLayer", bug, ArtifactError)
