@@ -119,6 +119,49 @@ def processes_with_env(token: str) -> list[int]:
     return found
 
 
+def what_it_is_doing(pid: int) -> str:
+    """One line on a live process from /proc: its state (R running, S sleeping, D waiting on the disk), where the
+    kernel holds it (wchan: e.g. ``pipe_write``, a full pipe nobody reads), CPU seconds and bytes read so far."""
+    import os
+
+    def read(name: str) -> str:
+        try:
+            with open(f"/proc/{pid}/{name}") as fh:
+                return fh.read()
+        except OSError:
+            return ""
+
+    fields = read("stat").rsplit(")", 1)[-1].split()
+    if not fields:
+        return f"process {pid} is gone"
+    ticks = os.sysconf("SC_CLK_TCK")
+    read_bytes = next((line.split()[1] for line in read("io").splitlines() if line.startswith("read_bytes")), "?")
+    return (f"process {pid}: state {fields[0]}, wchan {read('wchan') or '?'}, "
+            f"{int(fields[11]) / ticks:.1f} s user + {int(fields[12]) / ticks:.1f} s system CPU, "
+            f"{read_bytes} bytes read from disk")
+
+
+def wait_for_processes(token: str, count: int, proc, timeout_s: float, stderr_path) -> None:
+    """Return once ``count`` processes carry the token (``proc``, the command a test started with it, and those
+    it started); else stop ``proc``'s process group and fail with what it was doing and what it printed."""
+    import os
+    import signal
+    import time
+
+    start = time.monotonic()
+    while len(processes_with_env(token)) < count:
+        if proc.poll() is not None or time.monotonic() - start > timeout_s:
+            found, doing = len(processes_with_env(token)), what_it_is_doing(proc.pid)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            printed = Path(stderr_path).read_text(errors="replace")[-4000:]
+            pytest.fail(f"{found} of {count} processes after "
+                        f"{time.monotonic() - start:.0f} s (exit status {proc.returncode}); {doing}; "
+                        f"it printed:\n{printed}")
+        time.sleep(0.002)
+
+
 class SharedMemoryWatch:
     """Every /dev/shm file mapped or opened by a process carrying ``DPAP_TEST_TOKEN=<token>``, noted every few
     milliseconds while the block runs (also while those processes are frozen for a stop): the files a test's
