@@ -96,6 +96,8 @@ def kernel_state() -> dict[str, str]:
     """``report.json``'s ``environment.kernels``: the kernels this process computes with, and whether pinned."""
     import torch
 
+    from hw_export.norse import native
+
     if _pinned_before_load is None:
         pinned = "no"
     elif _pinned_before_load:
@@ -107,6 +109,7 @@ def kernel_state() -> dict[str, str]:
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "unset"),
             "intra_op_threads": str(torch.get_num_threads()),
             "onednn_convolutions": "on" if torch.backends.mkldnn.enabled else "off",
+            "lif_loops": "compiled" if native.available() else "python",
             "cpu": _cpuinfo("model name") or platform.processor() or platform.machine()}
 
 

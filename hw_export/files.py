@@ -16,6 +16,14 @@ from pathlib import Path
 from hw_export.errors import UserError
 
 
+def cache_dir() -> Path:
+    """Where dpap keeps what it can rebuild (binned event frames, compiled loops): ``$DPAP_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/dpap-neuro``, else ``~/.cache/dpap-neuro``."""
+    if os.environ.get("DPAP_CACHE_DIR"):
+        return Path(os.environ["DPAP_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dpap-neuro"
+
+
 class ArtifactError(UserError):
     """A file that cannot be used; ``str()`` is one line naming file and problem."""
 

@@ -194,7 +194,7 @@ class Environment(TypedDict):
     torch: str  # PyTorch version
     commit: str  # git commit of the code ("+uncommitted" when it differs), or "unknown"
     command: str  # the command line that made it
-    kernels: dict[str, str]  # the CPU kernels it computed with: pinned (yes, no, partly), aten_cpu_capability, mkl_cbwr, openblas_coretype, intra_op_threads, onednn_convolutions, cpu (dpap_neuro/kernels.py)
+    kernels: dict[str, str]  # the CPU kernels it computed with: pinned (yes, no, partly), aten_cpu_capability, mkl_cbwr, openblas_coretype, intra_op_threads, onednn_convolutions, lif_loops (compiled: hw_export/norse/native.py; python), cpu (dpap_neuro/kernels.py)
 
 
 class RunReport(TypedDict, total=False):

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from hw_export.errors import UserError
+from hw_export.files import cache_dir as default_cache_dir  # the frame cache: $DPAP_CACHE_DIR, ...
 
 
 class DatasetFilesMissing(UserError):
@@ -219,13 +220,6 @@ def cache_key(spec: DatasetSpec, data_dir: Path, train: bool, settings: FrameSet
     denoise = "off" if settings.denoise_us is None else f"{settings.denoise_us:g}us"
     return (f"{spec.name}-{'train' if train else 'test'}-{source}-T{settings.timesteps}"
             f"-ds{settings.downsample}-denoise{denoise}")
-
-
-def default_cache_dir() -> Path:
-    """``$DPAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/dpap-neuro``, else ``~/.cache/dpap-neuro``."""
-    if os.environ.get("DPAP_CACHE_DIR"):
-        return Path(os.environ["DPAP_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dpap-neuro"
 
 
 class EventFrames(torch.utils.data.Dataset):

@@ -41,8 +41,7 @@ from dpap_neuro.pruning.dpap_functional import (
     first_possible_pruning,
     initial_plasticity,
     plasticity_sums,
-    spike_counts,
-    spike_trace,
+    trace_and_count,
     unit_energy_pj,
     unused_unit_rewards,
 )
@@ -324,19 +323,18 @@ class DPAPPruner(Pruner):
         sums, per_tensor = [], {}  # one layer's output is often the next one's input: its trace is computed once
         trace, decay = self.config.trace, self.config.trace_decay
 
-        def trace_and_count(steps: list) -> tuple[torch.Tensor, torch.Tensor]:
+        def traced(steps: list) -> tuple[torch.Tensor, torch.Tensor]:
             values = steps[0] if len(steps) == 1 else torch.cat(steps)  # [T, B, ...]
             key = (values.data_ptr(), tuple(values.shape), tuple(values.stride()))
             if key not in per_tensor:
-                per_tensor[key] = (spike_trace(values, decay, trace), spike_counts(values))  # [B, n] each
+                per_tensor[key] = trace_and_count(values, decay, trace)  # [B, n] each
             return per_tensor[key]
 
         for record in recorded:
             post = record.post_steps[0] if len(record.post_steps) == 1 else torch.cat(record.post_steps)
             record.steps_per_sample = post.shape[0]
             record.neurons_per_unit = post[0, 0, 0].numel() if post.dim() > 3 else 1
-            (post_trace, post_count), (pre_trace, pre_count) = (trace_and_count(record.post_steps),
-                                                                trace_and_count(record.pre_steps))
+            (post_trace, post_count), (pre_trace, pre_count) = traced(record.post_steps), traced(record.pre_steps)
             record.pre_steps.clear()
             record.post_steps.clear()
             sums.append(record.batch_sums(post_trace, pre_trace, post_count, pre_count))

@@ -11,6 +11,7 @@ is in ``dpap_policy``; the constants are ``DPAPConfig``'s and the presets'.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -39,21 +40,33 @@ def spike_trace(spikes: torch.Tensor, decay: float = 0.5, kind: str = "final") -
     (1 - decay)``). ``spikes``: ``[T, B, n]`` or ``[T, B, C, H, W]`` (conv:
     one value per channel, summed over ``H x W``). Returns ``[B, n]`` / ``[B, C]``.
     """
+    return trace_and_count(spikes, decay, kind)[0]
+
+
+def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Spikes of each unit in each sample, all its neurons and steps: ``[T, B, ...]`` -> ``[B, n]``."""
+    return per_unit(spikes).sum(dim=0)
+
+
+def trace_and_count(spikes: torch.Tensor, decay: float = 0.5, kind: str = "final"
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spike_trace, spike_counts)`` of ``spikes`` in one pass over them: ``[T, B, ...]`` -> ``[B, n]`` each."""
     spikes = per_unit(spikes)
-    n_steps = spikes.shape[0]
-    ages = torch.arange(n_steps - 1, -1, -1, dtype=spikes.dtype, device=spikes.device)  # T-1-t
+    both = _step_weights(spikes.shape[0], decay, kind, spikes.dtype, spikes.device) @ spikes.flatten(1)  # [2, B * n]
+    return both[0].view(spikes.shape[1:]), both[1].view(spikes.shape[1:])
+
+
+@functools.lru_cache(maxsize=16)  # the same few every batch; never modified
+def _step_weights(n_steps: int, decay: float, kind: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[2, T]``: the trace's weight of each step (divided by ``T``), and ones (the count)."""
+    ages = torch.arange(n_steps - 1, -1, -1, dtype=dtype, device=device)  # T-1-t
     if kind == "final":
         weights = decay ** ages  # e(T) = sum_t decay^(T-1-t) s(t): one weighted sum instead of a loop
     elif kind == "mean":
         weights = (1.0 - decay ** (ages + 1)) / (1.0 - decay)  # sum_{t' >= t} decay^(t'-t)
     else:
         raise UserError(f"unknown trace {kind!r}; choose one of {', '.join(TRACES)}")
-    return torch.einsum("t,tbn->bn", weights, spikes) / n_steps
-
-
-def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
-    """Spikes of each unit in each sample, all its neurons and steps: ``[T, B, ...]`` -> ``[B, n]``."""
-    return per_unit(spikes).sum(dim=0)
+    return torch.stack([weights / n_steps, torch.ones_like(weights)])
 
 
 class PlasticityState(NamedTuple):

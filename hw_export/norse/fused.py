@@ -32,6 +32,8 @@ from __future__ import annotations
 import torch
 from norse.torch import LICell, LIFCell
 
+from hw_export.norse import native
+
 
 def can_fuse(cell: torch.nn.Module) -> bool:
     """Whether ``cell`` is a plain Norse ``LIFCell`` (not a subclass) with scalar parameters and SuperSpike."""
@@ -47,32 +49,26 @@ class LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, cell: LIFCell) -> torch.Tensor:  # type: ignore[override]
         p, dt = cell.p, cell.dt
-        # Norse's initial state (LIFCell.initial_state): v = v_leak, i = 0 in float32 (promoted as Norse promotes).
-        v = torch.as_tensor(p.v_leak).clone()
-        i = torch.zeros(inputs.shape[1:], device=inputs.device, dtype=torch.float32)
         # lif_feed_forward_step's expressions, in its order (its 0-d factors are the same every step).
         mem_factor, syn_factor = dt * p.tau_mem_inv, -dt * p.tau_syn_inv
-        v_reset = torch.as_tensor(p.v_reset, dtype=inputs.dtype)
-        spikes, decayed = [], []
-        for x_t in inputs:
-            i_new = i + x_t
-            v_decayed = v + mem_factor * ((p.v_leak - v) + i_new)
-            i = i_new + syn_factor * i_new
-            # Norse's heaviside(v_decayed - v_th), i.e. v_decayed - v_th > 0: for floats exactly v_decayed > v_th.
-            spiked = torch.gt(v_decayed, p.v_th)
-            # (1 - z) * v_decayed + z * v_reset with z in {0, 1}: exactly one of the two terms is kept.
-            v = torch.where(spiked, v_reset, v_decayed)
-            spikes.append(spiked)
-            decayed.append(v_decayed)
-        spiked_t, decayed_t = torch.stack(spikes), torch.stack(decayed)  # [T, B, ...]
-        ctx.save_for_backward(spiked_t, decayed_t)
         ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv), float(p.v_th), float(p.v_reset))
+        ctx.native = native.applies_to(inputs) and mem_factor.dtype == torch.float32
+        if ctx.native:  # the same loop compiled (native.py): one call, the same spikes and voltages
+            spikes, decayed_t = native.lif_forward(inputs, float(mem_factor), float(syn_factor),
+                                                   *(float(torch.as_tensor(value, dtype=torch.float32))
+                                                     for value in (p.v_leak, p.v_th, p.v_reset)))
+            ctx.save_for_backward(decayed_t)  # its adjoint finds the spikes again (v_decayed > v_th)
+            return spikes
+        spiked_t, decayed_t = _lif_steps(inputs, p, mem_factor, syn_factor)
+        ctx.save_for_backward(spiked_t, decayed_t)
         return spiked_t.to(decayed_t.dtype)
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        spiked, decayed = ctx.saved_tensors
         a, b, v_th, v_reset = ctx.constants
+        if ctx.native:
+            return native.lif_backward(grad_spikes, ctx.saved_tensors[0], a, b, v_th, v_reset), None
+        spiked, decayed = ctx.saved_tensors
         # What does not depend on the adjoint, for all T steps at once: [T, B, ...]
         silent = (~spiked).to(decayed.dtype)  # 1 - z
         surrogate = ((decayed - v_th).abs_() + 1.0).pow_(2).reciprocal_()  # SuperSpike: 1 / (|v - v_th| + 1)^2
@@ -88,6 +84,27 @@ class LIFSequence(torch.autograd.Function):
         return grad_inputs, None
 
 
+def _lif_steps(inputs: torch.Tensor, p, mem_factor: torch.Tensor, syn_factor: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spiked bool [T, B, ...], v_decayed [T, B, ...])``: Norse's step ``T`` times in PyTorch operations."""
+    # Norse's initial state (LIFCell.initial_state): v = v_leak, i = 0 in float32 (promoted as Norse promotes).
+    v = torch.as_tensor(p.v_leak).clone()
+    i = torch.zeros(inputs.shape[1:], device=inputs.device, dtype=torch.float32)
+    v_reset = torch.as_tensor(p.v_reset, dtype=inputs.dtype)
+    spikes, decayed = [], []
+    for x_t in inputs:
+        i_new = i + x_t
+        v_decayed = v + mem_factor * ((p.v_leak - v) + i_new)
+        i = i_new + syn_factor * i_new
+        # Norse's heaviside(v_decayed - v_th), i.e. v_decayed - v_th > 0: for floats exactly v_decayed > v_th.
+        spiked = torch.gt(v_decayed, p.v_th)
+        # (1 - z) * v_decayed + z * v_reset with z in {0, 1}: exactly one of the two terms is kept.
+        v = torch.where(spiked, v_reset, v_decayed)
+        spikes.append(spiked)
+        decayed.append(v_decayed)
+    return torch.stack(spikes), torch.stack(decayed)
+
+
 class LISequence(torch.autograd.Function):
     """``(x [T, B, ...], cell) -> v [T, B, ...]``: Norse's ``LICell`` (the readout) from its initial state, T steps.
 
@@ -101,20 +118,26 @@ class LISequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, cell: LICell) -> torch.Tensor:  # type: ignore[override]
         p, dt = cell.p, cell.dt
-        v, i = torch.as_tensor(p.v_leak), torch.zeros(inputs.shape[1:], device=inputs.device, dtype=inputs.dtype)
         mem_factor, syn_factor = dt * p.tau_mem_inv, -dt * p.tau_syn_inv
+        ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv))
+        ctx.native = native.applies_to(inputs) and mem_factor.dtype == torch.float32
+        if ctx.native:
+            return native.li_forward(inputs, float(mem_factor), float(syn_factor),
+                                     float(torch.as_tensor(p.v_leak, dtype=torch.float32)))
+        v, i = torch.as_tensor(p.v_leak), torch.zeros(inputs.shape[1:], device=inputs.device, dtype=inputs.dtype)
         voltages = []
         for x_t in inputs:
             i_jump = i + x_t
             v = v + mem_factor * ((p.v_leak - v) + i_jump)
             i = i_jump + syn_factor * i_jump
             voltages.append(v)
-        ctx.constants = (float(dt * p.tau_mem_inv), float(dt * p.tau_syn_inv))
         return torch.stack(voltages)
 
     @staticmethod
     def backward(ctx, grad_voltages: torch.Tensor):  # type: ignore[override]
         a, b = ctx.constants
+        if ctx.native:
+            return native.li_backward(grad_voltages, a, b), None
         grad_inputs = torch.empty_like(grad_voltages)
         grad_v = torch.zeros_like(grad_voltages[0])
         grad_i = torch.zeros_like(grad_voltages[0])
