@@ -45,7 +45,7 @@ from dpap_neuro.pruning.dpap_functional import (
     unit_energy_pj,
     unused_unit_rewards,
 )
-from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES
+from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES, WEIGHTED_SCORES
 from dpap_neuro.pruning.presets import DEFAULT_PRESET, DPAP_PRESETS
 from hw_export.norse.loop import whole_sequence_steps
 from hw_export.errors import UserError
@@ -230,6 +230,7 @@ class DPAPPruner(Pruner):
         self.decisions = 0
         self.batches_per_unit = self.config.batches_per_unit  # set for "run" by attach
         self.n_units = self.n_decisions = self.last_unit = 0  # schedule units, decisions, end of decisions (attach)
+        self._masked_alive = None
 
     def options(self) -> dict:
         """Every option with its value, the preset included: ``type(self)(**options())`` is this pruner again."""
@@ -246,6 +247,7 @@ class DPAPPruner(Pruner):
         self.last_unit = math.floor(self.config.stop_fraction * self.n_units + 1e-9)  # units from here: no decision
         self.n_decisions = max(0, self.last_unit - self.config.warmup_units)
         self.decisions = 0
+        self._masked_alive = None  # the verdicts the masks were last made from
         for handle in self._hooks:
             handle.remove()
         self._hooks, self.records = [], []
@@ -315,7 +317,12 @@ class DPAPPruner(Pruner):
         unit = self._unit_completed(step, epoch_end)
         if unit is not None and self.config.warmup_units <= unit < self.last_unit and self.config.enabled:
             self.decide(unit)
-            self.apply_masks(step)  # masks change only when a decision was made
+            alive = [(r.verdict.unit_alive, r.verdict.synapse_alive) for r in self.records]
+            if self._masked_alive is None or not all(
+                    torch.equal(old, new) for was, now in zip(self._masked_alive, alive) for old, new in zip(was, now)
+                    if old is not None):
+                self.apply_masks(step)  # masks change only when a verdict did
+                self._masked_alive = alive
 
     def _gather(self) -> None:
         """Turn the steps the hooks recorded into this batch's statistics (summed over data-parallel ranks)."""
@@ -352,8 +359,10 @@ class DPAPPruner(Pruner):
         """One decision for every prunable layer (schedule unit ``unit``): scores here, policy in ``dpap_policy``."""
         config = self.config
         unit_scores, synapse_scores = [], []
+        reads_weight = config.neuron_score in WEIGHTED_SCORES or config.synapse_score in WEIGHTED_SCORES
         for record in self.records:
-            weight = to_built(record.layer.weight_orig * record.layer.weight_mask, record.layer)
+            weight = (to_built(record.layer.weight_orig * record.layer.weight_mask, record.layer) if reads_weight
+                      else None)
             energy = record.energy_pj() if config.neuron_score == "spine/energy" else None
             unit_scores.append(policy.unit_score(config.neuron_score, record.stats, weight, energy)
                                if config.prune_neurons else None)

@@ -30,6 +30,7 @@ from dpap_neuro.pruning.dpap_functional import (
 # Scores a DPAP decision can rank by; the first of each is the authors'.
 SYNAPSE_SCORES = ("bcm", "abs-bcm", "bcm-silent-unused", "bcm*magnitude", "bcm*magnitude/pre_rate")
 NEURON_SCORES = ("spine", "spine*magnitude", "spine/energy")
+WEIGHTED_SCORES = ("spine*magnitude", "bcm*magnitude", "bcm*magnitude/pre_rate")  # the ones that read the weight
 
 
 class LayerVerdict(NamedTuple):
@@ -65,7 +66,7 @@ def initial_verdict(n_post: int, n_pre: int, rules: LayerRules, device=None) -> 
                         torch.ones(n_post, n_pre, dtype=torch.bool, device=device))
 
 
-def unit_score(kind: str, stats: PlasticityState, weight: torch.Tensor,
+def unit_score(kind: str, stats: PlasticityState, weight: torch.Tensor | None,
                energy_pj: torch.Tensor | None = None) -> torch.Tensor:
     """Importance of each unit, ``[n_post]`` (``NEURON_SCORES``).
 
@@ -73,7 +74,8 @@ def unit_score(kind: str, stats: PlasticityState, weight: torch.Tensor,
     ``N(S_i) N(|w_i|_1)``, ``weight`` the layer's effective weight
     ``[n_post, ...]``. ``"spine/energy"`` (ours): ``S_i`` per picojoule the
     unit costs per sample (``energy_pj``, ``[n_post]``, from
-    ``dpap_functional.unit_energy_pj``).
+    ``dpap_functional.unit_energy_pj``). ``weight`` is read only by
+    ``WEIGHTED_SCORES`` (None will do for the others).
     """
     importance = spine_importance(stats.plasticity, stats.activity)
     if kind == "spine*magnitude":
@@ -83,7 +85,7 @@ def unit_score(kind: str, stats: PlasticityState, weight: torch.Tensor,
     return importance
 
 
-def synapse_score(kind: str, stats: PlasticityState, weight: torch.Tensor) -> torch.Tensor:
+def synapse_score(kind: str, stats: PlasticityState, weight: torch.Tensor | None) -> torch.Tensor:
     """Usage score of each synapse of a hidden Linear, ``[n_post, n_pre]`` (``SYNAPSE_SCORES``).
 
     ``"bcm"`` (the authors'): signed ``M_ij``. ``"abs-bcm"`` (ours):
@@ -133,7 +135,16 @@ def decide_synapses(verdict: LayerVerdict, score: torch.Tensor, unit_index: int,
                     over_alive: bool = False) -> LayerVerdict:
     """One decision on a hidden Linear's synapses (``score``: ``[n_post, n_pre]``); those of dead units go too."""
     candidates = verdict.synapse_alive & verdict.unit_alive[:, None]
-    reward, alive = adaptive_prune(verdict.synapse_reward, candidates, score, unit_index, rule, over_alive)
+    if not over_alive:  # usage normalised over every synapse of the layer: the whole matrix
+        reward, alive = adaptive_prune(verdict.synapse_reward, candidates, score, unit_index, rule, over_alive)
+        return verdict._replace(synapse_reward=reward, synapse_alive=verdict.synapse_alive & alive)
+    # Usage over the candidates alone: the decision works on the vector of candidates (the same numbers,
+    # at a cost that shrinks with the network), every one alive in it.
+    where = candidates.flatten().nonzero()[:, 0]
+    reward, alive = adaptive_prune(verdict.synapse_reward.flatten()[where], candidates.new_ones(where.shape),
+                                   score.flatten()[where], unit_index, rule)
+    reward = verdict.synapse_reward.flatten().index_copy(0, where, reward).view_as(candidates)
+    alive = torch.zeros_like(candidates).flatten().index_copy_(0, where, alive).view_as(candidates)
     return verdict._replace(synapse_reward=reward, synapse_alive=verdict.synapse_alive & alive)
 
 

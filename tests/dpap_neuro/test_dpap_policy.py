@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dpap_neuro.pruning.base import alive_inputs
-from dpap_neuro.pruning.dpap_functional import AdaptiveRuleParams, PlasticityState
+from dpap_neuro.pruning.dpap_functional import AdaptiveRuleParams, PlasticityState, adaptive_prune
 from dpap_neuro.pruning.dpap_policy import (
     DecisionOptions,
     LayerRules,
@@ -79,6 +79,34 @@ def test_decide_synapses_freezes_those_of_dead_units_and_removes_them():
     torch.testing.assert_close(after.synapse_reward[0], torch.tensor([-0.5, 0.5 - 5 / 9, 0.5 - 1 / 9],
                                                                      dtype=torch.float64))
     assert after.synapse_reward[1].tolist() == [0.5, 0.5, 0.5]
+
+
+def test_decide_synapses_over_the_survivors_normalises_by_the_candidates_alone():
+    verdict = fc([T, F], [[T, T, T], [T, T, T]])
+    score = torch.tensor([[0.0, 2.0, 4.0], [9.0, 9.0, 9.0]], dtype=torch.float64)
+    after = decide_synapses(verdict, score, 0, RULE, over_alive=True)
+    # Candidates [0, 2, 4] alone: min 0, P75 = 3 -> usage [0, 2/3, 1] -> delta [-1, 1/3, 1].
+    assert after.synapse_alive.tolist() == [[F, T, T], [F, F, F]]
+    torch.testing.assert_close(after.synapse_reward, torch.tensor([[-0.5, 0.5 + 1 / 3, 1.5], [0.5, 0.5, 0.5]],
+                                                                  dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_decide_synapses_over_the_survivors_equals_the_whole_matrix_rule(seed):
+    """It works on the vector of candidates: the same numbers, to the bit, as the rule over the whole matrix."""
+    generator = torch.Generator().manual_seed(seed)
+    units = torch.rand(40, generator=generator) < 0.6
+    verdict = LayerVerdict(torch.zeros(40, dtype=torch.float64), units,
+                           torch.rand(40, 30, generator=generator, dtype=torch.float64),
+                           torch.rand(40, 30, generator=generator) < 0.5)
+    score = torch.randn(40, 30, generator=generator, dtype=torch.float64)
+    rule = RULE._replace(c=1.3, beta=0.7, r_decay=0.99)
+    after = decide_synapses(verdict, score, 3, rule, over_alive=True)
+    candidates = verdict.synapse_alive & units[:, None]
+    reward, alive = adaptive_prune(verdict.synapse_reward, candidates, score, 3, rule, over_alive=True)
+    assert torch.equal(after.synapse_reward, reward)
+    assert torch.equal(after.synapse_alive, verdict.synapse_alive & alive)
+    assert 0 < int(after.synapse_alive.sum()) < int(candidates.sum())  # the case decides something
 
 
 def test_the_path_floor_restores_the_best_synapse_from_a_reachable_input():
