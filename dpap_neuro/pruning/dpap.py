@@ -4,10 +4,11 @@ It records, with forward hooks, what each prunable layer receives
 (presynaptic spikes) and what the LIF population after it emits
 (postsynaptic spikes); the hooks only copy detached tensors, so outputs and
 gradients are untouched. At every ``step`` (after each optimiser step) the
-batch's statistics (A, M, theta, spike counts) are added, summed over
-data-parallel ranks; at the end of every schedule unit (an epoch, or a block
-of batches) past the warm-up, ``dpap_policy.decide`` says which neurons,
-channels and synapses survive. Masks only ever lose entries.
+batch's per-unit traces and spike counts are kept; at the end of every
+schedule unit (an epoch, or a block of batches) or epoch, their statistics
+(A, M, theta, spike counts) are added in one product per layer, summed over
+data-parallel ranks, and past the warm-up ``dpap_policy.decide`` says which
+neurons, channels and synapses survive. Masks only ever lose entries.
 
 Granularity: hidden ``nn.Linear`` layers lose synapses (by M_ij) and whole
 neurons (by S_i); ``nn.Conv2d`` layers lose whole output channels (by S_i,
@@ -36,11 +37,11 @@ from dpap_neuro.pruning.dpap_functional import (
     PlasticitySums,
     PlasticityState,
     apply_plasticity,
+    batches_sums,
     calibrated_rule,
     fan_out_per_neuron,
     first_possible_pruning,
     initial_plasticity,
-    plasticity_sums,
     trace_and_count,
     unit_energy_pj,
     unused_unit_rewards,
@@ -51,6 +52,7 @@ from hw_export.norse.loop import whole_sequence_steps
 from hw_export.errors import UserError
 from hw_export.norse.compaction import built_shape, is_compacted, kept_in, kept_out, to_built, units_to_built
 
+MAX_PENDING_BATCHES = 32  # batches whose statistics wait for one product (a decision or an epoch's end flushes sooner)
 RULES = ("conv_channel", "fc_neuron", "fc_synapse")  # option prefixes of the three rules
 REWARD_RULES = ("authors", "calibrated")
 
@@ -139,6 +141,12 @@ def preset_options(preset: str) -> dict:
     return dict(DPAP_PRESETS[preset])
 
 
+def _at_built(values: torch.Tensor, index: torch.Tensor | None, n_built: int) -> torch.Tensor:
+    """Per-unit ``values`` (``[..., n]``) scattered into the built layer's ``n_built`` units (``index``: their built
+    indices; None: not compacted, already built)."""
+    return values if index is None else units_to_built(values, index.to(values.device), n_built, values.dim() - 1)
+
+
 class _LayerRecord:
     """Per prunable layer: hooks' buffers, statistics and the verdict so far."""
 
@@ -151,6 +159,7 @@ class _LayerRecord:
         device = layer.weight_orig.device  # statistics live where training runs: no host round-trips
         self.pre_steps: list[torch.Tensor] = []
         self.post_steps: list[torch.Tensor] = []
+        self.pending: list[tuple] = []  # batches since the statistics were last brought up to date (add_batch)
         self.stats = initial_plasticity(n_post, n_pre, device=device)
         self.verdict = policy.initial_verdict(n_post, n_pre, rules, device=device)
         self.neurons_per_unit, self.steps_per_sample = 1, 1  # a conv channel: H x W neurons (seen in the spikes)
@@ -164,26 +173,47 @@ class _LayerRecord:
         per_sample = self.stats.post_count / max(self.stats.n_samples, 1)
         return unit_energy_pj(per_sample, fan_out, self.neurons_per_unit, self.steps_per_sample)
 
-    def batch_sums(self, post_trace: torch.Tensor, pre_trace: torch.Tensor, post_count: torch.Tensor,
-                   pre_count: torch.Tensor) -> PlasticitySums:
-        """``plasticity_sums`` of a batch (per-unit values ``[B, n_post]``, ``[B, n_pre]`` of the layer as it is now)
-        at the layer's built shape.
+    def add_batch(self, post_trace: torch.Tensor, pre_trace: torch.Tensor, post_count: torch.Tensor,
+                  pre_count: torch.Tensor) -> None:
+        """Keep a batch's per-unit values (``[B, n_post]``, ``[B, n_pre]``, the layer as it is now) until ``pending_sums``."""
+        where = (kept_out(self.layer), kept_in(self.layer)) if is_compacted(self.layer) else None
+        self.pending.append((post_trace, pre_trace, post_count, pre_count, where))
+
+    def pending_post_totals(self) -> torch.Tensor:
+        """``[K, n_post]`` float64 at the built shape: each pending batch's ``sum_b x_bi`` (for the running theta)."""
+        n_post, dtype = built_shape(self.layer)[0], self.stats.theta.dtype
+        return torch.stack([_at_built(post.sum(dim=0).to(dtype), where and where[0], n_post)
+                            for post, _, _, _, where in self.pending])
+
+    def pending_sums(self, post_totals: torch.Tensor | None = None,
+                     sample_counts: list[int] | None = None) -> PlasticitySums:
+        """``batches_sums`` of the pending batches at the layer's built shape; empties the queue.
 
         A compacted layer's removed units are silent (traces, counts 0), so
         their rows and columns of every sum are zeros: the sums are computed
         on the small layer and scattered, equal to the masked model's.
+        ``post_totals`` (built shape) and ``sample_counts``: over every
+        data-parallel rank (``batches_sums``).
         """
-        if not is_compacted(self.layer):
-            return plasticity_sums(self.stats, post_trace, pre_trace, post_count, pre_count)
-        rows, cols = kept_out(self.layer).to(post_trace.device), kept_in(self.layer).to(post_trace.device)
+        pending, self.pending = self.pending, []
         n_post, n_pre = built_shape(self.layer)[:2]
-        small = plasticity_sums(self.stats._replace(theta=self.stats.theta[rows]), post_trace, pre_trace,
-                                post_count, pre_count)
+        where = pending[0][4]
+        if any(entry[4] is not where for entry in pending):  # compacted in between: every batch at the built shape
+            pending = [(_at_built(post, w and w[0], n_post), _at_built(pre, w and w[1], n_pre),
+                        _at_built(post_count, w and w[0], n_post), _at_built(pre_count, w and w[1], n_pre), None)
+                       for post, pre, post_count, pre_count, w in pending]
+            where = None
+        posts, pres, post_counts, pre_counts, _ = zip(*pending)
+        if where is None:
+            return batches_sums(self.stats, posts, pres, post_counts, pre_counts, post_totals, sample_counts)
+        rows, cols = where[0].to(posts[0].device), where[1].to(posts[0].device)
+        small = batches_sums(self.stats._replace(theta=self.stats.theta[rows]), posts, pres, post_counts, pre_counts,
+                             None if post_totals is None else post_totals[:, rows], sample_counts)
         bcm_pre = small.bcm_pre.new_zeros(n_post, n_pre)
         bcm_pre[rows.view(-1, 1), cols.view(1, -1)] = small.bcm_pre
-        return PlasticitySums(bcm_pre, units_to_built(small.post, rows, n_post, 0), small.count,
-                              units_to_built(small.pre, cols, n_pre, 0), units_to_built(small.post_count, rows, n_post, 0),
-                              units_to_built(small.pre_count, cols, n_pre, 0))
+        return PlasticitySums(bcm_pre, _at_built(small.post, rows, n_post), small.count,
+                              _at_built(small.pre, cols, n_pre), _at_built(small.post_count, rows, n_post),
+                              _at_built(small.pre_count, cols, n_pre))
 
     def state_dict(self) -> dict:
         state = {f"stats.{k}": v for k, v in self.stats._asdict().items()}
@@ -315,6 +345,8 @@ class DPAPPruner(Pruner):
         """Add the batch's statistics; at the end of a schedule unit past the warm-up, decide and mask."""
         self._gather()
         unit = self._unit_completed(step, epoch_end)
+        if unit is not None or epoch_end or len(self.records[0].pending) >= MAX_PENDING_BATCHES:
+            self._flush()
         if unit is not None and self.config.warmup_units <= unit < self.last_unit and self.config.enabled:
             self.decide(unit)
             alive = [(r.verdict.unit_alive, r.verdict.synapse_alive) for r in self.records]
@@ -325,9 +357,8 @@ class DPAPPruner(Pruner):
                 self._masked_alive = alive
 
     def _gather(self) -> None:
-        """Turn the steps the hooks recorded into this batch's statistics (summed over data-parallel ranks)."""
-        recorded = [r for r in self.records if r.pre_steps]
-        sums, per_tensor = [], {}  # one layer's output is often the next one's input: its trace is computed once
+        """Turn the steps the hooks recorded into this batch's per-unit traces and counts (``_flush`` adds them up)."""
+        per_tensor = {}  # one layer's output is often the next one's input: its trace is computed once
         trace, decay = self.config.trace, self.config.trace_decay
 
         def traced(steps: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,14 +368,32 @@ class DPAPPruner(Pruner):
                 per_tensor[key] = trace_and_count(values, decay, trace)  # [B, n] each
             return per_tensor[key]
 
-        for record in recorded:
+        for record in self.records:
+            if not record.pre_steps:
+                continue
             post = record.post_steps[0] if len(record.post_steps) == 1 else torch.cat(record.post_steps)
             record.steps_per_sample = post.shape[0]
             record.neurons_per_unit = post[0, 0, 0].numel() if post.dim() > 3 else 1
             (post_trace, post_count), (pre_trace, pre_count) = traced(record.post_steps), traced(record.pre_steps)
             record.pre_steps.clear()
             record.post_steps.clear()
-            sums.append(record.batch_sums(post_trace, pre_trace, post_count, pre_count))
+            record.add_batch(post_trace, pre_trace, post_count, pre_count)
+
+    def _flush(self) -> None:
+        """Add the pending batches' statistics, in one product per layer, summed over data-parallel ranks."""
+        recorded = [r for r in self.records if r.pending]
+        if not recorded:
+            return
+        post_totals, sample_counts = [None] * len(recorded), None
+        if is_distributed():  # each batch's theta needs its post sums and sample count over every rank
+            local = [r.pending_post_totals() for r in recorded]
+            counts = torch.tensor([float(len(entry[0])) for entry in recorded[0].pending], dtype=torch.float64,
+                                  device=local[0].device)
+            flat = all_reduce_sum(torch.cat([t.flatten() for t in local] + [counts]))
+            sample_counts = [int(c) for c in flat[-counts.numel():].tolist()]
+            offsets = torch.tensor([0] + [t.numel() for t in local]).cumsum(0).tolist()
+            post_totals = [flat[a:b].view_as(t) for a, b, t in zip(offsets, offsets[1:], local)]
+        sums = [r.pending_sums(totals, sample_counts) for r, totals in zip(recorded, post_totals)]
         for record, total in zip(recorded, _all_reduce(sums)):
             record.stats = apply_plasticity(record.stats, total)
 
@@ -381,6 +430,10 @@ class DPAPPruner(Pruner):
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs besides the masks (which are the model's buffers)."""
+        if is_distributed() and any(r.pending for r in self.records):  # adding them up needs every rank
+            raise UserError("DPAP's state is complete at the end of a schedule unit or an epoch under data parallel; "
+                            "save it there")
+        self._flush()
         return {**super().state_dict(), "decisions": self.decisions,
                 "records": [record.state_dict() for record in self.records]}
 

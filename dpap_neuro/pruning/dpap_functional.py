@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -111,6 +111,36 @@ def plasticity_sums(state: PlasticityState, post_trace: torch.Tensor, pre_trace:
     bcm = post * (post - state.theta)  # [B, n_post]
     return PlasticitySums(bcm.T @ pre, post.sum(dim=0), post.shape[0], pre.sum(dim=0),
                           post_count.to(dtype).sum(dim=0), pre_count.to(dtype).sum(dim=0))
+
+
+def batches_sums(state: PlasticityState, post_traces: Sequence[torch.Tensor], pre_traces: Sequence[torch.Tensor],
+                 post_counts: Sequence[torch.Tensor], pre_counts: Sequence[torch.Tensor],
+                 post_totals: torch.Tensor | None = None, sample_counts: Sequence[int] | None = None
+                 ) -> PlasticitySums:
+    """The sums of ``K`` batches at once, equal to ``K`` ``plasticity_step`` calls (up to float64 rounding).
+
+    Batch ``k``'s BCM term is measured against ``theta`` after the batches
+    before it (``apply_plasticity``'s update, batch by batch), and all ``K``
+    terms are added in one matrix product: one call where ``K`` would cost
+    ``K`` times the small operations. Each list holds one ``[B_k, n]``
+    tensor per batch, as ``plasticity_sums`` takes them. ``post_totals``
+    (``[K, n_post]``: each batch's ``sum_b x_bi``) and ``sample_counts``
+    are over every data-parallel rank (default: these batches', one process).
+    """
+    dtype = state.plasticity.dtype
+    posts = [trace.to(dtype) for trace in post_traces]
+    if post_totals is None:
+        post_totals, sample_counts = torch.stack([post.sum(dim=0) for post in posts]), [len(p) for p in posts]
+    theta, seen, bcm = state.theta, state.n_samples, []
+    for post, total, count in zip(posts, post_totals, sample_counts):
+        bcm.append(post * (post - theta))  # [B_k, n_post]
+        seen += count
+        theta = theta + (total - count * theta) / seen if seen else theta
+    pre = torch.cat(list(pre_traces)).to(dtype)  # [sum_k B_k, n_pre]
+    post = torch.cat(posts)
+    return PlasticitySums(torch.cat(bcm).T @ pre, post.sum(dim=0), post.shape[0], pre.sum(dim=0),
+                          torch.cat(list(post_counts)).to(dtype).sum(dim=0),
+                          torch.cat(list(pre_counts)).to(dtype).sum(dim=0))
 
 
 def apply_plasticity(state: PlasticityState, sums: PlasticitySums) -> PlasticityState:

@@ -144,6 +144,36 @@ def test_a_compacted_run_makes_the_masked_runs_decisions_and_export():
     assert len(history.epoch_time_s) == 4 and len(set(masked_history.epoch_forward_macs)) == 1
 
 
+def dpap_statistics_across_a_removal(compacting: bool) -> DPAPPruner:
+    """DPAP's statistics of 4 batches added up at once, units removed (and, if ``compacting``, compacted) after 2."""
+    torch.manual_seed(0)
+    model = build_model((10,), (16, 12), 3, "mlp")
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=50, warmup_units=50)
+    pruner.attach(model, total_steps=100, steps_per_epoch=50)  # no decision, no epoch's end: nothing added up yet
+    generator = torch.Generator().manual_seed(1)
+    for batch in range(4):
+        if batch == 2:
+            for record in pruner.records:
+                alive = torch.arange(record.verdict.unit_alive.numel()) % 3 > 0
+                record.verdict = record.verdict._replace(unit_alive=alive)
+            pruner.apply_masks(2)
+            assert not compacting or compact(model) > 0
+        model((torch.rand(20, 4, 10, generator=generator) < 0.7).float())  # [T, B, n_in]
+        pruner.step()
+    assert len(pruner.records[0].pending) == 4
+    pruner._flush()
+    return pruner
+
+
+def test_statistics_waiting_across_a_compaction_are_the_masked_ones():
+    compacted, masked = dpap_statistics_across_a_removal(True), dpap_statistics_across_a_removal(False)
+    for small, built in zip(compacted.records, masked.records):
+        assert small.stats.n_samples == built.stats.n_samples == 16
+        for name in ("activity", "plasticity", "theta", "pre_activity", "post_count", "pre_count"):
+            torch.testing.assert_close(getattr(small.stats, name), getattr(built.stats, name), rtol=1e-12, atol=1e-12)
+    assert all(float(record.stats.plasticity.abs().sum()) > 0 for record in masked.records)  # something to compare
+
+
 def test_unstructured_pruning_leaves_the_model_as_built():
     (model, pruner, _), _ = trained_pair(lambda: make_pruner("gmp", target_sparsity=0.5, start_fraction=0.0,
                                                              end_fraction=0.5, update_every_steps=1))

@@ -8,7 +8,10 @@ import torch
 from dpap_neuro.pruning.dpap import DPAPConfig
 from dpap_neuro.pruning.dpap_functional import (
     AdaptiveRuleParams,
+    PlasticityState,
     adaptive_prune,
+    apply_plasticity,
+    batches_sums,
     calibrated_rule,
     fan_out_per_neuron,
     first_possible_pruning,
@@ -90,6 +93,27 @@ def test_bcm_term_with_sliding_threshold_by_hand():
     # Activity below the threshold depresses (LTD).
     state = plasticity_step(state, torch.tensor([[0.5]]), torch.tensor([[1.0, 0.0]]))
     assert float(state.plasticity[0, 0]) == pytest.approx(1.0 + 0.5 * (0.5 - 2.5 / 3))
+
+
+def test_the_sums_of_several_batches_equal_one_step_per_batch():
+    """``batches_sums`` (one product for K batches, each against theta after the ones before) = K steps."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = [5, 3, 5]  # the last batch of an epoch may be smaller
+    posts = [torch.rand(b, 4, generator=generator) for b in sizes]
+    pres = [torch.rand(b, 6, generator=generator) for b in sizes]
+    post_counts = [torch.randint(0, 5, (b, 4), generator=generator).float() for b in sizes]
+    pre_counts = [torch.randint(0, 5, (b, 6), generator=generator).float() for b in sizes]
+    start = plasticity_step(initial_plasticity(4, 6), torch.rand(2, 4, generator=generator),
+                            torch.rand(2, 6, generator=generator))  # theta != 0: the order matters
+    stepped = start
+    for batch in zip(posts, pres, post_counts, pre_counts):
+        stepped = plasticity_step(stepped, *batch)
+    at_once = apply_plasticity(start, batches_sums(start, posts, pres, post_counts, pre_counts))
+    for name in PlasticityState._fields:
+        torch.testing.assert_close(getattr(at_once, name), getattr(stepped, name), rtol=1e-12, atol=1e-12)
+    # Against theta as it was before all three batches instead, M would differ: the test can tell.
+    frozen = sum(((p.double() * (p.double() - start.theta)).T @ q.double() for p, q in zip(posts, pres)))
+    assert not torch.allclose(start.plasticity + frozen, stepped.plasticity, rtol=1e-6, atol=1e-9)
 
 
 def test_spine_importance_by_hand():
