@@ -147,6 +147,13 @@ def _at_built(values: torch.Tensor, index: torch.Tensor | None, n_built: int) ->
     return values if index is None else units_to_built(values, index.to(values.device), n_built, values.dim() - 1)
 
 
+def _shape_changed(where: tuple | None, then: tuple | None) -> bool:
+    """Whether a layer was compacted between two ``add_batch`` calls (``kept_out``, ``kept_in``; None: as built)."""
+    if where is None or then is None:
+        return where is not then
+    return where[0] is not then[0] or where[1] is not then[1]  # compaction replaces the index buffers
+
+
 class _LayerRecord:
     """Per prunable layer: hooks' buffers, statistics and the verdict so far."""
 
@@ -198,7 +205,7 @@ class _LayerRecord:
         pending, self.pending = self.pending, []
         n_post, n_pre = built_shape(self.layer)[:2]
         where = pending[0][4]
-        if any(entry[4] is not where for entry in pending):  # compacted in between: every batch at the built shape
+        if any(_shape_changed(entry[4], where) for entry in pending):  # compacted in between: all at the built shape
             pending = [(_at_built(post, w and w[0], n_post), _at_built(pre, w and w[1], n_pre),
                         _at_built(post_count, w and w[0], n_post), _at_built(pre_count, w and w[1], n_pre), None)
                        for post, pre, post_count, pre_count, w in pending]
