@@ -31,6 +31,24 @@ def test_statistics_collection_does_not_change_training_bit_for_bit():
     assert observing.sparsity() == 0.0
 
 
+def test_statistics_wait_for_a_decision_an_epochs_end_or_a_full_queue():
+    """Batches are added up at a schedule unit's or an epoch's end, or when MAX_PENDING_BATCHES are waiting."""
+    from dpap_neuro.pruning.dpap import MAX_PENDING_BATCHES
+
+    torch.manual_seed(0)
+    model = SpikingMLP(10, [16, 12], 3)
+    pruner = DPAPPruner()  # the authors' schedule: one decision per epoch
+    pruner.attach(model, total_steps=200, steps_per_epoch=100)
+    for step in range(1, MAX_PENDING_BATCHES + 2):
+        model((torch.rand(6, 4, 10) < 0.4).float())  # [T, B, n_in]
+        pruner.step()
+        waiting = step if step < MAX_PENDING_BATCHES else step - MAX_PENDING_BATCHES
+        assert len(pruner.records[0].pending) == waiting
+        assert pruner.records[0].stats.n_samples == 4 * (step - waiting)
+    state = pruner.state_dict()  # a saved state holds every batch so far
+    assert pruner.records[0].pending == [] and state["records"][0]["stats.n_samples"] == 4 * (MAX_PENDING_BATCHES + 1)
+
+
 def test_a_rule_that_would_empty_a_layer_keeps_its_most_important_unit():
     # An offset this high makes every unit's reward fall: without the floor every layer would empty.
     pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0, r_init=0.5,
