@@ -12,7 +12,8 @@ that compaction leaves accuracy and decisions as they were.
 
     python benchmarks/train_speed.py                               # mlp and conv, 3 seeds
     python benchmarks/train_speed.py --models mlp --repeats 2      # each configuration twice, the faster kept
-    python benchmarks/train_speed.py --models conv --seeds 0 --dataset nmnist --data-dir data/nmnist-standin
+    python benchmarks/train_speed.py --models conv --seeds 0 --dataset nmnist --data-dir data/nmnist-standin \
+        --pruners dpap --no-masked                                 # N-MNIST stand-in: dense and DPAP only
 
 Prints, per model kind (suffix ``_<model>``, ``_nmnist`` for N-MNIST):
 ``train_time_<pruner>_vs_dense_<model>:`` (total training time, pruned /
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits-events")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=None, help="default: the dataset's")
+    parser.add_argument("--pruners", nargs="+", choices=PRUNERS, default=list(PRUNERS),
+                        help="the pruned models beside the dense one (default: all)")
     parser.add_argument("--no-masked", action="store_true", help="skip the --no-compact reference run")
     parser.add_argument("--portable-kernels", action="store_true", help="pin the CPU kernels, as dpap run --portable-kernels")
     parser.add_argument("--repeats", type=int, default=1,
@@ -124,7 +127,8 @@ def main() -> None:
                      compact=compact, epochs=args.epochs,
                      portable_kernels=args.portable_kernels)
                 for seed in args.seeds for pruner, compact in
-                [("none", True), *((p, True) for p in PRUNERS), *([] if args.no_masked else [("dpap", False)])]]
+                [("none", True), *((p, True) for p in args.pruners),
+                 *([] if args.no_masked or "dpap" not in args.pruners else [("dpap", False)])]]
         fastest = {}  # per configuration: its fastest run (a busy machine only ever slows a run down)
         for repeat in range(args.repeats):  # in turn, so that a slow spell of the machine hits every configuration
             for job in jobs:
