@@ -83,7 +83,9 @@ CANDIDATES = {
     "dpap (authors)": [{}],  # the authors' constants and schedule: nothing to choose
     "dpap": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
     "dpap+": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
-    "gmp": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],
+    # gmp: its schedule, and how its target is spread over the layers (uniform: Zhu & Gupta's; see gmp.py)
+    "gmp": [{"start_fraction": start, "end_fraction": end, "allocation": allocation}
+            for allocation in ("uniform", "first-dense", "global") for start, end in ((0.1, 0.7), (0.2, 0.8))],
     "magnitude": [{"at_epoch": 2}, {"at_epoch": 5}],
     "random": [{"at_fraction": 0.15}, {"at_fraction": 0.3}],
     "structured": [{"start_fraction": 0.1, "end_fraction": 0.7}, {"start_fraction": 0.2, "end_fraction": 0.8}],

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from dpap_neuro.pruning.base import Pruner, check_type
+from dpap_neuro.pruning.gmp import global_magnitude_masks
 from hw_export.errors import UserError
 
 
@@ -87,18 +88,11 @@ class MagnitudePruner(Pruner):
     def update(self, step, epoch_end=False):
         due = (step == 1) if self.at_epoch == 0 else (epoch_end and step // self.steps_per_epoch == self.at_epoch)
         if due:
-            magnitudes = [(self.built_weight(i) * self.built_mask(i)).abs() for i in range(len(self.layers))]
-            flat = torch.cat([m.flatten() for m in magnitudes])
-            n_prune = int(round(self.target_sparsity * flat.numel()))
-            if n_prune:
-                # Exactly the n_prune smallest go; a stable sort breaks ties by position, where a
-                # threshold (|w| > k-th value) would take every weight tied with it as well.
-                keep = torch.ones_like(flat)
-                keep[torch.argsort(flat, stable=True)[:n_prune]] = 0
-                self._global_masks = [part.view_as(m) for part, m in
-                                      zip(keep.split([m.numel() for m in magnitudes]), magnitudes)]
-                super().update(step, epoch_end)
-                self._global_masks = None
+            self._global_masks = global_magnitude_masks([self.built_weight(i) for i in range(len(self.layers))],
+                                                        [self.built_mask(i) for i in range(len(self.layers))],
+                                                        self.target_sparsity)
+            super().update(step, epoch_end)
+            self._global_masks = None
 
     def compute_mask(self, layer_index, weight, mask, step):
         return mask if self._global_masks is None else self._global_masks[layer_index]

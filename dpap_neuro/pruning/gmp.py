@@ -4,9 +4,19 @@ The target sparsity follows their cubic schedule
 
     s_t = s_f + (s_i - s_f) * (1 - (t - t_0) / (n * dt))^3,   t_0 <= t <= t_0 + n * dt
 
-and every ``dt`` steps each layer keeps its largest-magnitude surviving
-weights. Steps are optimiser steps; ``t_0`` and the end are given as
-fractions of the run so one config works for any run length.
+and every ``dt`` steps the largest-magnitude surviving weights stay. Steps
+are optimiser steps; ``t_0`` and the end are given as fractions of the run so
+one config works for any run length.
+
+How the target is spread over the layers is ``allocation`` (``ALLOCATIONS``):
+``uniform``, Zhu & Gupta's, prunes every hidden layer to the same share;
+``first-dense`` leaves the first hidden layer unpruned and prunes the others
+to the target (a small first layer, such as a conv net's 2 x 16 x 3 x 3
+kernels, loses whole input channels otherwise; a common practice in the
+sparsity literature); ``global`` ranks the magnitudes of every hidden layer
+together, one threshold for the whole network (as ``magnitude``, and as
+Frankle & Carbin's lottery-ticket conv nets), so the target is the network's
+share and each layer's follows from its weights.
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ import torch
 
 from dpap_neuro.pruning.base import Pruner, alive_inputs, check_type, units_alive
 from hw_export.errors import UserError
+
+ALLOCATIONS = ("uniform", "first-dense", "global")  # how gmp spreads its target over the hidden layers
 
 
 def cubic_sparsity(step: int, start_step: int, end_step: int, final: float, initial: float = 0.0) -> float:
@@ -42,8 +54,25 @@ def magnitude_mask(weight: torch.Tensor, mask: torch.Tensor, sparsity: float) ->
     return new_mask.view_as(mask) * mask
 
 
+def global_magnitude_masks(weights: list[torch.Tensor], masks: list[torch.Tensor],
+                           sparsity: float) -> list[torch.Tensor]:
+    """Masks keeping the ``1 - sparsity`` largest |weight| of all layers together, among their unmasked entries.
+
+    Exactly ``round(sparsity * total)`` entries go (masked ones first, then
+    the smallest live ones; ties by position, a stable sort, where a
+    threshold would take every weight tied with it); masks only shrink.
+    """
+    scores = torch.cat([torch.where(m != 0, w.abs(), torch.full_like(w, -1.0)).flatten()
+                        for w, m in zip(weights, masks)])
+    keep = torch.ones_like(scores)
+    n_prune = int(round(sparsity * scores.numel()))
+    if n_prune:
+        keep[torch.argsort(scores, stable=True)[:n_prune]] = 0
+    return [part.view_as(m).to(m.dtype) * m for part, m in zip(keep.split([m.numel() for m in masks]), masks)]
+
+
 class GMPPruner(Pruner):
-    """Layer-wise gradual magnitude pruning to ``target_sparsity``."""
+    """Gradual magnitude pruning to ``target_sparsity``, spread over the layers by ``allocation``."""
 
     name = "gmp"
 
@@ -53,17 +82,22 @@ class GMPPruner(Pruner):
         start_fraction: float = 0.1,
         end_fraction: float = 0.7,
         update_every_steps: int = 10,
+        allocation: str = "uniform",
     ) -> None:
         super().__init__()
         for name, kind in (("target_sparsity", float), ("start_fraction", float), ("end_fraction", float),
-                           ("update_every_steps", int)):
-            check_type("gmp", name, locals()[name], kind)
+                           ("update_every_steps", int), ("allocation", str)):
+            check_type(self.name, name, locals()[name], kind)
         if not 0.0 <= target_sparsity < 1.0:
             raise UserError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
         if not 0.0 <= start_fraction < end_fraction <= 1.0:
             raise UserError("need 0 <= start_fraction < end_fraction <= 1")
         if update_every_steps < 1:
             raise UserError("update_every_steps must be >= 1")
+        if allocation not in ALLOCATIONS:
+            raise UserError(f"{self.name}: allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
+        self.allocation = allocation
+        self._global_masks: list[torch.Tensor] | None = None  # this update's masks, under allocation "global"
         self.target_sparsity = target_sparsity
         self.start_fraction = start_fraction
         self.end_fraction = end_fraction
@@ -74,10 +108,26 @@ class GMPPruner(Pruner):
         end = max(start + 1, int(self.end_fraction * self.total_steps))
         return cubic_sparsity(step, start, end, self.target_sparsity)
 
+    def due(self, step: int) -> bool:
+        """Whether the masks are updated after optimiser step ``step`` (every ``update_every_steps``, and the last)."""
+        return step % self.update_every_steps == 0 or step >= self.total_steps
+
+    @torch.no_grad()
+    def update(self, step: int, epoch_end: bool = False) -> None:
+        if self.allocation == "global" and self.due(step):  # one ranking over every layer, then each its part
+            self._global_masks = global_magnitude_masks([self.built_weight(i) for i in range(len(self.layers))],
+                                                        [self.built_mask(i) for i in range(len(self.layers))],
+                                                        self.target_at(step))
+        try:
+            super().update(step, epoch_end)
+        finally:
+            self._global_masks = None
+
     def compute_mask(self, layer_index, weight, mask, step):
-        is_last_step = step >= self.total_steps
-        if step % self.update_every_steps and not is_last_step:
+        if not self.due(step) or (self.allocation == "first-dense" and layer_index == 0):
             return mask
+        if self._global_masks is not None:
+            return self._global_masks[layer_index]
         return magnitude_mask(weight, mask, self.target_at(step))
 
 
@@ -95,6 +145,10 @@ class StructuredPruner(GMPPruner):
 
     name = "structured"
 
+    def __init__(self, target_sparsity: float = 0.8, start_fraction: float = 0.1, end_fraction: float = 0.7,
+                 update_every_steps: int = 10) -> None:  # gmp's options but its allocation: every layer alike
+        super().__init__(target_sparsity, start_fraction, end_fraction, update_every_steps)
+
     def compute_mask(self, layer_index, weight, mask, step):
         from torch.nn.utils import prune
 
@@ -102,8 +156,7 @@ class StructuredPruner(GMPPruner):
             # Units removed in the previous layer take their outgoing synapses with them.
             previous = units_alive(self.built_mask(layer_index - 1))
             mask = mask * alive_inputs(previous, weight.shape).to(mask.dtype)
-        is_last_step = step >= self.total_steps
-        if step % self.update_every_steps and not is_last_step:
+        if not self.due(step):
             return mask
         n_units = weight.shape[0]
         n_prune = int(round(self.target_at(step) * n_units))

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from dpap_neuro.models import SpikingMLP
+from dpap_neuro.models import SpikingMLP, build_model
 from dpap_neuro.pruning import GMPPruner, Pruner, make_pruner, prunable_layers
-from dpap_neuro.pruning.gmp import cubic_sparsity, magnitude_mask
+from dpap_neuro.pruning.gmp import cubic_sparsity, global_magnitude_masks, magnitude_mask
 from hw_export.errors import UserError
 
 
@@ -155,3 +155,42 @@ def test_make_pruner_lets_a_bug_in_a_pruner_keep_its_traceback_and_names_a_missi
     with pytest.raises(UserError, match="pruner 'needs' needs option level"):
         make_pruner("needs")
     assert make_pruner("needs", level=0.3).target_sparsity == 0.3
+
+
+def test_global_magnitude_masks_rank_every_layer_together_and_only_shrink():
+    first = torch.tensor([[0.9, 0.1], [0.4, 0.05]])
+    second = torch.tensor([[0.3, 0.8, 0.2]])
+    masks = [torch.ones(2, 2), torch.tensor([[1.0, 0.0, 1.0]])]  # 0.8 is pruned already: it cannot come back
+    kept = global_magnitude_masks([first, second], masks, 3 / 7)  # 3 of 7 go: the masked one, 0.05 and 0.1
+    assert kept[0].tolist() == [[1, 0], [1, 0]] and kept[1].tolist() == [[1, 0, 1]]
+
+
+def conv_net():
+    torch.manual_seed(0)
+    return build_model((2, 8, 8), [16], 10, "conv", conv_channels=(4, 8))
+
+
+def test_gmp_allocations_spread_the_target_as_named():
+    pruners = {allocation: GMPPruner(target_sparsity=0.8, start_fraction=0.0, end_fraction=0.1,
+                                     update_every_steps=1, allocation=allocation)
+               for allocation in ("uniform", "first-dense", "global")}
+    for pruner in pruners.values():
+        pruner.attach(conv_net(), total_steps=10)
+        pruner.update(step=10)
+    layer_kept = {name: [float(m.mean()) for m in p.masks()] for name, p in pruners.items()}
+    assert layer_kept["uniform"] == pytest.approx([0.2, 0.2, 0.2], abs=0.01)  # every layer alike (Zhu & Gupta)
+    assert layer_kept["first-dense"][0] == 1.0 and layer_kept["first-dense"][1:] == pytest.approx([0.2, 0.2], abs=0.01)
+    assert pruners["global"].sparsity() == pytest.approx(0.8, abs=0.001)  # the network's share, one threshold
+    weights = [pruners["global"].built_weight(i).detach().abs() for i in range(3)]
+    masks = pruners["global"].masks()
+    smallest_kept = min(float(w[m != 0].min()) for w, m in zip(weights, masks))
+    largest_pruned = max(float(w[m == 0].max()) for w, m in zip(weights, masks))
+    assert largest_pruned <= smallest_kept
+    assert len({round(v, 2) for v in layer_kept["global"]}) > 1  # each layer's share follows from its weights
+
+
+def test_gmp_allocation_is_checked_and_structured_has_none():
+    with pytest.raises(UserError, match="allocation must be one of uniform, first-dense, global"):
+        make_pruner("gmp", allocation="per-layer")
+    with pytest.raises(UserError, match="has no option allocation"):
+        make_pruner("structured", allocation="global")
