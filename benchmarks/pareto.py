@@ -81,8 +81,8 @@ GRIDS["quick"] = {method: {m: dict(list(points.items())[:1]) for m, points in by
 # Settings besides the strength, two for every method, tried at every strength and chosen on validation accuracy.
 CANDIDATES = {
     "dpap (authors)": [{}],  # the authors' constants and schedule: nothing to choose
-    "dpap": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
-    "dpap+": [{"prune_after_fraction": 0.25}, {"prune_after_fraction": 0.4}],
+    "dpap": [{"prune_after_fraction": 0.2}, {"prune_after_fraction": 0.4}],  # 0.2: the builtin preset's
+    "dpap+": [{"prune_after_fraction": 0.2}, {"prune_after_fraction": 0.4}],
     # gmp: its schedule, and how its target is spread over the layers (uniform: Zhu & Gupta's; see gmp.py)
     "gmp": [{"start_fraction": start, "end_fraction": end, "allocation": allocation}
             for allocation in ("uniform", "first-dense", "global") for start, end in ((0.1, 0.7), (0.2, 0.8))],
