@@ -155,7 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(commands, choices)
     add_compare_parser(commands, choices)
     add_export_parser(commands)
+    add_tune_parser(commands, choices)
     return parser
+
+
+TUNE_FIELDS = ("dataset", "model", "epochs", "hidden_sizes", "conv_channels", "timesteps", "val_fraction",
+               "energy_profile", "portable_kernels")
+
+
+def add_tune_parser(commands, choices: dict) -> None:
+    from dpap_neuro.tune import STRENGTHS
+
+    tune = commands.add_parser(
+        "tune", help="the cheapest (or most accurate) pruned network within a budget, chosen on validation",
+        description="Search each pruner's strength on a validation split (a bisection, the same number of trials "
+                    "for every pruner), pick the lowest-energy network within --max-drop (or the most accurate "
+                    "within --max-energy), then run the pick through `dpap run`'s whole pipeline into OUT/pick. "
+                    "Finished trials are kept in OUT/trials: run the same command again to continue.")
+    budget = tune.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--max-drop", type=float, metavar="POINTS",
+                        help="validation accuracy the pick may lose against the dense model, percentage points")
+    budget.add_argument("--max-energy", type=float, metavar="RATIO",
+                        help="energy per sample the pick may cost, as a share of the dense model's (0..1]")
+    tune.add_argument("--pruners", default="dpap,gmp,structured,magnitude,random", metavar="LIST",
+                      help=f"comma-separated, from {', '.join(STRENGTHS)} (default: all but dpap+)")
+    tune.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per trial: 0..N-1 (default: 3)")
+    tune.add_argument("--workers", type=int, default=None, metavar="K",
+                      help="trials trained at once, one process each (default: the cores, at most 4)")
+    tune.add_argument("--out", required=True, metavar="DIR", help="tune directory (trials/, tune.json, pick/)")
+    for name in TUNE_FIELDS:
+        add_config_option(tune, name, choices)
+    tune.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_simulate_parser(commands, choices: dict) -> None:
@@ -380,6 +410,48 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from pathlib import Path
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data import NEUROMORPHIC
+    from dpap_neuro.run import run
+    from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune
+
+    budget = Budget(args.max_drop, args.max_energy)
+    pruners = [p.strip() for p in args.pruners.split(",") if p.strip()]
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    workers = min(4, os.cpu_count() or 1) if args.workers is None else args.workers
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
+    given = config_from_args(args, TUNE_FIELDS)
+    given.setdefault("val_fraction", 0.1)
+    config = RunConfig(**given)  # checks every value, one line for a bad one
+    if config.val_fraction <= 0:
+        raise UserError("dpap tune chooses on a validation split: --val-fraction must be above 0")
+    if config.dataset in NEUROMORPHIC:
+        raise UserError(f"dpap tune measures its trials on a validation split held in memory; {config.dataset} is "
+                        "streamed from disk, which tune does not read yet (use the built-in data)")
+    check_output_path(args.out, "directory")
+    require_lava("tune")  # the pick runs through the whole pipeline: say it now, not after the search
+    out = Path(args.out)
+    base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
+    result = tune(base, pruners, budget, list(range(args.seeds)), out, workers, progress=not args.quiet)
+    plot_frontier(result, out / "tune.png")
+    if result["pick"] is None:
+        raise UserError(no_pick_message(result, budget))
+    pick = result["pick"]
+    print(f"pick ({budget.describe()}, validation): {pick['pruner']} at strength {pick['strength']:g}: validation "
+          f"accuracy {pick['validation_accuracy']:.4f} (dense {result['dense']['validation_accuracy']:.4f}), "
+          f"{pick['energy_ratio']:.3f}x the dense energy; tune.json and tune.png in {out}")
+    report = run(RunConfig(**{**config.to_dict(), "pruner": pick["pruner"], "pruner_options": pick["options"]}),
+                 out / "pick", progress=not args.quiet)
+    if report is not None:
+        print_run_summary(report, str(out / "pick"))
+    return 0
+
+
 def print_run_summary(report: dict, out: str) -> None:
     from dpap_neuro.reporting import training_times
 
@@ -442,7 +514,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export, "compare": cmd_compare}
+    handlers = {"run": cmd_run, "simulate": cmd_simulate, "export": cmd_export, "compare": cmd_compare,
+                "tune": cmd_tune}
     try:
         return handlers[args.command](args)
     except (UserError, OSError) as exc:  # OSError: a disk full, a file that vanished: the user's to fix

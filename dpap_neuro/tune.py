@@ -1,0 +1,349 @@
+"""``dpap tune``: the cheapest (or most accurate) pruned network within a budget, every choice made on validation.
+
+Each pruner has one knob that sets how much it removes (``STRENGTHS``: DPAP's
+offset ``c`` of its neuron and channel rules, the baselines' target
+sparsity), a grid of values from the weakest to the strongest. Stronger
+pruning costs accuracy and saves energy, so the boundary of a budget lies
+somewhere on the grid and a bisection finds it: with ``--max-drop D`` the
+strongest value whose mean validation accuracy (over the seeds) is within
+``D`` points of the dense model's; with ``--max-energy E`` the weakest whose
+Loihi energy per validation sample is at most ``E`` times the dense model's
+(each seed against its own dense model). Every pruner gets the same number
+of trials (``bisection_steps``: 3 on a grid of 7), one trial per strength and
+seed. Among all trials the pick is the lowest-energy point that meets an
+accuracy budget, or the most accurate that meets an energy budget; test
+accuracy is never read here (``dpap tune`` then runs the pick through the
+whole pipeline, whose report gives it).
+
+A trial is one training run of ``dpap run``'s recipe (``experiment.fit``)
+on the training split less a validation split, measured on that validation
+split (accuracy, and the counts and energy of its Norse spikes through the
+export). Each finished trial is written to ``OUT/trials/<key>.json`` (the
+key: a hash of everything that decides the run), so an interrupted tune
+starts again where it stopped; trials run in ``workers`` processes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from hw_export.errors import UserError
+from hw_export.files import atomic_write_text
+
+# Per pruner: (knob, grid from the weakest to the strongest). Seven values: three bisection steps each.
+STRENGTHS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "dpap": ("c", (0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)),
+    "dpap+": ("c", (0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)),
+    "gmp": ("target_sparsity", (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98)),
+    "magnitude": ("sparsity", (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98)),
+    "random": ("sparsity", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)),
+    "structured": ("target_sparsity", (0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.85)),
+}
+TUNE_FORMAT = "dpap-neuro.tune"
+
+
+def knob_options(pruner: str, strength: float) -> dict:
+    """The pruner options one strength sets (DPAP's ``c``: its FC-neuron and conv-channel rules alike)."""
+    knob = STRENGTHS[pruner][0]
+    return {"fc_neuron_c": strength, "conv_channel_c": strength} if knob == "c" else {knob: strength}
+
+
+def bisection_steps(n_values: int) -> int:
+    """Trials a bisection over ``n_values`` sorted values takes, whatever it finds: ``ceil(log2(n + 1))``."""
+    return math.ceil(math.log2(n_values + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What the pick must meet on validation: exactly one of the two."""
+
+    max_drop_points: float | None = None  # validation accuracy it may lose against dense, percentage points
+    max_energy_ratio: float | None = None  # energy per sample it may cost, share of the dense model's (0..1]
+
+    def __post_init__(self) -> None:
+        if (self.max_drop_points is None) == (self.max_energy_ratio is None):
+            raise UserError("give one budget: --max-drop POINTS or --max-energy RATIO")
+        if self.max_drop_points is not None and not 0.0 <= self.max_drop_points < 100.0:
+            raise UserError(f"--max-drop is in accuracy points, 0 to 100; got {self.max_drop_points}")
+        if self.max_energy_ratio is not None and not 0.0 < self.max_energy_ratio <= 1.0:
+            raise UserError(f"--max-energy is a share of the dense model's energy, in (0, 1]; "
+                            f"got {self.max_energy_ratio}")
+
+    def describe(self) -> str:
+        return (f"--max-drop {self.max_drop_points:g}" if self.max_drop_points is not None
+                else f"--max-energy {self.max_energy_ratio:g}")
+
+    def meets(self, point: dict, dense_accuracy: float) -> bool:
+        if self.max_drop_points is not None:
+            return 100.0 * (dense_accuracy - point["validation_accuracy"]) <= self.max_drop_points + 1e-9
+        return point["energy_ratio"] <= self.max_energy_ratio + 1e-12
+
+    def best(self, points: list[dict]) -> dict:
+        """The pick among points that meet the budget: least energy (accuracy budget) or most accurate."""
+        if self.max_drop_points is not None:
+            return min(points, key=lambda p: (p["energy_ratio"], -p["validation_accuracy"]))
+        return max(points, key=lambda p: (p["validation_accuracy"], -p["energy_ratio"]))
+
+    def closest(self, points: list[dict]) -> dict:
+        """The point nearest the budget when none meets it: the most accurate, or the cheapest."""
+        if self.max_drop_points is not None:
+            return max(points, key=lambda p: p["validation_accuracy"])
+        return min(points, key=lambda p: p["energy_ratio"])
+
+
+def trial_key(spec: dict) -> str:
+    """A trial's cache key: a hash of everything that decides its run (config, pruner, options, seed)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def run_trial(spec: dict) -> dict:
+    """One trial (in a worker process or here): train, then measure on the validation split."""
+    import torch
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.experiment import fit, hidden_kept, load_splits
+    from dpap_neuro.train import evaluate
+    from hw_export.energy import resolve_profiles
+    from hw_export.metrics import measure
+    from hw_export.norse import export_model
+
+    config = RunConfig.from_dict(spec["config"])
+    if config.portable_kernels:  # as `dpap run --portable-kernels` (the environment pins came with the process)
+        from dpap_neuro import kernels
+
+        kernels.pin_torch()
+    else:
+        torch.set_num_threads(spec["threads"])
+    options = {} if spec["pruner"] == "none" else config.resolved_pruner_options()  # the dataset's preset, the knob
+    splits = load_splits(config)
+    model, history, pruner = fit(config, spec["pruner"], options, splits.train, warn=False)
+    validation = evaluate(model, splits.validation)
+    net = export_model(model, splits.train.input_shape)
+    inputs = splits.validation.spikes.numpy()
+    spikes = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
+              for s, layer in zip(validation.layer_spikes, net.layers)]
+    metrics = measure(net, inputs.reshape(*inputs.shape[:2], -1), spikes, resolve_profiles(config.energy_profile))
+    synapses_kept, neurons_kept = hidden_kept(net)
+    return {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
+            "validation_accuracy": validation.accuracy, "energy_j": metrics["per_sample"]["energy_j"],
+            "synapses": net.n_synapses, "neurons": net.n_neurons, "synapses_kept": synapses_kept,
+            "neurons_kept": neurons_kept, "training_time_s": history.wall_time_s}
+
+
+class TrialCache:
+    """Finished trials, one JSON file each under ``folder`` (written atomically: a trial is there or not)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def get(self, key: str) -> dict | None:
+        path = self.folder / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:  # not ours (ours are written whole): run it again
+            return None
+
+    def put(self, key: str, result: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / f"{key}.json", json.dumps(result, indent=1) + "\n")
+
+
+def run_trials(specs: list[dict], cache: TrialCache, workers: int, on_done: Callable[[dict], None]) -> list[dict]:
+    """Every spec's result, from the cache or trained (``workers`` processes; 0: in this process), in order."""
+    from dpap_neuro.provenance import source_commit
+
+    results: dict[str, dict] = {}
+    missing = []
+    for spec in specs:
+        key = trial_key(spec)
+        cached = cache.get(key)
+        if cached is not None:
+            if key not in results:
+                on_done(cached)
+            results[key] = cached
+        elif key not in (trial_key(s) for s in missing):
+            missing.append(spec)
+    commit = source_commit()
+
+    def finish(spec: dict, result: dict) -> None:
+        result = {**result, "commit": commit}
+        cache.put(trial_key(spec), result)
+        results[trial_key(spec)] = result
+        on_done(result)
+
+    if workers <= 0:
+        for spec in missing:
+            finish(spec, run_trial(spec))
+    elif missing:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(run_trial, spec): spec for spec in missing}
+            try:
+                for future in cf.as_completed(futures):
+                    finish(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    return [results[trial_key(spec)] for spec in specs]
+
+
+def points(trials: Iterable[dict], dense: dict[int, dict], profile: str) -> list[dict]:
+    """Per pruner and strength: means over its seeds of validation accuracy and energy / dense (same seed)."""
+    grouped: dict[tuple, list[dict]] = {}
+    for trial in trials:
+        grouped.setdefault((trial["pruner"], trial["strength"]), []).append(trial)
+    summary = []
+    for (pruner, strength), runs in grouped.items():
+        ratios = [r["energy_j"][profile] / dense[r["seed"]]["energy_j"][profile] for r in runs]
+        summary.append({"pruner": pruner, "strength": strength, "options": runs[0]["options"], "seeds": len(runs),
+                        "validation_accuracy": sum(r["validation_accuracy"] for r in runs) / len(runs),
+                        "energy_ratio": sum(ratios) / len(ratios),
+                        "synapses_kept": sum(r["synapses_kept"] for r in runs) / len(runs),
+                        "neurons_kept": sum(r["neurons_kept"] for r in runs) / len(runs),
+                        "training_time_s": sum(r["training_time_s"] for r in runs) / len(runs)})
+    return summary
+
+
+@dataclasses.dataclass
+class Search:
+    """A bisection per pruner over its strengths (indices ``lo..hi`` still open), driven round by round."""
+
+    pruner: str
+    lo: int = 0
+    hi: int = -1  # set from the grid in __post_init__
+    tried: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.hi < 0:
+            self.hi = len(STRENGTHS[self.pruner][1]) - 1
+
+    def next_index(self) -> int | None:
+        return (self.lo + self.hi) // 2 if self.lo <= self.hi else None
+
+    def record(self, index: int, meets: bool, accuracy_budget: bool) -> None:
+        """Stronger pruning: less accurate and cheaper. An accuracy budget looks for the strongest value that
+        meets it (search above a pass), an energy budget for the weakest (search below a pass)."""
+        self.tried.append(index)
+        if meets == accuracy_budget:
+            self.lo = index + 1
+        else:
+            self.hi = index - 1
+
+
+def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int], out_dir: Path, workers: int,
+         progress: bool = True) -> dict:
+    """The search (``Search`` per pruner, a round at a time, each round's trials in parallel); returns and writes
+    ``OUT/tune.json`` (every trial, each point, the pick or the closest point). Nothing but the cache is written
+    before the search ends."""
+    from tqdm import tqdm
+
+    from hw_export.energy import chosen_profile, resolve_profiles
+
+    unknown = [p for p in pruners if p not in STRENGTHS]
+    if unknown or not pruners:
+        raise UserError(f"unknown pruner {', '.join(unknown) or '(none given)'} for tune; choose from "
+                        f"{', '.join(STRENGTHS)}")
+    profile = chosen_profile(base_config.get("energy_profile", "loihi"),
+                             resolve_profiles(base_config.get("energy_profile", "loihi")))
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    cache = TrialCache(out_dir / "trials")
+
+    def spec(pruner: str, strength, seed: int) -> dict:
+        options = {} if pruner == "none" else knob_options(pruner, strength)
+        config = {**base_config, "seed": seed, "pruner": "dpap" if pruner == "none" else pruner,
+                  "pruner_options": options or None}
+        return {"config": config, "pruner": pruner, "strength": strength, "options": options, "threads": threads}
+
+    steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
+    total = len(seeds) * (1 + steps * len(pruners))
+    bar = tqdm(total=total, desc="tune", unit="trial", disable=not progress)
+    best = {"text": "-"}
+
+    def done(result: dict) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"last {result['pruner']} {result['strength']}: val {result['validation_accuracy']:.4f}; "
+                            f"best {best['text']}")
+
+    try:
+        dense_runs = run_trials([spec("none", "-", seed) for seed in seeds], cache, workers, done)
+        dense = {r["seed"]: r for r in dense_runs}
+        dense_accuracy = sum(r["validation_accuracy"] for r in dense_runs) / len(dense_runs)
+        searches = [Search(p) for p in pruners]
+        trials: list[dict] = []
+        while True:
+            due = [(s, s.next_index()) for s in searches if s.next_index() is not None]
+            if not due:
+                break
+            specs = [spec(s.pruner, STRENGTHS[s.pruner][1][i], seed) for s, i in due for seed in seeds]
+            results = run_trials(specs, cache, workers, done)
+            trials += results
+            summary = {(p["pruner"], p["strength"]): p for p in points(results, dense, profile)}
+            for search, index in due:
+                point = summary[(search.pruner, STRENGTHS[search.pruner][1][index])]
+                search.record(index, budget.meets(point, dense_accuracy), budget.max_drop_points is not None)
+            meeting = [p for p in points(trials, dense, profile) if budget.meets(p, dense_accuracy)]
+            if meeting:
+                pick = budget.best(meeting)
+                best["text"] = f"{pick['pruner']} {pick['strength']} ({pick['energy_ratio']:.3f}x energy)"
+    finally:
+        bar.close()
+    summary = points(trials, dense, profile)
+    meeting = [p for p in summary if budget.meets(p, dense_accuracy)]
+    result = {"format": TUNE_FORMAT, "budget": dataclasses.asdict(budget), "energy_profile": profile,
+              "seeds": seeds, "pruners": pruners, "config": base_config,
+              "dense": {"validation_accuracy": dense_accuracy, "runs": dense_runs},
+              "trials": trials, "points": summary,
+              "pick": budget.best(meeting) if meeting else None,
+              "closest": None if meeting else budget.closest(summary)}
+    atomic_write_text(out_dir / "tune.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def plot_frontier(result: dict, path: Path) -> None:
+    """Validation accuracy against energy / dense, one colour per pruner, the budget line and the pick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hw_export.files import atomic_write
+
+    budget, dense = result["budget"], result["dense"]["validation_accuracy"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for pruner in result["pruners"]:
+        mine = sorted((p for p in result["points"] if p["pruner"] == pruner), key=lambda p: p["energy_ratio"])
+        ax.plot([p["energy_ratio"] for p in mine], [100 * p["validation_accuracy"] for p in mine], "o-", label=pruner)
+    ax.axhline(100 * dense, color="grey", lw=0.8, label="dense")
+    if budget["max_drop_points"] is not None:
+        ax.axhline(100 * dense - budget["max_drop_points"], color="red", ls="--", lw=1, label="budget")
+    else:
+        ax.axvline(budget["max_energy_ratio"], color="red", ls="--", lw=1, label="budget")
+    if result["pick"] is not None:
+        pick = result["pick"]
+        ax.plot(pick["energy_ratio"], 100 * pick["validation_accuracy"], "o", ms=14, mfc="none", mec="black",
+                label=f"pick: {pick['pruner']} {pick['strength']:g}")
+    ax.set_xlabel(f"energy per sample / dense ({result['energy_profile']})")
+    ax.set_ylabel("validation accuracy %")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), suffix=".png")
+    plt.close(fig)
+
+
+def no_pick_message(result: dict, budget: Budget) -> str:
+    """One line for a budget that no point meets, naming the closest."""
+    closest, dense = result["closest"], result["dense"]["validation_accuracy"]
+    lost = 100.0 * (dense - closest["validation_accuracy"])
+    return (f"no trial meets {budget.describe()} on validation; the closest is {closest['pruner']} at "
+            f"{STRENGTHS[closest['pruner']][0]} = {closest['strength']:g} ({lost:.2f} points below dense, "
+            f"{closest['energy_ratio']:.3f}x its energy); every trial is in tune.json")

@@ -1,0 +1,105 @@
+"""dpap tune: the bisection finds a budget's boundary, every pruner gets the same trials, an interrupted tune
+resumes without training a finished trial again, and bad budgets or pruners are one line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dpap_neuro import tune as tune_module
+from dpap_neuro.tune import STRENGTHS, Budget, bisection_steps, tune
+from hw_export.errors import UserError
+
+DPAP = [sys.executable, "-m", "dpap_neuro"]
+
+
+def fake_trial(calls: list):
+    """A stand-in for training: accuracy falls and energy falls with each step up a pruner's grid."""
+    def run(spec):
+        calls.append((spec["pruner"], spec["strength"], spec["config"]["seed"]))
+        if spec["pruner"] == "none":
+            accuracy, energy = 0.95, 1.0
+        else:
+            index = STRENGTHS[spec["pruner"]][1].index(spec["strength"])
+            accuracy = 0.95 - (0.01 if spec["pruner"] == "gmp" else 0.02) * (index + 1)
+            energy = 0.9 - 0.1 * index
+        return {"pruner": spec["pruner"], "strength": spec["strength"], "seed": spec["config"]["seed"],
+                "options": spec["options"], "validation_accuracy": accuracy, "energy_j": {"loihi": energy},
+                "synapses": 1, "neurons": 1, "synapses_kept": 1.0, "neurons_kept": 1.0, "training_time_s": 0.1}
+    return run
+
+
+def test_bisection_finds_the_strongest_setting_within_the_accuracy_budget(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tune_module, "run_trial", fake_trial(calls))
+    result = tune({"dataset": "digits"}, ["gmp", "dpap"], Budget(max_drop_points=3.5), [0, 1], tmp_path, workers=0,
+                  progress=False)
+    # gmp loses 1 point a step: index 2 (0.8) is the last within 3.5 points; dpap 2 a step: index 0 (c = 0.5).
+    assert {(p["pruner"], p["strength"]) for p in result["points"] if Budget(3.5).meets(p, 0.95)} == {
+        ("gmp", 0.7), ("gmp", 0.8), ("dpap", 0.5)}
+    assert result["pick"]["pruner"] == "gmp" and result["pick"]["strength"] == 0.8  # the cheaper of the two
+    per_pruner = {p: sum(1 for c in calls if c[0] == p) for p in ("gmp", "dpap")}
+    assert per_pruner == {"gmp": 2 * bisection_steps(7), "dpap": 2 * bisection_steps(7)}  # same trials each
+    saved = json.loads((tmp_path / "tune.json").read_text())
+    assert saved["pick"] == result["pick"] and len(saved["trials"]) == 2 * 2 * 3
+
+
+def test_an_energy_budget_picks_the_most_accurate_within_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_module, "run_trial", fake_trial([]))
+    result = tune({"dataset": "digits"}, ["gmp"], Budget(max_energy_ratio=0.55), [0], tmp_path, workers=0,
+                  progress=False)
+    assert result["pick"]["strength"] == STRENGTHS["gmp"][1][4]  # energy 0.9 - 0.4 = 0.5: the weakest within 0.55
+
+
+def test_an_interrupted_tune_resumes_without_training_a_finished_trial_again(tmp_path, monkeypatch):
+    calls = []
+    fake = fake_trial(calls)
+
+    def interrupted(spec):
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return fake(spec)
+
+    monkeypatch.setattr(tune_module, "run_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune({"dataset": "digits"}, ["gmp"], Budget(1.0), [0, 1], tmp_path, workers=0, progress=False)
+    assert not (tmp_path / "tune.json").exists()  # only finished trials are written
+    finished = set(calls)
+    calls.clear()
+    monkeypatch.setattr(tune_module, "run_trial", fake)
+    result = tune({"dataset": "digits"}, ["gmp"], Budget(1.0), [0, 1], tmp_path, workers=0, progress=False)
+    assert not finished & set(calls), "a finished trial was trained again"
+    assert len(result["trials"]) == 2 * bisection_steps(7)
+
+
+def test_a_budget_no_trial_meets_names_the_closest(tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_module, "run_trial", fake_trial([]))
+    result = tune({"dataset": "digits"}, ["dpap"], Budget(max_drop_points=0.5), [0], tmp_path, workers=0,
+                  progress=False)
+    assert result["pick"] is None and result["closest"]["strength"] == STRENGTHS["dpap"][1][0]
+    message = tune_module.no_pick_message(result, Budget(max_drop_points=0.5))
+    assert message.startswith("no trial meets --max-drop 0.5 on validation; the closest is dpap at c = 0.5")
+
+
+@pytest.mark.parametrize("budget", [dict(max_drop_points=-1.0), dict(max_energy_ratio=0.0),
+                                    dict(max_energy_ratio=1.5), dict(), dict(max_drop_points=1, max_energy_ratio=0.2)])
+def test_bad_budgets_are_refused(budget):
+    with pytest.raises(UserError):
+        Budget(**budget)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-drop", "-1"], "--max-drop is in accuracy points"),
+    (["--max-energy", "2"], "--max-energy is a share of the dense model's energy"),
+    (["--max-drop", "1", "--pruners", "dpap,lottery"], "unknown pruner lottery for tune"),
+    (["--max-drop", "1", "--max-energy", "0.2"], "not allowed with argument"),
+])
+def test_the_command_refuses_bad_budgets_and_pruners_in_one_line(tmp_path, args, message):
+    out = tmp_path / "tune"
+    done = subprocess.run([*DPAP, "tune", "--dataset", "digits", "--out", str(out), *args],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert message in lines[-1] and "Traceback" not in done.stderr
+    assert not out.exists()
