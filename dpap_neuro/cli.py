@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TUNE_FIELDS = ("dataset", "model", "epochs", "hidden_sizes", "conv_channels", "timesteps", "val_fraction",
-               "energy_profile", "portable_kernels")
+# `dpap run`'s options that tune passes on (not RunConfig.workers: tune's --workers are its trial processes).
+TUNE_FIELDS = ("dataset", "data_dir", "model", "epochs", "hidden_sizes", "conv_channels", "timesteps", "downsample",
+               "denoise_us", "cache", "cache_dir", "val_fraction", "energy_profile", "portable_kernels")
 
 
 def add_tune_parser(commands, choices: dict) -> None:
@@ -414,7 +415,6 @@ def cmd_tune(args) -> int:
     from pathlib import Path
 
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.data import NEUROMORPHIC
     from dpap_neuro.run import run
     from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune
 
@@ -430,9 +430,7 @@ def cmd_tune(args) -> int:
     config = RunConfig(**given)  # checks every value, one line for a bad one
     if config.val_fraction <= 0:
         raise UserError("dpap tune chooses on a validation split: --val-fraction must be above 0")
-    if config.dataset in NEUROMORPHIC:
-        raise UserError(f"dpap tune measures its trials on a validation split held in memory; {config.dataset} is "
-                        "streamed from disk, which tune does not read yet (use the built-in data)")
+    check_dataset_files(config.dataset, config.data_dir)
     check_output_path(args.out, "directory")
     require_lava("tune")  # the pick runs through the whole pipeline: say it now, not after the search
     out = Path(args.out)

@@ -110,9 +110,7 @@ def run_trial(spec: dict) -> dict:
 
     from dpap_neuro.config import RunConfig
     from dpap_neuro.experiment import fit, hidden_kept, load_splits
-    from dpap_neuro.train import evaluate
     from hw_export.energy import resolve_profiles
-    from hw_export.metrics import measure
     from hw_export.norse import export_model
 
     config = RunConfig.from_dict(spec["config"])
@@ -125,17 +123,37 @@ def run_trial(spec: dict) -> dict:
     options = {} if spec["pruner"] == "none" else config.resolved_pruner_options()  # the dataset's preset, the knob
     splits = load_splits(config)
     model, history, pruner = fit(config, spec["pruner"], options, splits.train, warn=False)
-    validation = evaluate(model, splits.validation)
     net = export_model(model, splits.train.input_shape)
-    inputs = splits.validation.spikes.numpy()
-    spikes = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
-              for s, layer in zip(validation.layer_spikes, net.layers)]
-    metrics = measure(net, inputs.reshape(*inputs.shape[:2], -1), spikes, resolve_profiles(config.energy_profile))
+    accuracy, metrics = measured_on(model, net, splits.validation, resolve_profiles(config.energy_profile))
     synapses_kept, neurons_kept = hidden_kept(net)
     return {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
-            "validation_accuracy": validation.accuracy, "energy_j": metrics["per_sample"]["energy_j"],
+            "validation_accuracy": accuracy, "energy_j": metrics["per_sample"]["energy_j"],
             "synapses": net.n_synapses, "neurons": net.n_neurons, "synapses_kept": synapses_kept,
             "neurons_kept": neurons_kept, "training_time_s": history.wall_time_s}
+
+
+def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tuple[float, dict]:
+    """Accuracy of ``model`` on ``data`` (in memory or streamed) and the counts and energy of its Norse spikes
+    through the export ``net`` (``hw_export.metrics``), a chunk of samples at a time."""
+    import numpy as np
+    import torch
+
+    from dpap_neuro.data.batches import batches, sequential_batches
+    from dpap_neuro.data.digits import SpikeDataset
+    from dpap_neuro.train import evaluate
+    from hw_export.counting import concatenate_counts, count_operations
+    from hw_export.metrics import measure_counts
+
+    correct, counts, input_spikes = 0, [], []
+    for spikes, labels in batches(data, sequential_batches(len(data), chunk_size)):
+        evaluation = evaluate(model, SpikeDataset(spikes, labels))
+        correct += int((evaluation.predictions == labels).sum())
+        flat = spikes.flatten(2).numpy()  # [T, n, inputs]
+        kept = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
+                for s, layer in zip(evaluation.layer_spikes, net.layers)]
+        counts.append(count_operations(net, flat, kept))
+        input_spikes.append(flat.sum(axis=(0, 2)))
+    return correct / len(data), measure_counts(net, concatenate_counts(counts), np.concatenate(input_spikes), profiles)
 
 
 class TrialCache:

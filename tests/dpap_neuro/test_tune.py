@@ -103,3 +103,32 @@ def test_the_command_refuses_bad_budgets_and_pruners_in_one_line(tmp_path, args,
     lines = done.stderr.strip().splitlines()
     assert message in lines[-1] and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_a_streamed_split_is_measured_as_the_same_samples_in_memory(tmp_path):
+    """Trials on the tonic datasets read their validation split from disk, a chunk at a time."""
+    import torch
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data.batches import batches, sequential_batches
+    from dpap_neuro.data.digits import SpikeDataset
+    from dpap_neuro.data.nmnist_standin import StandinSettings, write_nmnist_standin
+    from dpap_neuro.experiment import load_splits
+    from dpap_neuro.models import build_model
+    from dpap_neuro.tune import measured_on
+    from hw_export.energy import PROFILES
+    from hw_export.norse import export_model
+
+    write_nmnist_standin(tmp_path / "data", StandinSettings(train_per_class=2, test_per_class=2))
+    config = RunConfig(dataset="nmnist", data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
+                       timesteps=8)
+    streamed = load_splits(config).test
+    torch.manual_seed(0)
+    model = build_model(streamed.input_shape, (16,), 10, "conv", conv_channels=(4,), weight_init_gain=20.0)
+    net = export_model(model, streamed.input_shape)
+    spikes, labels = next(batches(streamed, [torch.arange(len(streamed))]))
+    in_memory = SpikeDataset(spikes, labels)
+    accuracy, metrics = measured_on(model, net, streamed, PROFILES, chunk_size=7)  # 20 samples: chunks 7, 7, 6
+    same_accuracy, same_metrics = measured_on(model, net, in_memory, PROFILES)
+    assert accuracy == same_accuracy and metrics["per_sample"] == same_metrics["per_sample"]
+    assert metrics["per_sample"]["spikes"] > 0
