@@ -415,7 +415,7 @@ def cmd_tune(args) -> int:
     from pathlib import Path
 
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.run import run
+    from dpap_neuro.run import check_startable, run
     from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune
 
     budget = Budget(args.max_drop, args.max_energy)
@@ -431,6 +431,7 @@ def cmd_tune(args) -> int:
     if config.val_fraction <= 0:
         raise UserError("dpap tune chooses on a validation split: --val-fraction must be above 0")
     check_dataset_files(config.dataset, config.data_dir)
+    check_startable(config)  # an ANN twin (no spiking export), an unreadable energy profile: one line now
     check_output_path(args.out, "directory")
     require_lava("tune")  # the pick runs through the whole pipeline: say it now, not after the search
     out = Path(args.out)

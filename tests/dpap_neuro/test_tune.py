@@ -94,6 +94,7 @@ def test_bad_budgets_are_refused(budget):
     (["--max-energy", "2"], "--max-energy is a share of the dense model's energy"),
     (["--max-drop", "1", "--pruners", "dpap,lottery"], "unknown pruner lottery for tune"),
     (["--max-drop", "1", "--max-energy", "0.2"], "not allowed with argument"),
+    (["--max-drop", "1", "--model", "ann-mlp"], "is an ANN (ReLU)"),
 ])
 def test_the_command_refuses_bad_budgets_and_pruners_in_one_line(tmp_path, args, message):
     out = tmp_path / "tune"
