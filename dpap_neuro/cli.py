@@ -415,6 +415,7 @@ def cmd_tune(args) -> int:
     from pathlib import Path
 
     from dpap_neuro.config import RunConfig
+    from dpap_neuro.reporting import write_reports
     from dpap_neuro.run import check_startable, run
     from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune
 
@@ -446,7 +447,9 @@ def cmd_tune(args) -> int:
           f"{pick['energy_ratio']:.3f}x the dense energy; tune.json and tune.png in {out}")
     report = run(RunConfig(**{**config.to_dict(), "pruner": pick["pruner"], "pruner_options": pick["options"]}),
                  out / "pick", progress=not args.quiet)
-    if report is not None:
+    if report is not None:  # the pick's report gains the frontier it was chosen on
+        plot_frontier(result, out / "pick" / "figures" / "tune.png")
+        write_reports(report, out / "pick", extra_figures=("tune",))
         print_run_summary(report, str(out / "pick"))
     return 0
 

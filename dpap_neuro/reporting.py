@@ -27,6 +27,7 @@ FIGURES = {
     "accuracy_energy": "Test accuracy against energy per sample (default profile; hollow: Loihi fixed point)",
     "training_time": "Training time and forward multiply-accumulates per epoch, model by model (a compacted model "
                      "gets faster as pruning removes its units)",
+    "tune": "dpap tune: validation accuracy against energy per sample, each pruner's trials, the budget and the pick",
 }
 
 
@@ -327,10 +328,13 @@ def render_html(blocks: list, out_dir: Path, figures: list[str]) -> str:
             f"<p>Figures rendered: <span id='figures-loaded'>0/{len(figures)}</span></p>{script}</body></html>")
 
 
-def write_reports(report: dict, out_dir: Path, progress: bool = False) -> None:
-    """report.md, figures/*.png and report.html in ``out_dir`` (each written atomically)."""
+def write_reports(report: dict, out_dir: Path, progress: bool = False, extra_figures: tuple[str, ...] = ()) -> None:
+    """report.md, figures/*.png and report.html in ``out_dir`` (each written atomically).
+
+    ``extra_figures``: names (``FIGURES`` keys) of figures another command drew into ``out_dir/figures``
+    (``dpap tune``'s frontier), shown after the run's own."""
     out_dir = Path(out_dir)
-    figures = write_figures(report, out_dir)
+    figures = write_figures(report, out_dir) + list(extra_figures)
     blocks = report_blocks(report)
     atomic_write_text(out_dir / "report.md", render_markdown(blocks, figures))
     atomic_write_text(out_dir / "report.html", render_html(blocks, out_dir, figures))

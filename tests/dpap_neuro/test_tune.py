@@ -133,3 +133,19 @@ def test_a_streamed_split_is_measured_as_the_same_samples_in_memory(tmp_path):
     same_accuracy, same_metrics = measured_on(model, net, in_memory, PROFILES)
     assert accuracy == same_accuracy and metrics["per_sample"] == same_metrics["per_sample"]
     assert metrics["per_sample"]["spikes"] > 0
+
+
+@pytest.mark.slow
+def test_the_command_tunes_then_runs_the_pick_through_the_pipeline(tmp_path):
+    out = tmp_path / "tune"
+    done = subprocess.run([*DPAP, "tune", "--dataset", "digits", "--epochs", "2", "--hidden", "32", "--max-drop", "30",
+                           "--pruners", "gmp", "--seeds", "1", "--workers", "0", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "tune.json").read_text())
+    assert len(result["trials"]) == bisection_steps(7) and result["pick"]["pruner"] == "gmp"
+    assert len(list((out / "trials").glob("*.json"))) == 1 + bisection_steps(7)  # the dense model is a trial too
+    report = json.loads((out / "pick" / "report.json").read_text())
+    assert set(report["models"]) == {"dense", "gmp"}
+    assert report["models"]["gmp"]["pruner_options"]["target_sparsity"] == result["pick"]["strength"]
+    assert "data:image/png" in (out / "pick" / "report.html").read_text() and (out / "pick" / "figures" / "tune.png").is_file()
