@@ -31,7 +31,8 @@ Prints one row per method and strength (means over seeds, with the standard
 deviation of accuracy), each method's Pareto front, whether any baseline
 point dominates a DPAP point (>= test accuracy at <= energy, better in one),
 and the goal checks. Writes OUT/pareto.json (every run with the git commit
-of the code that ran it, and the selection) and
+of the code that ran it, and the selection), OUT/trials/COMMIT/ (each finished
+run of committed code, so that the same call continues after an interrupt) and
 OUT/pareto_<dataset>_<model>.png (test accuracy against energy ratio and
 against synapses kept; fronts drawn as lines).
 """
@@ -39,9 +40,7 @@ against synapses kept; fronts drawn as lines).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import multiprocessing as mp
 import sys
 import warnings
 from pathlib import Path
@@ -139,16 +138,16 @@ def one_run(job: dict) -> dict:
             "energy_j": outcome.metrics["per_sample"]["energy_j"]["loihi"]}
 
 
-def run_all(jobs: list[dict], workers: int) -> list[dict]:
+def run_all(jobs: list[dict], workers: int, cache_dir: Path | None = None) -> list[dict]:
+    """Every job's ``one_run`` in ``workers`` processes (``dpap_neuro.tune.run_trials``, the runner `dpap tune`
+    uses); with ``cache_dir``, each finished run is kept there, so an interrupted call continues."""
     from tqdm import tqdm
 
-    context = mp.get_context("spawn")
-    results = []
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(one_run, job) for job in jobs]
-        for future in tqdm(cf.as_completed(futures), total=len(futures), desc="runs", unit="run"):
-            results.append(future.result())
-    return results
+    from dpap_neuro.tune import TrialCache, run_trials
+
+    with tqdm(total=len(jobs), desc="runs", unit="run") as bar:
+        return run_trials(jobs, None if cache_dir is None else TrialCache(cache_dir), max(1, workers),
+                          lambda _: bar.update(1), trial=one_run)
 
 
 def group_key(run: dict) -> tuple:
@@ -417,13 +416,16 @@ def main(argv: list[str] | None = None) -> int:
     from dpap_neuro.provenance import source_commit
 
     commit = source_commit()  # of the code that runs, read before the hours of training that may follow
+    # Finished runs are kept per commit, so the same call on the same code continues after an interrupt; changed
+    # code (another commit, or uncommitted changes: no cache) trains everything again.
+    trials = None if commit == "unknown" or commit.endswith("+uncommitted") else args.out / "trials" / commit
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "pareto.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if args.stage == "recipes":
         redone = {(d, m) for d in args.datasets for m in args.models}  # other pairs' recipe runs are kept
         runs = [r for r in saved.get("recipe_runs", []) if (r["dataset"], r["model"]) not in redone]
-        runs += [{**r, "commit": commit} for r in run_all(recipe_jobs(args), args.workers)]
+        runs += [{**r, "commit": commit} for r in run_all(recipe_jobs(args), args.workers, trials)]
         saved.update(recipe_runs=runs, recipes=choose_recipes(runs), epochs=args.epochs, hidden=args.hidden)
         save(args.out, saved)
         print(json.dumps(saved["recipes"], indent=1))
@@ -445,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = grid_jobs(args, grid, recipes, have_dense)
         print(f"{len(jobs)} training runs on {args.workers} workers" + (f", {len(kept)} kept" if kept else ""),
               flush=True)
-        runs = kept + [{**r, "commit": commit} for r in run_all(jobs, args.workers)]
+        runs = kept + [{**r, "commit": commit} for r in run_all(jobs, args.workers, trials)]
         saved.update(commits=sorted({r["commit"] for r in runs}), epochs=args.epochs, hidden=args.hidden,
                      seeds=args.seeds, runs=runs)
     saved["selected"] = rows = select(saved["runs"])  # the selection again, from the runs

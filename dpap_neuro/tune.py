@@ -176,35 +176,39 @@ class TrialCache:
         atomic_write_text(self.folder / f"{key}.json", json.dumps(result, indent=1) + "\n")
 
 
-def run_trials(specs: list[dict], cache: TrialCache, workers: int, on_done: Callable[[dict], None]) -> list[dict]:
-    """Every spec's result, from the cache or trained (``workers`` processes; 0: in this process), in order."""
+def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_done: Callable[[dict], None],
+               trial: Callable[[dict], dict] | None = None) -> list[dict]:
+    """Every spec's result, in order: from ``cache`` (None: none), or ``trial(spec)`` (default ``run_trial``) in
+    ``workers`` processes (0: in this process), each written to the cache as it finishes. ``on_done`` sees
+    every result, cached ones included. The benchmarks (``benchmarks/pareto.py``) run their trials here too."""
     from dpap_neuro.provenance import source_commit
 
+    trial = run_trial if trial is None else trial
     results: dict[str, dict] = {}
-    missing = []
+    missing: dict[str, dict] = {}
     for spec in specs:
         key = trial_key(spec)
-        cached = cache.get(key)
+        cached = None if cache is None or key in results else cache.get(key)
         if cached is not None:
-            if key not in results:
-                on_done(cached)
+            on_done(cached)
             results[key] = cached
-        elif key not in (trial_key(s) for s in missing):
-            missing.append(spec)
+        elif key not in results:
+            missing[key] = spec
     commit = source_commit()
 
-    def finish(spec: dict, result: dict) -> None:
+    def finish(key: str, result: dict) -> None:
         result = {**result, "commit": commit}
-        cache.put(trial_key(spec), result)
-        results[trial_key(spec)] = result
+        if cache is not None:
+            cache.put(key, result)
+        results[key] = result
         on_done(result)
 
     if workers <= 0:
-        for spec in missing:
-            finish(spec, run_trial(spec))
+        for key, spec in missing.items():
+            finish(key, trial(spec))
     elif missing:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(run_trial, spec): spec for spec in missing}
+            futures = {pool.submit(trial, spec): key for key, spec in missing.items()}
             try:
                 for future in cf.as_completed(futures):
                     finish(futures[future], future.result())

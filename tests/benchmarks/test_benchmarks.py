@@ -72,6 +72,9 @@ def test_pareto_update_redoes_only_the_named_methods(tmp_path):
     (tmp_path / "pareto.json").write_text(json.dumps({"recipes": {"digits/mlp": "adam"}}))
     run_script("pareto.py", *tiny, "--methods", "random")
     first = json.loads((tmp_path / "pareto.json").read_text())
+    if not first["runs"][0]["commit"].endswith("+uncommitted"):  # committed code: its runs are kept in OUT/trials
+        run_script("pareto.py", *tiny, "--methods", "random")  # as after an interrupt: nothing trained again
+        assert json.loads((tmp_path / "pareto.json").read_text())["runs"] == first["runs"]
     out = run_script("pareto.py", *tiny, "--methods", "magnitude", "--update")
     assert "training runs on 1 workers, 3 kept" in out  # dense and random (1 strength x 2 candidates): kept
     second = json.loads((tmp_path / "pareto.json").read_text())
