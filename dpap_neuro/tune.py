@@ -106,6 +106,9 @@ def trial_key(spec: dict) -> str:
 
 def run_trial(spec: dict) -> dict:
     """One trial (in a worker process or here): train, then measure on the validation split."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)  # norse's
     import torch
 
     from dpap_neuro.config import RunConfig
