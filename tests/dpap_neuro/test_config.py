@@ -78,7 +78,8 @@ def test_other_pruners_get_their_defaults_and_refuse_a_preset():
     from hw_export.errors import UserError
 
     assert RunConfig(pruner="gmp").resolved_pruner_options() == {
-        "target_sparsity": 0.8, "start_fraction": 0.1, "end_fraction": 0.7, "update_every_steps": 10}
+        "target_sparsity": 0.8, "start_fraction": 0.1, "end_fraction": 0.7, "update_every_steps": 10,
+        "allocation": "uniform"}
     with pytest.raises(UserError, match="--pruner-preset is for the dpap family"):
         RunConfig(pruner="random", pruner_preset="authors").resolved_pruner_options()
     assert RunConfig(pruner="dpap+").resolved_pruner_options()["preset"] == "builtin"  # the DPAP family
