@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -265,11 +266,37 @@ class Search:
             self.hi = index - 1
 
 
+def trial_spec(base_config: dict, threads: int, pruner: str, strength, seed: int) -> dict:
+    """What one trial trains (``run_trial``'s input and, hashed, its cache key); ``pruner`` "none": dense."""
+    options = {} if pruner == "none" else knob_options(pruner, strength)
+    config = {**base_config, "seed": seed, "pruner": "dpap" if pruner == "none" else pruner,
+              "pruner_options": options or None}
+    return {"config": config, "pruner": pruner, "strength": strength, "options": options, "threads": threads}
+
+
+def bisect(pruners: list[str], seeds: list[int], budget: Budget, dense: dict[int, dict], profile: str,
+           run: Callable[[list[dict]], list[dict]], spec: Callable, on_best: Callable[[dict], None]) -> list[dict]:
+    """Every pruner's bisection, a round at a time (each round's trials, all pruners and seeds, at once);
+    returns the trials. ``dense``: seed -> its dense trial; ``run`` trains a list of specs."""
+    dense_accuracy = sum(r["validation_accuracy"] for r in dense.values()) / len(dense)
+    searches, trials = [Search(p) for p in pruners], []
+    while due := [(s, s.next_index()) for s in searches if s.next_index() is not None]:
+        results = run([spec(s.pruner, STRENGTHS[s.pruner][1][i], seed) for s, i in due for seed in seeds])
+        trials += results
+        summary = {(p["pruner"], p["strength"]): p for p in points(results, dense, profile)}
+        for search, index in due:
+            point = summary[(search.pruner, STRENGTHS[search.pruner][1][index])]
+            search.record(index, budget.meets(point, dense_accuracy), budget.max_drop_points is not None)
+        meeting = [p for p in points(trials, dense, profile) if budget.meets(p, dense_accuracy)]
+        if meeting:
+            on_best(budget.best(meeting))
+    return trials
+
+
 def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int], out_dir: Path, workers: int,
          progress: bool = True) -> dict:
-    """The search (``Search`` per pruner, a round at a time, each round's trials in parallel); returns and writes
-    ``OUT/tune.json`` (every trial, each point, the pick or the closest point). Nothing but the cache is written
-    before the search ends."""
+    """The dense models, then ``bisect``; returns and writes ``OUT/tune.json`` (every trial, each point, the
+    pick or the closest point). Nothing but the trial cache is written before the search ends."""
     from tqdm import tqdm
 
     from hw_export.energy import chosen_profile, resolve_profiles
@@ -278,20 +305,12 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
     if unknown or not pruners:
         raise UserError(f"unknown pruner {', '.join(unknown) or '(none given)'} for tune; choose from "
                         f"{', '.join(STRENGTHS)}")
-    profile = chosen_profile(base_config.get("energy_profile", "loihi"),
-                             resolve_profiles(base_config.get("energy_profile", "loihi")))
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    named = base_config.get("energy_profile", "loihi")
+    profile = chosen_profile(named, resolve_profiles(named))
+    spec = functools.partial(trial_spec, base_config, max(1, (os.cpu_count() or 1) // max(1, workers)))
     cache = TrialCache(out_dir / "trials")
-
-    def spec(pruner: str, strength, seed: int) -> dict:
-        options = {} if pruner == "none" else knob_options(pruner, strength)
-        config = {**base_config, "seed": seed, "pruner": "dpap" if pruner == "none" else pruner,
-                  "pruner_options": options or None}
-        return {"config": config, "pruner": pruner, "strength": strength, "options": options, "threads": threads}
-
     steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
-    total = len(seeds) * (1 + steps * len(pruners))
-    bar = tqdm(total=total, desc="tune", unit="trial", disable=not progress)
+    bar = tqdm(total=len(seeds) * (1 + steps * len(pruners)), desc="tune", unit="trial", disable=not progress)
     best = {"text": "-"}
 
     def done(result: dict) -> None:
@@ -299,29 +318,17 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
         bar.set_postfix_str(f"last {result['pruner']} {result['strength']}: val {result['validation_accuracy']:.4f}; "
                             f"best {best['text']}")
 
+    def on_best(pick: dict) -> None:
+        best["text"] = f"{pick['pruner']} {pick['strength']} ({pick['energy_ratio']:.3f}x energy)"
+
     try:
         dense_runs = run_trials([spec("none", "-", seed) for seed in seeds], cache, workers, done)
         dense = {r["seed"]: r for r in dense_runs}
-        dense_accuracy = sum(r["validation_accuracy"] for r in dense_runs) / len(dense_runs)
-        searches = [Search(p) for p in pruners]
-        trials: list[dict] = []
-        while True:
-            due = [(s, s.next_index()) for s in searches if s.next_index() is not None]
-            if not due:
-                break
-            specs = [spec(s.pruner, STRENGTHS[s.pruner][1][i], seed) for s, i in due for seed in seeds]
-            results = run_trials(specs, cache, workers, done)
-            trials += results
-            summary = {(p["pruner"], p["strength"]): p for p in points(results, dense, profile)}
-            for search, index in due:
-                point = summary[(search.pruner, STRENGTHS[search.pruner][1][index])]
-                search.record(index, budget.meets(point, dense_accuracy), budget.max_drop_points is not None)
-            meeting = [p for p in points(trials, dense, profile) if budget.meets(p, dense_accuracy)]
-            if meeting:
-                pick = budget.best(meeting)
-                best["text"] = f"{pick['pruner']} {pick['strength']} ({pick['energy_ratio']:.3f}x energy)"
+        trials = bisect(pruners, seeds, budget, dense, profile, lambda specs: run_trials(specs, cache, workers, done),
+                        spec, on_best)
     finally:
         bar.close()
+    dense_accuracy = sum(r["validation_accuracy"] for r in dense_runs) / len(dense_runs)
     summary = points(trials, dense, profile)
     meeting = [p for p in summary if budget.meets(p, dense_accuracy)]
     result = {"format": TUNE_FORMAT, "budget": dataclasses.asdict(budget), "energy_profile": profile,
