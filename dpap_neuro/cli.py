@@ -417,13 +417,13 @@ def cmd_tune(args) -> int:
     from dpap_neuro.config import RunConfig
     from dpap_neuro.reporting import write_reports
     from dpap_neuro.run import check_startable, run
-    from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune
+    from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune, usable_cores
 
     budget = Budget(args.max_drop, args.max_energy)
     pruners = [p.strip() for p in args.pruners.split(",") if p.strip()]
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
-    workers = min(4, os.cpu_count() or 1) if args.workers is None else args.workers
+    workers = min(4, usable_cores()) if args.workers is None else args.workers
     if workers < 0:
         raise UserError(f"--workers must be >= 0, got {workers}")
     given = config_from_args(args, TUNE_FIELDS)

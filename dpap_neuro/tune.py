@@ -57,6 +57,11 @@ def knob_options(pruner: str, strength: float) -> dict:
     return {"fc_neuron_c": strength, "conv_channel_c": strength} if knob == "c" else {knob: strength}
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (``taskset``, a container's CPU set), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def bisection_steps(n_values: int) -> int:
     """Trials a bisection over ``n_values`` sorted values takes, whatever it finds: ``ceil(log2(n + 1))``."""
     return math.ceil(math.log2(n_values + 1))
@@ -307,7 +312,7 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
                         f"{', '.join(STRENGTHS)}")
     named = base_config.get("energy_profile", "loihi")
     profile = chosen_profile(named, resolve_profiles(named))
-    spec = functools.partial(trial_spec, base_config, max(1, (os.cpu_count() or 1) // max(1, workers)))
+    spec = functools.partial(trial_spec, base_config, max(1, usable_cores() // max(1, workers)))
     cache = TrialCache(out_dir / "trials")
     steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
     bar = tqdm(total=len(seeds) * (1 + steps * len(pruners)), desc="tune", unit="trial", disable=not progress)
