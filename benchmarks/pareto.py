@@ -109,33 +109,34 @@ def choose_recipes(runs: list[dict]) -> dict[str, str]:
     return {pair: max(by_recipe, key=lambda name: np.mean(by_recipe[name])) for pair, by_recipe in scores.items()}
 
 
-def one_run(job: dict) -> dict:
-    """Train one model and measure it (runs in a worker process, one thread): ``experiment.train_and_measure``."""
-    warnings.filterwarnings("ignore")
-    import torch
-
-    torch.set_num_threads(1)
+def job_spec(job: dict) -> dict:
+    """The trial `dpap tune` would train for ``job`` (``dpap_neuro.tune.trial_spec``), measured on test too."""
     from dpap_neuro.config import RunConfig
-    from dpap_neuro.experiment import hidden_kept, load_splits, train_and_measure
+    from dpap_neuro.tune import trial_spec
 
-    config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], seed=job["seed"],
-                       val_fraction=VAL_FRACTION, hidden_sizes=tuple(job.get("hidden") or RunConfig().hidden_sizes),
-                       **job.get("recipe", {}))
-    options = job["options"] if job["pruner"] != "random" else {**job["options"], "seed": job["seed"]}
-    outcome = train_and_measure(config, job["pruner"], options, load_splits(config))
-    common = {**{k: job[k] for k in ("dataset", "model", "seed", "method", "strength", "pruner", "options")},
-              "recipe": job.get("recipe", {}), "recipe_name": job.get("recipe_name"), "validation_accuracy": outcome.validation_accuracy,
-              "test_accuracy": outcome.test.accuracy, "mask_sparsity": outcome.pruner.sparsity(),
-              "train_wall_time_s": outcome.history.wall_time_s}
-    if job["model"] == "conv":
-        common["channels_kept"] = 1.0 - outcome.pruner.neuron_sparsity(conv_only=True)
-    if outcome.net is None:  # an ANN twin: no spiking export, so shares of the masks and no energy
-        return {**common, "synapses_kept": 1.0 - outcome.pruner.sparsity(),
-                "neurons_kept": 1.0 - outcome.pruner.neuron_sparsity()}
-    synapses_kept, neurons_kept = hidden_kept(outcome.net)
-    return {**common, "synapses_kept": synapses_kept, "neurons_kept": neurons_kept,
-            "spikes_per_sample": outcome.metrics["per_sample"]["spikes"],
-            "energy_j": outcome.metrics["per_sample"]["energy_j"]["loihi"]}
+    config = RunConfig(dataset=job["dataset"], model=job["model"], epochs=job["epochs"], val_fraction=VAL_FRACTION,
+                       hidden_sizes=tuple(job.get("hidden") or RunConfig().hidden_sizes), **job.get("recipe", {}))
+    base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
+    return trial_spec(base, 1, job["pruner"], job["strength"], job["seed"], test=True, options=job["options"])
+
+
+def one_run(job: dict) -> dict:
+    """Train one model and measure it (in a worker process, one thread): `dpap tune`'s trial
+    (``dpap_neuro.tune.run_trial``), on the validation and the test split; energy and spikes are the test's."""
+    warnings.filterwarnings("ignore")
+    from dpap_neuro.tune import run_trial
+
+    result = run_trial(job_spec(job))
+    run = {**{k: job[k] for k in ("dataset", "model", "seed", "method", "strength", "pruner", "options")},
+           "recipe": job.get("recipe", {}), "recipe_name": job.get("recipe_name"),
+           **{k: result[k] for k in ("validation_accuracy", "test_accuracy", "mask_sparsity", "synapses_kept",
+                                     "neurons_kept") if k in result},
+           "train_wall_time_s": result["training_time_s"]}
+    if "channels_kept" in result:
+        run["channels_kept"] = result["channels_kept"]
+    if "test_energy_j" in result:  # an ANN twin has no spiking export: no spikes, no energy
+        run.update(spikes_per_sample=result["test_spikes_per_sample"], energy_j=result["test_energy_j"]["loihi"])
+    return run
 
 
 def run_all(jobs: list[dict], workers: int, cache_dir: Path | None = None) -> list[dict]:
@@ -155,11 +156,14 @@ def group_key(run: dict) -> tuple:
 
 
 def select(runs: list[dict]) -> list[dict]:
-    """Per dataset, model, method and strength: the candidate settings with the best mean validation accuracy.
+    """Per dataset, model, method and strength: the candidate settings with the best mean validation accuracy
+    (``dpap_neuro.tune.chosen``).
 
     Energy is divided by the dense model's of the same seed. Returns one
     summary row per point (means over seeds; test accuracy read only here).
     """
+    from dpap_neuro.tune import chosen as chosen_candidates
+
     dense = {(r["dataset"], r["model"], r["seed"]): r for r in runs if r["method"] == "dense"}
     by_point: dict[tuple, dict[str, list[dict]]] = {}
     for r in runs:
@@ -171,17 +175,22 @@ def select(runs: list[dict]) -> list[dict]:
         r["time_ratio"] = r["train_wall_time_s"] / reference["train_wall_time_s"]  # same seed, same machine
         settings = json.dumps({"options": r["options"], "recipe": r.get("recipe", {})}, sort_keys=True)
         by_point.setdefault(group_key(r), {}).setdefault(settings, []).append(r)
+    # Each point's candidate settings chosen on mean validation accuracy, as `dpap tune` chooses its own.
+    candidates = [{"key": point, "settings": settings, "runs": runs,
+                   "validation_accuracy": float(np.mean([r["validation_accuracy"] for r in runs]))}
+                  for point, by_settings in by_point.items() for settings, runs in by_settings.items()]
+    best = chosen_candidates(candidates, key=lambda c: c["key"])
     rows = []
-    for (dataset, model, method, strength), candidates in sorted(by_point.items()):
-        settings, chosen = max(candidates.items(), key=lambda item: np.mean([r["validation_accuracy"] for r in item[1]]))
-        settings = json.loads(settings)
+    for point in sorted(best):
+        dataset, model, method, strength = point
+        settings, chosen = json.loads(best[point]["settings"]), best[point]["runs"]
 
         def mean(key):
             return float(np.mean([r[key] for r in chosen]))
 
         rows.append({"dataset": dataset, "model": model, "method": method, "strength": strength,
                      "pruner": chosen[0]["pruner"], "options": settings["options"], "recipe": settings["recipe"],
-                     "n_seeds": len(chosen), "candidates": len(candidates),
+                     "n_seeds": len(chosen), "candidates": len(by_point[point]),
                      "validation_accuracy": mean("validation_accuracy"), "test_accuracy": mean("test_accuracy"),
                      "test_accuracy_std": float(np.std([r["test_accuracy"] for r in chosen])),
                      "synapses_kept": mean("synapses_vs_dense"), "neurons_kept": mean("neurons_kept"),

@@ -9,8 +9,9 @@ strongest value whose mean validation accuracy (over the seeds) is within
 ``D`` points of the dense model's; with ``--max-energy E`` the weakest whose
 Loihi energy per validation sample is at most ``E`` times the dense model's
 (each seed against its own dense model). Every pruner gets the same number
-of trials (``bisection_steps``: 3 on a grid of 7), one trial per strength and
-seed. Among all trials the pick is the lowest-energy point that meets an
+of trials (``bisection_steps``: 3 on a grid of 7), at each strength one trial
+per seed and candidate setting (``CANDIDATES``: two per pruner, the better on
+validation is the strength's point). Among all trials the pick is the lowest-energy point that meets an
 accuracy budget, or the most accurate that meets an energy budget; test
 accuracy is never read here (``dpap tune`` then runs the pick through the
 whole pipeline, whose report gives it).
@@ -47,6 +48,18 @@ STRENGTHS: dict[str, tuple[str, tuple[float, ...]]] = {
     "magnitude": ("sparsity", (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98)),
     "random": ("sparsity", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)),
     "structured": ("target_sparsity", (0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.85)),
+}
+# Per pruner: its settings besides the strength, as many for every pruner, each trained at every strength the
+# search tries; a strength's point is the candidate with the best mean validation accuracy. The first is the
+# pruner's own defaults (its dataset's preset for DPAP); gmp's second is the global allocation that keeps it
+# from collapsing on conv nets (docs/pruning.md "gmp on the conv nets").
+CANDIDATES: dict[str, tuple[dict, ...]] = {
+    "dpap": ({}, {"prune_after_fraction": 0.4}),
+    "dpap+": ({}, {"prune_after_fraction": 0.4}),
+    "gmp": ({}, {"allocation": "global"}),
+    "magnitude": ({}, {"at_epoch": 2}),
+    "random": ({}, {"at_fraction": 0.3}),
+    "structured": ({}, {"start_fraction": 0.2, "end_fraction": 0.8}),
 }
 TUNE_FORMAT = "dpap-neuro.tune"
 
@@ -111,7 +124,9 @@ def trial_key(spec: dict) -> str:
 
 
 def run_trial(spec: dict) -> dict:
-    """One trial (in a worker process or here): train, then measure on the validation split."""
+    """One trial (in a worker process or here): train, then measure on the validation split, and on the test
+    split too where ``spec["test"]`` (the benchmarks; ``dpap tune`` never reads test accuracy). An ANN twin
+    (nothing spikes: no export) gets accuracies and the masks' shares, no energy."""
     import warnings
 
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)  # norse's
@@ -119,6 +134,7 @@ def run_trial(spec: dict) -> dict:
 
     from dpap_neuro.config import RunConfig
     from dpap_neuro.experiment import fit, hidden_kept, load_splits
+    from dpap_neuro.models import is_spiking
     from hw_export.energy import resolve_profiles
     from hw_export.norse import export_model
 
@@ -132,13 +148,27 @@ def run_trial(spec: dict) -> dict:
     options = {} if spec["pruner"] == "none" else config.resolved_pruner_options()  # the dataset's preset, the knob
     splits = load_splits(config)
     model, history, pruner = fit(config, spec["pruner"], options, splits.train, warn=False)
+    result = {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
+              "training_time_s": history.wall_time_s, "mask_sparsity": pruner.sparsity()}
+    if config.model == "conv":
+        result["channels_kept"] = 1.0 - pruner.neuron_sparsity(conv_only=True)
+    measured = {"validation": splits.validation, **({"test": splits.test} if spec.get("test") else {})}
+    if not is_spiking(model):
+        from dpap_neuro.train import evaluate
+
+        return {**result, "synapses_kept": 1.0 - pruner.sparsity(), "neurons_kept": 1.0 - pruner.neuron_sparsity(),
+                **{f"{split}_accuracy": evaluate(model, data, keep_spikes=False).accuracy
+                   for split, data in measured.items()}}
     net = export_model(model, splits.train.input_shape)
-    accuracy, metrics = measured_on(model, net, splits.validation, resolve_profiles(config.energy_profile))
     synapses_kept, neurons_kept = hidden_kept(net)
-    return {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
-            "validation_accuracy": accuracy, "energy_j": metrics["per_sample"]["energy_j"],
-            "synapses": net.n_synapses, "neurons": net.n_neurons, "synapses_kept": synapses_kept,
-            "neurons_kept": neurons_kept, "training_time_s": history.wall_time_s}
+    result.update(synapses=net.n_synapses, neurons=net.n_neurons, synapses_kept=synapses_kept,
+                  neurons_kept=neurons_kept)
+    for split, data in measured.items():  # validation: "energy_j", "spikes_per_sample"; test: "test_..."
+        accuracy, metrics = measured_on(model, net, data, resolve_profiles(config.energy_profile))
+        prefix = "" if split == "validation" else "test_"
+        result.update({f"{split}_accuracy": accuracy, f"{prefix}energy_j": metrics["per_sample"]["energy_j"],
+                       f"{prefix}spikes_per_sample": metrics["per_sample"]["spikes"]})
+    return result
 
 
 def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tuple[float, dict]:
@@ -229,20 +259,35 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
 
 
 def points(trials: Iterable[dict], dense: dict[int, dict], profile: str) -> list[dict]:
-    """Per pruner and strength: means over its seeds of validation accuracy and energy / dense (same seed)."""
+    """Per pruner, strength and candidate settings: means over its seeds of validation accuracy and energy /
+    dense (same seed)."""
     grouped: dict[tuple, list[dict]] = {}
     for trial in trials:
-        grouped.setdefault((trial["pruner"], trial["strength"]), []).append(trial)
+        grouped.setdefault((trial["pruner"], str(trial["strength"]), json.dumps(trial["options"], sort_keys=True)),
+                           []).append(trial)
     summary = []
-    for (pruner, strength), runs in grouped.items():
+    for runs in grouped.values():
         ratios = [r["energy_j"][profile] / dense[r["seed"]]["energy_j"][profile] for r in runs]
-        summary.append({"pruner": pruner, "strength": strength, "options": runs[0]["options"], "seeds": len(runs),
+        summary.append({"pruner": runs[0]["pruner"], "strength": runs[0]["strength"], "options": runs[0]["options"],
+                        "seeds": len(runs),
                         "validation_accuracy": sum(r["validation_accuracy"] for r in runs) / len(runs),
                         "energy_ratio": sum(ratios) / len(ratios),
                         "synapses_kept": sum(r["synapses_kept"] for r in runs) / len(runs),
                         "neurons_kept": sum(r["neurons_kept"] for r in runs) / len(runs),
                         "training_time_s": sum(r["training_time_s"] for r in runs) / len(runs)})
     return summary
+
+
+def chosen(candidates: Iterable[dict], key: Callable[[dict], tuple] = lambda p: (p["pruner"], p["strength"])
+           ) -> dict[tuple, dict]:
+    """(pruner, strength) -> its candidate settings with the best mean validation accuracy (the first on a tie:
+    the pruner's defaults). ``key``: what one point is (the benchmarks add dataset and model)."""
+    best: dict[tuple, dict] = {}
+    for point in candidates:
+        at = key(point)
+        if at not in best or point["validation_accuracy"] > best[at]["validation_accuracy"]:
+            best[at] = point
+    return best
 
 
 @dataclasses.dataclass
@@ -271,28 +316,35 @@ class Search:
             self.hi = index - 1
 
 
-def trial_spec(base_config: dict, threads: int, pruner: str, strength, seed: int) -> dict:
-    """What one trial trains (``run_trial``'s input and, hashed, its cache key); ``pruner`` "none": dense."""
-    options = {} if pruner == "none" else knob_options(pruner, strength)
+def trial_spec(base_config: dict, threads: int, pruner: str, strength, seed: int, candidate: dict | None = None,
+               test: bool = False, options: dict | None = None) -> dict:
+    """What one trial trains (``run_trial``'s input and, hashed, its cache key); ``pruner`` "none": dense.
+    ``candidate``: settings besides the strength (``CANDIDATES``); ``test``: measure the test split too;
+    ``options``: every pruner option, given whole (the benchmarks' grids; ``strength`` is then a label)."""
+    if options is None:
+        options = {} if pruner == "none" else {**knob_options(pruner, strength), **(candidate or {})}
+    trained = {**options, "seed": seed} if pruner == "random" else options  # each seed its own random masks
     config = {**base_config, "seed": seed, "pruner": "dpap" if pruner == "none" else pruner,
-              "pruner_options": options or None}
-    return {"config": config, "pruner": pruner, "strength": strength, "options": options, "threads": threads}
+              "pruner_options": trained or None}
+    return {"config": config, "pruner": pruner, "strength": strength, "options": options, "threads": threads,
+            **({"test": True} if test else {})}
 
 
 def bisect(pruners: list[str], seeds: list[int], budget: Budget, dense: dict[int, dict], profile: str,
            run: Callable[[list[dict]], list[dict]], spec: Callable, on_best: Callable[[dict], None]) -> list[dict]:
-    """Every pruner's bisection, a round at a time (each round's trials, all pruners and seeds, at once);
-    returns the trials. ``dense``: seed -> its dense trial; ``run`` trains a list of specs."""
+    """Every pruner's bisection, a round at a time (each round's trials, all pruners, candidates and seeds, at
+    once); returns the trials. ``dense``: seed -> its dense trial; ``run`` trains a list of specs."""
     dense_accuracy = sum(r["validation_accuracy"] for r in dense.values()) / len(dense)
     searches, trials = [Search(p) for p in pruners], []
     while due := [(s, s.next_index()) for s in searches if s.next_index() is not None]:
-        results = run([spec(s.pruner, STRENGTHS[s.pruner][1][i], seed) for s, i in due for seed in seeds])
+        results = run([spec(s.pruner, STRENGTHS[s.pruner][1][i], seed, candidate)
+                       for s, i in due for candidate in CANDIDATES[s.pruner] for seed in seeds])
         trials += results
-        summary = {(p["pruner"], p["strength"]): p for p in points(results, dense, profile)}
+        summary = chosen(points(results, dense, profile))
         for search, index in due:
             point = summary[(search.pruner, STRENGTHS[search.pruner][1][index])]
             search.record(index, budget.meets(point, dense_accuracy), budget.max_drop_points is not None)
-        meeting = [p for p in points(trials, dense, profile) if budget.meets(p, dense_accuracy)]
+        meeting = [p for p in chosen(points(trials, dense, profile)).values() if budget.meets(p, dense_accuracy)]
         if meeting:
             on_best(budget.best(meeting))
     return trials
@@ -315,7 +367,8 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
     spec = functools.partial(trial_spec, base_config, max(1, usable_cores() // max(1, workers)))
     cache = TrialCache(out_dir / "trials")
     steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
-    bar = tqdm(total=len(seeds) * (1 + steps * len(pruners)), desc="tune", unit="trial", disable=not progress)
+    trials_per_seed = 1 + steps * sum(len(CANDIDATES[p]) for p in pruners)
+    bar = tqdm(total=len(seeds) * trials_per_seed, desc="tune", unit="trial", disable=not progress)
     best = {"text": "-"}
 
     def done(result: dict) -> None:
@@ -334,12 +387,13 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
     finally:
         bar.close()
     dense_accuracy = sum(r["validation_accuracy"] for r in dense_runs) / len(dense_runs)
-    summary = points(trials, dense, profile)
+    candidates = points(trials, dense, profile)
+    summary = list(chosen(candidates).values())  # a point per pruner and strength: its best candidate
     meeting = [p for p in summary if budget.meets(p, dense_accuracy)]
     result = {"format": TUNE_FORMAT, "budget": dataclasses.asdict(budget), "energy_profile": profile,
               "seeds": seeds, "pruners": pruners, "config": base_config,
               "dense": {"validation_accuracy": dense_accuracy, "runs": dense_runs},
-              "trials": trials, "points": summary,
+              "trials": trials, "candidates": candidates, "points": summary,
               "pick": budget.best(meeting) if meeting else None,
               "closest": None if meeting else budget.closest(summary)}
     atomic_write_text(out_dir / "tune.json", json.dumps(result, indent=1) + "\n")
