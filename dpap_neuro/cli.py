@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # `dpap run`'s options that tune passes on (not RunConfig.workers: tune's --workers are its trial processes).
 TUNE_FIELDS = ("dataset", "data_dir", "model", "epochs", "hidden_sizes", "conv_channels", "timesteps", "downsample",
-               "denoise_us", "cache", "cache_dir", "val_fraction", "energy_profile", "portable_kernels")
+               "denoise_us", "cache", "cache_dir", "val_fraction", "energy_profile", "portable_kernels", "device")
 
 
 def add_tune_parser(commands, choices: dict) -> None:
@@ -416,6 +416,7 @@ def cmd_tune(args) -> int:
 
     from dpap_neuro.config import RunConfig
     from dpap_neuro.reporting import write_reports
+    from dpap_neuro.distributed import init_from_env, launched_by_torchrun, rank, resolve_device
     from dpap_neuro.run import check_startable, run
     from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune, usable_cores
 
@@ -437,14 +438,21 @@ def cmd_tune(args) -> int:
     require_lava("tune")  # the pick runs through the whole pipeline: say it now, not after the search
     out = Path(args.out)
     base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
+    if launched_by_torchrun():  # ranks share the trials; a trial trains in a process of its own, outside DDP
+        init_from_env(resolve_device(config.device))
+        workers = max(1, workers)
     result = tune(base, pruners, budget, list(range(args.seeds)), out, workers, progress=not args.quiet)
-    plot_frontier(result, out / "tune.png")
+    if rank() == 0:
+        plot_frontier(result, out / "tune.png")
     if result["pick"] is None:
+        if rank() != 0:
+            return 2
         raise UserError(no_pick_message(result, budget))
     pick = result["pick"]
-    print(f"pick ({budget.describe()}, validation): {pick['pruner']} at strength {pick['strength']:g}: validation "
-          f"accuracy {pick['validation_accuracy']:.4f} (dense {result['dense']['validation_accuracy']:.4f}), "
-          f"{pick['energy_ratio']:.3f}x the dense energy; tune.json and tune.png in {out}")
+    if rank() == 0:
+        print(f"pick ({budget.describe()}, validation): {pick['pruner']} at strength {pick['strength']:g}: validation "
+              f"accuracy {pick['validation_accuracy']:.4f} (dense {result['dense']['validation_accuracy']:.4f}), "
+              f"{pick['energy_ratio']:.3f}x the dense energy; tune.json and tune.png in {out}")
     report = run(RunConfig(**{**config.to_dict(), "pruner": pick["pruner"], "pruner_options": pick["options"]}),
                  out / "pick", progress=not args.quiet)
     if report is not None:  # the pick's report gains the frontier it was chosen on

@@ -106,6 +106,18 @@ def gather_to_rank0(value):
     return gathered
 
 
+def all_gather(value) -> list:
+    """Every rank's ``value`` (any picklable object), in rank order, on every rank; ``[value]`` in a single
+    process. Over a gloo group (CPU), also when training used nccl."""
+    if not is_distributed():
+        return [value]
+    group = dist.new_group(backend="gloo")
+    gathered = [None] * world_size()
+    dist.all_gather_object(gathered, value, group=group)
+    dist.destroy_process_group(group)
+    return gathered
+
+
 def barrier() -> None:
     """Wait until every rank is here (no-op in a single process)."""
     if is_distributed():

@@ -21,7 +21,8 @@ on the training split less a validation split, measured on that validation
 split (accuracy, and the counts and energy of its Norse spikes through the
 export). Each finished trial is written to ``OUT/trials/<key>.json`` (the
 key: a hash of everything that decides the run), so an interrupted tune
-starts again where it stopped; trials run in ``workers`` processes.
+starts again where it stopped; trials run in ``workers`` processes, and under
+``torchrun`` each rank trains its share of every round (``run_trials``).
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def run_trial(spec: dict) -> dict:
     import torch
 
     from dpap_neuro.config import RunConfig
+    from dpap_neuro.distributed import resolve_device
     from dpap_neuro.experiment import fit, hidden_kept, load_splits
     from dpap_neuro.models import is_spiking
     from hw_export.energy import resolve_profiles
@@ -146,10 +148,13 @@ def run_trial(spec: dict) -> dict:
     else:
         torch.set_num_threads(spec["threads"])
     options = {} if spec["pruner"] == "none" else config.resolved_pruner_options()  # the dataset's preset, the knob
+    device = resolve_device(config.device)
+    if device.type == "cuda" and device.index is None:  # under torchrun: this rank's GPU
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     splits = load_splits(config)
-    model, history, pruner = fit(config, spec["pruner"], options, splits.train, warn=False)
+    model, history, pruner = fit(config, spec["pruner"], options, splits.train, device=device, warn=False)
     result = {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
-              "training_time_s": history.wall_time_s, "mask_sparsity": pruner.sparsity()}
+              "training_time_s": history.wall_time_s, "mask_sparsity": pruner.sparsity(), "device": str(device)}
     if config.model == "conv":
         result["channels_kept"] = 1.0 - pruner.neuron_sparsity(conv_only=True)
     measured = {"validation": splits.validation, **({"test": splits.test} if spec.get("test") else {})}
@@ -218,8 +223,11 @@ class TrialCache:
 def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_done: Callable[[dict], None],
                trial: Callable[[dict], dict] | None = None) -> list[dict]:
     """Every spec's result, in order: from ``cache`` (None: none), or ``trial(spec)`` (default ``run_trial``) in
-    ``workers`` processes (0: in this process), each written to the cache as it finishes. ``on_done`` sees
-    every result, cached ones included. The benchmarks (``benchmarks/pareto.py``) run their trials here too."""
+    ``workers`` processes (0: in this process), each written to the cache as it finishes. Under ``torchrun``
+    rank ``r`` of ``W`` trains the missing trials ``r, r + W, ...`` and every rank then holds them all (each
+    rank writes the cache too: a shared folder or not, it ends complete). ``on_done`` sees every result,
+    cached ones included. The benchmarks (``benchmarks/pareto.py``) run their trials here too."""
+    from dpap_neuro import distributed
     from dpap_neuro.provenance import source_commit
 
     trial = run_trial if trial is None else trial
@@ -236,25 +244,30 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
     commit = source_commit()
 
     def finish(key: str, result: dict) -> None:
-        result = {**result, "commit": commit}
-        if cache is not None:
+        if cache is not None and cache.get(key) is None:
             cache.put(key, result)
         results[key] = result
         on_done(result)
 
+    mine = dict(list(missing.items())[distributed.rank()::distributed.world_size()])
     if workers <= 0:
-        for key, spec in missing.items():
-            finish(key, trial(spec))
-    elif missing:
+        for key, spec in mine.items():
+            finish(key, {**trial(spec), "commit": commit})
+    elif mine:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(trial, spec): key for key, spec in missing.items()}
+            futures = {pool.submit(trial, spec): key for key, spec in mine.items()}
             try:
                 for future in cf.as_completed(futures):
-                    finish(futures[future], future.result())
+                    finish(futures[future], {**future.result(), "commit": commit})
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
+    if distributed.is_distributed():  # the other ranks' trials, in the order of ``missing`` on every rank
+        for theirs in distributed.all_gather({key: results[key] for key in mine}):
+            for key, result in theirs.items():
+                if key not in results:
+                    finish(key, result)
     return [results[trial_key(spec)] for spec in specs]
 
 
@@ -364,11 +377,15 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
                         f"{', '.join(STRENGTHS)}")
     named = base_config.get("energy_profile", "loihi")
     profile = chosen_profile(named, resolve_profiles(named))
-    spec = functools.partial(trial_spec, base_config, max(1, usable_cores() // max(1, workers)))
+    from dpap_neuro.distributed import rank
+
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this machine share its cores
+    spec = functools.partial(trial_spec, base_config, max(1, usable_cores() // (local_ranks * max(1, workers))))
     cache = TrialCache(out_dir / "trials")
     steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
     trials_per_seed = 1 + steps * sum(len(CANDIDATES[p]) for p in pruners)
-    bar = tqdm(total=len(seeds) * trials_per_seed, desc="tune", unit="trial", disable=not progress)
+    bar = tqdm(total=len(seeds) * trials_per_seed, desc="tune", unit="trial",
+               disable=not progress or rank() != 0)
     best = {"text": "-"}
 
     def done(result: dict) -> None:
@@ -396,7 +413,8 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
               "trials": trials, "candidates": candidates, "points": summary,
               "pick": budget.best(meeting) if meeting else None,
               "closest": None if meeting else budget.closest(summary)}
-    atomic_write_text(out_dir / "tune.json", json.dumps(result, indent=1) + "\n")
+    if rank() == 0:
+        atomic_write_text(out_dir / "tune.json", json.dumps(result, indent=1) + "\n")
     return result
 
 

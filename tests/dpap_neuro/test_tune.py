@@ -77,6 +77,48 @@ def test_an_interrupted_tune_resumes_without_training_a_finished_trial_again(tmp
     assert len(result["trials"]) == 2 * len(CANDIDATES["gmp"]) * bisection_steps(7)
 
 
+def rank_worker(rank, world, port, out_dir):
+    """One torchrun-like rank: the same tune as every other rank, its calls and pick written to rank<r>.json."""
+    import os
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    calls = []
+    tune_module.run_trial = fake_trial(calls)
+    try:
+        result = tune({"dataset": "digits"}, ["gmp", "dpap"], Budget(max_drop_points=3.5), [0, 1],
+                      Path(out_dir) / "tune", workers=0, progress=False)
+    finally:
+        dist.destroy_process_group()
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps({"calls": calls, "pick": result["pick"],
+                                                               "trials": result["trials"]}))
+
+
+def test_torchrun_ranks_share_the_trials_and_each_reaches_the_one_process_pick(tmp_path, monkeypatch):
+    import torch.multiprocessing as mp
+
+    from conftest import free_port
+
+    alone = []
+    monkeypatch.setattr(tune_module, "run_trial", fake_trial(alone))
+    single = tune({"dataset": "digits"}, ["gmp", "dpap"], Budget(max_drop_points=3.5), [0, 1], tmp_path / "alone",
+                  workers=0, progress=False)
+    world = 2
+    mp.spawn(rank_worker, args=(world, free_port(), str(tmp_path)), nprocs=world, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
+    calls = [[tuple(c) for c in r["calls"]] for r in ranks]
+    assert all(calls) and not set(calls[0]) & set(calls[1])  # each trial trained by one rank only
+    assert sorted(calls[0] + calls[1]) == sorted(alone)  # together: the very trials of one process
+    for r in ranks:
+        assert r["pick"] == single["pick"]
+        assert [t["strength"] for t in r["trials"]] == [t["strength"] for t in single["trials"]]
+    saved = json.loads((tmp_path / "tune" / "tune.json").read_text())  # written once, by rank 0
+    assert saved["pick"] == single["pick"] and len(list((tmp_path / "tune" / "trials").iterdir())) == len(alone)
+
+
 def test_a_budget_no_trial_meets_names_the_closest(tmp_path, monkeypatch):
     monkeypatch.setattr(tune_module, "run_trial", fake_trial([]))
     result = tune({"dataset": "digits"}, ["dpap"], Budget(max_drop_points=0.5), [0], tmp_path, workers=0,
