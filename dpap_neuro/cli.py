@@ -184,6 +184,9 @@ def add_tune_parser(commands, choices: dict) -> None:
     tune.add_argument("--workers", type=int, default=None, metavar="K",
                       help="trials trained at once, one process each (default: the cores, at most 4)")
     tune.add_argument("--out", required=True, metavar="DIR", help="tune directory (trials/, tune.json, pick/)")
+    tune.add_argument("--dense-from", nargs="+", default=(), metavar="RUN",
+                      help="`dpap run` folders (or their dense.pt) whose dense models this tune reuses, one per "
+                           "seed, instead of training them (same data, split and recipe; checked)")
     for name in TUNE_FIELDS:
         add_config_option(tune, name, choices)
     tune.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -418,10 +421,12 @@ def cmd_tune(args) -> int:
     from dpap_neuro.reporting import write_reports
     from dpap_neuro.distributed import init_from_env, launched_by_torchrun, rank, resolve_device
     from dpap_neuro.run import check_startable, run
-    from dpap_neuro.tune import Budget, no_pick_message, plot_frontier, tune, usable_cores
+    from dpap_neuro.tune import (Budget, TrialCache, check_pruners, no_pick_message, plot_frontier, reuse_dense, trial_threads, tune,
+                                 usable_cores)
 
     budget = Budget(args.max_drop, args.max_energy)
     pruners = [p.strip() for p in args.pruners.split(",") if p.strip()]
+    check_pruners(pruners)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     workers = min(4, usable_cores()) if args.workers is None else args.workers
@@ -441,6 +446,8 @@ def cmd_tune(args) -> int:
     if launched_by_torchrun():  # ranks share the trials; a trial trains in a process of its own, outside DDP
         init_from_env(resolve_device(config.device))
         workers = max(1, workers)
+    for path in args.dense_from:  # measured on validation into the trial cache: the tune finds them there
+        reuse_dense(Path(path), base, list(range(args.seeds)), trial_threads(workers), TrialCache(out / "trials"))
     result = tune(base, pruners, budget, list(range(args.seeds)), out, workers, progress=not args.quiet)
     if rank() == 0:
         plot_frontier(result, out / "tune.png")

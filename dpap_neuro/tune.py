@@ -126,8 +126,7 @@ def trial_key(spec: dict) -> str:
 
 def run_trial(spec: dict) -> dict:
     """One trial (in a worker process or here): train, then measure on the validation split, and on the test
-    split too where ``spec["test"]`` (the benchmarks; ``dpap tune`` never reads test accuracy). An ANN twin
-    (nothing spikes: no export) gets accuracies and the masks' shares, no energy."""
+    split too where ``spec["test"]`` (the benchmarks; ``dpap tune`` never reads test accuracy)."""
     import warnings
 
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)  # norse's
@@ -135,10 +134,7 @@ def run_trial(spec: dict) -> dict:
 
     from dpap_neuro.config import RunConfig
     from dpap_neuro.distributed import resolve_device
-    from dpap_neuro.experiment import fit, hidden_kept, load_splits
-    from dpap_neuro.models import is_spiking
-    from hw_export.energy import resolve_profiles
-    from hw_export.norse import export_model
+    from dpap_neuro.experiment import fit, load_splits
 
     config = RunConfig.from_dict(spec["config"])
     if config.portable_kernels:  # as `dpap run --portable-kernels` (the environment pins came with the process)
@@ -153,9 +149,22 @@ def run_trial(spec: dict) -> dict:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     splits = load_splits(config)
     model, history, pruner = fit(config, spec["pruner"], options, splits.train, device=device, warn=False)
-    result = {"pruner": spec["pruner"], "strength": spec["strength"], "seed": config.seed, "options": spec["options"],
-              "training_time_s": history.wall_time_s, "mask_sparsity": pruner.sparsity(), "device": str(device)}
-    if config.model == "conv":
+    return {**measured_trial(spec, model, pruner, splits), "training_time_s": history.wall_time_s,
+            "device": str(device)}
+
+
+def measured_trial(spec: dict, model, pruner, splits) -> dict:
+    """A trained trial's record: its masks' shares, and per split (validation; test where ``spec["test"]``)
+    accuracy, energy and spikes through the export. An ANN twin (nothing spikes: no export) gets accuracies
+    and the masks' shares, no energy."""
+    from dpap_neuro.experiment import hidden_kept
+    from dpap_neuro.models import is_spiking
+    from hw_export.energy import resolve_profiles
+    from hw_export.norse import export_model
+
+    result = {"pruner": spec["pruner"], "strength": spec["strength"], "seed": spec["config"]["seed"],
+              "options": spec["options"], "mask_sparsity": pruner.sparsity()}
+    if spec["config"]["model"] == "conv":
         result["channels_kept"] = 1.0 - pruner.neuron_sparsity(conv_only=True)
     measured = {"validation": splits.validation, **({"test": splits.test} if spec.get("test") else {})}
     if not is_spiking(model):
@@ -169,11 +178,59 @@ def run_trial(spec: dict) -> dict:
     result.update(synapses=net.n_synapses, neurons=net.n_neurons, synapses_kept=synapses_kept,
                   neurons_kept=neurons_kept)
     for split, data in measured.items():  # validation: "energy_j", "spikes_per_sample"; test: "test_..."
-        accuracy, metrics = measured_on(model, net, data, resolve_profiles(config.energy_profile))
+        accuracy, metrics = measured_on(model, net, data, resolve_profiles(spec["config"]["energy_profile"]))
         prefix = "" if split == "validation" else "test_"
         result.update({f"{split}_accuracy": accuracy, f"{prefix}energy_j": metrics["per_sample"]["energy_j"],
                        f"{prefix}spikes_per_sample": metrics["per_sample"]["spikes"]})
     return result
+
+
+# RunConfig fields that decide neither a dense model's training nor its measurement on the validation split
+# (energy is measured again with the tune's profile): a `dpap run` that differs only in these can lend its dense
+# model to a tune.
+NOT_DECIDING = ("seed", "pruner", "pruner_preset", "pruner_options", "compact", "workers", "device", "data_dir",
+                "cache", "cache_dir", "energy_profile", "lava_engine", "lava_batch_size", "lava_timeout_s",
+                "lava_samples", "lava_chunk_size", "lava_workers", "lava_check_samples")
+
+
+def reuse_dense(path: Path, base_config: dict, seeds: list[int], threads: int, cache: TrialCache) -> int:
+    """Measure the dense model of a `dpap run` (its folder, or its ``dense.pt``) on this tune's validation split
+    and keep it as the dense trial of its seed, so that the tune does not train it again; returns the seed.
+    Refused in one line where the run trained differently (any field outside ``NOT_DECIDING``: its dense model
+    would not be the tune's) or its seed is not one of ``seeds``."""
+    from dpap_neuro.checkpoint import load_checkpoint
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.experiment import load_splits
+    from dpap_neuro.pruning import Pruner
+
+    checkpoint = Path(path) / "dense.pt" if Path(path).is_dir() else Path(path)
+    model, meta = load_checkpoint(checkpoint)
+    if meta["pruner"] != "none":
+        raise UserError(f"{checkpoint}: a {meta['pruner']} model, not a dense one")
+    run_config = meta["config"]
+    differ = [k for k in base_config if k not in NOT_DECIDING
+              and json.dumps(run_config.get(k)) != json.dumps(base_config[k])]
+    if differ:
+        raise UserError(f"{checkpoint}: its dense model is not this tune's: "
+                        + ", ".join(f"{k} {run_config.get(k)!r} (tune: {base_config[k]!r})" for k in differ))
+    if run_config["seed"] not in seeds:
+        raise UserError(f"{checkpoint}: seed {run_config['seed']}, not one of this tune's seeds "
+                        f"{', '.join(map(str, seeds))}")
+    spec = trial_spec(base_config, threads, "none", "-", run_config["seed"])
+    if cache.get(trial_key(spec)) is None:
+        splits = load_splits(RunConfig.from_dict(spec["config"]))
+        result = {**measured_trial(spec, model, Pruner(), splits),
+                  "training_time_s": meta["history"].get("wall_time_s"), "reused_from": str(checkpoint)}
+        from dpap_neuro.provenance import source_commit
+
+        cache.put(trial_key(spec), {**result, "commit": source_commit()})
+    return run_config["seed"]
+
+
+def trial_threads(workers: int) -> int:
+    """Threads of one trial: this machine's cores shared by torchrun's local ranks and each rank's workers."""
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, usable_cores() // (local_ranks * max(1, workers)))
 
 
 def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tuple[float, dict]:
@@ -363,6 +420,14 @@ def bisect(pruners: list[str], seeds: list[int], budget: Budget, dense: dict[int
     return trials
 
 
+def check_pruners(pruners: list[str]) -> None:
+    """One line for a list naming no pruner, or one tune cannot search."""
+    unknown = [p for p in pruners if p not in STRENGTHS]
+    if unknown or not pruners:
+        raise UserError(f"unknown pruner {', '.join(unknown) or '(none given)'} for tune; choose from "
+                        f"{', '.join(STRENGTHS)}")
+
+
 def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int], out_dir: Path, workers: int,
          progress: bool = True) -> dict:
     """The dense models, then ``bisect``; returns and writes ``OUT/tune.json`` (every trial, each point, the
@@ -371,16 +436,12 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
 
     from hw_export.energy import chosen_profile, resolve_profiles
 
-    unknown = [p for p in pruners if p not in STRENGTHS]
-    if unknown or not pruners:
-        raise UserError(f"unknown pruner {', '.join(unknown) or '(none given)'} for tune; choose from "
-                        f"{', '.join(STRENGTHS)}")
+    check_pruners(pruners)
     named = base_config.get("energy_profile", "loihi")
     profile = chosen_profile(named, resolve_profiles(named))
     from dpap_neuro.distributed import rank
 
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this machine share its cores
-    spec = functools.partial(trial_spec, base_config, max(1, usable_cores() // (local_ranks * max(1, workers))))
+    spec = functools.partial(trial_spec, base_config, trial_threads(workers))
     cache = TrialCache(out_dir / "trials")
     steps = bisection_steps(len(next(iter(STRENGTHS.values()))[1]))
     trials_per_seed = 1 + steps * sum(len(CANDIDATES[p]) for p in pruners)

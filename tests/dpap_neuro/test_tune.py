@@ -141,6 +141,7 @@ def test_bad_budgets_are_refused(budget):
     (["--max-drop", "1", "--pruners", "dpap,lottery"], "unknown pruner lottery for tune"),
     (["--max-drop", "1", "--max-energy", "0.2"], "not allowed with argument"),
     (["--max-drop", "1", "--model", "ann-mlp"], "is an ANN (ReLU)"),
+    (["--max-drop", "1", "--dense-from", "nowhere/dense.pt"], "nowhere/dense.pt: no such file"),
 ])
 def test_the_command_refuses_bad_budgets_and_pruners_in_one_line(tmp_path, args, message):
     out = tmp_path / "tune"
@@ -195,3 +196,39 @@ def test_the_command_tunes_then_runs_the_pick_through_the_pipeline(tmp_path):
     assert set(report["models"]) == {"dense", "gmp"}
     assert report["models"]["gmp"]["pruner_options"]["target_sparsity"] == result["pick"]["strength"]
     assert "data:image/png" in (out / "pick" / "report.html").read_text() and (out / "pick" / "figures" / "tune.png").is_file()
+
+
+def test_a_dpap_runs_dense_model_is_reused_as_the_dense_trial_it_would_have_trained(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from dpap_neuro.checkpoint import save_checkpoint
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.data import n_classes
+    from dpap_neuro.experiment import fit, load_splits
+    from dpap_neuro.tune import TrialCache, reuse_dense, run_trial, trial_key, trial_spec, trial_threads
+
+    config = RunConfig(dataset="digits", epochs=1, hidden_sizes=(16,), timesteps=6, val_fraction=0.1, seed=0)
+    base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
+    threads = trial_threads(0)
+    torch.set_num_threads(threads)
+    splits = load_splits(config)
+    model, history, _ = fit(config, "none", {}, splits.train, warn=False)  # as `dpap run` trains its dense model
+    save_checkpoint(tmp_path / "run" / "dense.pt", model, config, "dense", "none", splits.train.input_shape,
+                    n_classes(config.dataset), dataclasses.asdict(history))
+    trained = run_trial(trial_spec(base, threads, "none", "-", 0))  # what the tune would train instead
+    cache = TrialCache(tmp_path / "tune" / "trials")
+    assert reuse_dense(tmp_path / "run", base, [0], threads, cache) == 0
+    reused = cache.get(trial_key(trial_spec(base, threads, "none", "-", 0)))
+    for key in ("validation_accuracy", "energy_j", "synapses", "neurons", "spikes_per_sample"):
+        assert reused[key] == trained[key], key
+    calls = []
+    monkeypatch.setattr(tune_module, "run_trial", fake_trial(calls))
+    result = tune(base, ["gmp"], Budget(max_drop_points=99), [0], tmp_path / "tune", workers=0, progress=False)
+    assert calls and all(c[0] != "none" for c in calls)  # the dense model was not trained again
+    assert result["dense"]["runs"][0]["reused_from"] == str(tmp_path / "run" / "dense.pt")
+    with pytest.raises(UserError, match=r"epochs 1 \(tune: 2\)"):  # trained differently: not the tune's model
+        reuse_dense(tmp_path / "run", {**base, "epochs": 2}, [0], threads, cache)
+    with pytest.raises(UserError, match="seed 0, not one of"):
+        reuse_dense(tmp_path / "run", base, [1, 2], threads, cache)
