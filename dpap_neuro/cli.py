@@ -451,6 +451,8 @@ def cmd_tune(args) -> int:
     result = tune(base, pruners, budget, list(range(args.seeds)), out, workers, progress=not args.quiet)
     if rank() == 0:
         plot_frontier(result, out / "tune.png")
+    if rank() == 0 and not args.quiet:
+        print_per_pruner(result)
     if result["pick"] is None:
         if rank() != 0:
             return 2
@@ -467,6 +469,15 @@ def cmd_tune(args) -> int:
         write_reports(report, out / "pick", extra_figures=("tune",))
         print_run_summary(report, str(out / "pick"))
     return 0
+
+
+def print_per_pruner(result: dict) -> None:
+    """Each pruner's answer on validation (means over the seeds), one line each."""
+    dense = result["dense"]["validation_accuracy"]
+    for pruner, point in result["per_pruner"].items():
+        print(f"  {pruner:>10} {point['strength']:<6g} validation {point['validation_accuracy']:.4f} "
+              f"({100 * (point['validation_accuracy'] - dense):+.2f} points), {point['energy_ratio']:.3f}x energy, "
+              f"{point['synapses_kept']:.3f} of the synapses: {'within' if point['meets'] else 'outside'} the budget")
 
 
 def print_run_summary(report: dict, out: str) -> None:

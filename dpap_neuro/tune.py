@@ -428,6 +428,16 @@ def check_pruners(pruners: list[str]) -> None:
                         f"{', '.join(STRENGTHS)}")
 
 
+def per_pruner(summary: list[dict], budget: Budget, dense_accuracy: float) -> dict[str, dict]:
+    """Each pruner's own answer: its pick within the budget (``meets`` True), or its point closest to it."""
+    answers = {}
+    for pruner in dict.fromkeys(p["pruner"] for p in summary):
+        mine = [p for p in summary if p["pruner"] == pruner]
+        meeting = [p for p in mine if budget.meets(p, dense_accuracy)]
+        answers[pruner] = {**(budget.best(meeting) if meeting else budget.closest(mine)), "meets": bool(meeting)}
+    return answers
+
+
 def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int], out_dir: Path, workers: int,
          progress: bool = True) -> dict:
     """The dense models, then ``bisect``; returns and writes ``OUT/tune.json`` (every trial, each point, the
@@ -473,7 +483,8 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
               "dense": {"validation_accuracy": dense_accuracy, "runs": dense_runs},
               "trials": trials, "candidates": candidates, "points": summary,
               "pick": budget.best(meeting) if meeting else None,
-              "closest": None if meeting else budget.closest(summary)}
+              "closest": None if meeting else budget.closest(summary),
+              "per_pruner": per_pruner(summary, budget, dense_accuracy)}
     if rank() == 0:
         atomic_write_text(out_dir / "tune.json", json.dumps(result, indent=1) + "\n")
     return result

@@ -42,6 +42,8 @@ def test_bisection_finds_the_strongest_setting_within_the_accuracy_budget(tmp_pa
         ("gmp", 0.7), ("gmp", 0.8), ("dpap", 0.5)}
     assert result["pick"]["pruner"] == "gmp" and result["pick"]["strength"] == 0.8  # the cheaper of the two
     assert result["pick"]["options"]["allocation"] == "global"  # the candidate better on validation
+    assert result["per_pruner"]["gmp"]["strength"] == 0.8 and result["per_pruner"]["gmp"]["meets"]
+    assert result["per_pruner"]["dpap"]["strength"] == 0.5 and result["per_pruner"]["dpap"]["meets"]
     per_pruner = {p: sum(1 for c in calls if c[0] == p) for p in ("gmp", "dpap")}
     trials_each = 2 * len(CANDIDATES["gmp"]) * bisection_steps(7)  # 2 seeds x candidates x steps
     assert per_pruner == {"gmp": trials_each, "dpap": trials_each} and len(CANDIDATES["dpap"]) == len(CANDIDATES["gmp"])
@@ -124,6 +126,8 @@ def test_a_budget_no_trial_meets_names_the_closest(tmp_path, monkeypatch):
     result = tune({"dataset": "digits"}, ["dpap"], Budget(max_drop_points=0.5), [0], tmp_path, workers=0,
                   progress=False)
     assert result["pick"] is None and result["closest"]["strength"] == STRENGTHS["dpap"][1][0]
+    assert not result["per_pruner"]["dpap"]["meets"] and result["per_pruner"]["dpap"] == {**result["closest"],
+                                                                                        "meets": False}
     message = tune_module.no_pick_message(result, Budget(max_drop_points=0.5))
     assert message.startswith("no trial meets --max-drop 0.5 on validation; the closest is dpap at c = 0.5")
 
