@@ -214,3 +214,19 @@ def test_nir_consumers(tmp_path):
     out = run_script("nir_consumers.py", tmp_path / "run", "--samples", "8", "--consumers", "norse")
     assert "| norse |" in out and "NeuroBench" in out
     assert re.fullmatch(r"nir_consumers_exact: \d+ of \d+", out.strip().splitlines()[-1])
+
+
+def test_tune_verdict(tmp_path):
+    """Each pruner's answer of a finished tune trained again with its seeds, measured on test."""
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.tune import Budget, tune
+
+    config = RunConfig(dataset="digits", epochs=1, hidden_sizes=(16,), timesteps=6, val_fraction=0.1)
+    base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
+    tune(base, ["gmp", "structured"], Budget(max_drop_points=99), [0, 1], tmp_path, workers=1, progress=False)
+    out = run_script("tune_verdict.py", tmp_path, "--workers", "1", "--markdown")
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert [r["pruner"] for r in verdict["rows"]] == ["dense", "gmp", "structured"]
+    assert all(r["seeds"] == [0, 1] and 0 <= r["test_accuracy"] <= 1 for r in verdict["rows"])
+    assert verdict["rows"][0]["test_energy_ratio"] == 1.0 and sum(r["pick"] for r in verdict["rows"]) == 1
+    assert "<- pick" in out and "| gmp" in out
