@@ -230,3 +230,11 @@ def test_tune_verdict(tmp_path):
     assert all(r["seeds"] == [0, 1] and 0 <= r["test_accuracy"] <= 1 for r in verdict["rows"])
     assert verdict["rows"][0]["test_energy_ratio"] == 1.0 and sum(r["pick"] for r in verdict["rows"]) == 1
     assert "<- pick" in out and "| gmp" in out
+
+
+def test_gmp_conv_diagnosis(tmp_path):
+    out = run_script("gmp_conv_diagnosis.py", "--epochs", "1", "--workers", "1", "--settings", "dense",
+                     "random 0.8 at 0.15", "--out", tmp_path)
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert [r["label"] for r in runs] == ["dense", "random 0.8 at 0.15"] and runs[1]["sparsity"] > 0.7
+    assert re.search(r"^random 0\.8 at 0\.15 +0\.\d{4} ", out, re.M)
