@@ -316,9 +316,15 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
             try:
                 for future in cf.as_completed(futures):
                     finish(futures[future], {**future.result(), "commit": commit})
-            except BaseException:
-                for future in futures:
-                    future.cancel()
+            except BaseException:  # Ctrl-C, SIGTERM, a failed trial: stop the running trials too, not only the
+                # queued ones (leaving the pool would wait for them: minutes). Python 3.14's
+                # ProcessPoolExecutor.terminate_workers does this; before it, only the private process table can.
+                workers_alive = list(getattr(pool, "_processes", {}).values())
+                for process in workers_alive:
+                    process.terminate()
+                for process in workers_alive:  # gone before dpap is: nothing outlives the command
+                    process.join(timeout=10)
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
     if distributed.is_distributed():  # the other ranks' trials, in the order of ``missing`` on every rank
         for theirs in distributed.all_gather({key: results[key] for key in mine}):

@@ -236,3 +236,38 @@ def test_a_dpap_runs_dense_model_is_reused_as_the_dense_trial_it_would_have_trai
         reuse_dense(tmp_path / "run", {**base, "epochs": 2}, [0], threads, cache)
     with pytest.raises(UserError, match="seed 0, not one of"):
         reuse_dense(tmp_path / "run", base, [1, 2], threads, cache)
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_interrupting_a_tune_stops_its_running_trials_at_once(tmp_path, signal_name, status):
+    """SIGTERM to dpap, or Ctrl-C to its process group, while trials train in workers: within seconds, one line,
+    no process left (leaving the worker pool would otherwise wait for the running trials), no tune.json."""
+    import os
+    import signal
+    import time
+    import uuid
+
+    from conftest import processes_with_env, wait_for_processes
+
+    token, stderr_path, out = uuid.uuid4().hex, tmp_path / "stderr.txt", tmp_path / "tune"
+    with open(stderr_path, "w") as stderr:
+        proc = subprocess.Popen([*DPAP, "tune", "--dataset", "digits", "--epochs", "40", "--seeds", "1", "--pruners",
+                                 "gmp", "--max-drop", "1", "--workers", "2", "--quiet", "--out", str(out)],
+                                env={**os.environ, "DPAP_TEST_TOKEN": token}, stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)
+        wait_for_processes(token, 3, proc, 300, stderr_path)  # dpap and its two trial workers
+        time.sleep(2)
+        sent = time.monotonic()
+        if signal_name == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+    assert time.monotonic() - sent < 10.0
+    assert proc.returncode == status
+    assert stderr_path.read_text().strip().splitlines()[-1] == "dpap: interrupted"
+    # multiprocessing's resource tracker ends when the pipe dpap held closes, a few ms after dpap: wait 3 s at most
+    deadline = time.monotonic() + 3
+    while processes_with_env(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_env(token) == [] and not (out / "tune.json").exists()
