@@ -9,7 +9,7 @@ several strengths; where a method has free settings besides its strength (two
 candidates for every method), each candidate is trained too and the one with
 the best mean validation accuracy over the seeds is kept, for every method
 alike. Test accuracy is read once, for the kept settings. Every run is the one
-training run of `dpap run` (``dpap_neuro.experiment.train_and_measure``: same
+training run of `dpap run` (``dpap_neuro.tune.run_trial``, `dpap tune`'s trial: same
 data, split, architecture, epochs and seed as its dense model), on the
 training split minus a stratified 10 % validation split.
 

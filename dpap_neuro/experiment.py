@@ -1,10 +1,10 @@
-"""One training run as a library call: train -> evaluate -> export -> measure, writing nothing unless asked.
+"""One training run as a library call: the splits and ``fit``, writing nothing unless asked.
 
-``dpap run`` (``dpap_neuro/run.py``) and the benchmarks (``benchmarks/pareto.py``,
-``ann_dpap.py``) all train models through ``fit``; ``train_and_measure``
-adds the evaluation on the validation and test splits, the export, and the
-hardware counts of the Norse model's own spikes (which Lava's float run
-reproduces spike for spike), with no Lava run and no file.
+``dpap run`` (``dpap_neuro/run.py``), ``dpap tune``'s trials
+(``dpap_neuro/tune.py``: ``run_trial`` adds the evaluation on the validation
+split, and on the test split for the benchmarks, the export, and the hardware
+counts of the Norse model's own spikes, which Lava's float run reproduces
+spike for spike) and the benchmarks all train models through ``fit``.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from dpap_neuro.config import RunConfig
 from dpap_neuro.data import NEUROMORPHIC, FrameSettings, load_dataset, n_classes, split_validation
-from dpap_neuro.models import build_model, is_spiking
+from dpap_neuro.models import build_model
 from dpap_neuro.pruning import Pruner, make_pruner
-from dpap_neuro.train import Evaluation, Recipe, TrainHistory, evaluate, load_training_state, train
-from hw_export.energy import PROFILES
-from hw_export.metrics import hidden_sparsity, measure
-from hw_export.norse import export_model
+from dpap_neuro.train import Recipe, TrainHistory, load_training_state, train
+from hw_export.metrics import hidden_sparsity
 from hw_export.norse.loihi import loihi_exact
 from hw_export.sparsenet import SparseNet
 
@@ -109,36 +106,6 @@ def _joined(first: TrainHistory, then: TrainHistory) -> TrainHistory:
                 "epoch_forward_macs"):
         getattr(joined, key).extend(getattr(then, key))
     return joined
-
-
-class Outcome(NamedTuple):
-    """A trained model and what was measured of it."""
-
-    model: torch.nn.Module
-    history: TrainHistory
-    pruner: Pruner
-    validation_accuracy: float | None  # None without a validation split
-    test: Evaluation  # Norse (float64) on the test split, spikes kept
-    net: SparseNet | None  # the export (None for an ANN twin: nothing spikes)
-    metrics: dict | None  # hw_export.metrics.measure of the Norse spikes (Loihi and cmos45 energies)
-
-
-def norse_metrics(net: SparseNet, inputs: np.ndarray, test: Evaluation) -> dict:
-    """Counts and energy of the test split from the Norse spikes of the neurons the export kept."""
-    spikes = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy() for s, layer in zip(test.layer_spikes, net.layers)]
-    return measure(net, inputs.reshape(*inputs.shape[:2], -1), spikes, PROFILES)
-
-
-def train_and_measure(config: RunConfig, pruner_name: str, pruner_options: dict, splits: Splits,
-                      device="cpu", progress: bool = False) -> Outcome:
-    """``fit``, then the validation and test accuracy, the export and its hardware counts; writes nothing."""
-    model, history, pruner = fit(config, pruner_name, pruner_options, splits.train, device, progress)
-    validation = evaluate(model, splits.validation, keep_spikes=False).accuracy if splits.validation else None
-    test = evaluate(model, splits.test, workers=config.workers)
-    if not is_spiking(model):
-        return Outcome(model, history, pruner, validation, test, None, None)
-    net = export_model(model, splits.train.input_shape)
-    return Outcome(model, history, pruner, validation, test, net, norse_metrics(net, splits.test.spikes.numpy(), test))
 
 
 def hidden_kept(net: SparseNet) -> tuple[float, float]:
