@@ -48,11 +48,13 @@ def verdict_rows(tune_result: dict, runs: dict[tuple, list[dict]]) -> list[dict]
 
 
 def markdown(rows: list[dict], budget: str) -> list[str]:
+    from dpap_neuro.tune import STRENGTHS, knob_options
+
     lines = [f"| pruner | strength | settings | validation acc. | within {budget} | test acc. % (mean ± std) "
              "| test energy / dense | hidden synapses kept |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        settings = ", ".join(f"{k}={v}" for k, v in r["options"].items() if k not in ("fc_neuron_c",
-                                                                                      "conv_channel_c")) or "-"
+        knob = set(knob_options(r["pruner"], 0.0)) if r["pruner"] in STRENGTHS else set()  # the strength's
+        settings = ", ".join(f"{k}={v}" for k, v in r["options"].items() if k not in knob) or "defaults"
         lines.append(f"| {r['pruner']}{' (pick)' if r['pick'] else ''} | {r['strength']} | {settings} | "
                      f"{r['validation_accuracy']:.4f} | {'yes' if r['meets'] else 'no'} | "
                      f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_accuracy_std']:.2f} | "

@@ -114,9 +114,9 @@ class Budget:
 
     def closest(self, points: list[dict]) -> dict:
         """The point nearest the budget when none meets it: the most accurate, or the cheapest."""
-        if self.max_drop_points is not None:
-            return max(points, key=lambda p: p["validation_accuracy"])
-        return min(points, key=lambda p: p["energy_ratio"])
+        if self.max_drop_points is not None:  # ties: the cheaper
+            return max(points, key=lambda p: (p["validation_accuracy"], -p["energy_ratio"]))
+        return min(points, key=lambda p: (p["energy_ratio"], -p["validation_accuracy"]))
 
 
 def trial_key(spec: dict) -> str:
