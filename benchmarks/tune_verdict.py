@@ -3,14 +3,14 @@
 `dpap tune` chooses on validation and reads test accuracy for its pick alone.
 This benchmark comes after the choice: it takes every pruner's own answer from
 OUT/tune.json (its lowest-energy point within the budget, or its point closest
-to the budget where none is within), trains it again with the tune's seeds,
-measuring the test split too (``dpap_neuro.tune.run_trial`` with ``test``), and
-prints one row per pruner: validation accuracy (what chose it), test accuracy
+to the budget where none is within), trains it again with the tune's seeds (or
+``--seeds``: a tune searched with one seed is compared with three), measuring
+the test split too (``dpap_neuro.tune.run_trial`` with ``test``), and prints one row per pruner: validation accuracy (what chose it), test accuracy
 (mean ± std over the seeds), test energy per sample against the dense model of
 the same seed, synapses kept, and whether it met the budget. Nothing here
 changes the tune's choice; the runs are cached in OUT/trials like the tune's.
 
-    python benchmarks/tune_verdict.py OUT [--workers 2] [--markdown]
+    python benchmarks/tune_verdict.py OUT [--seeds 0 1 2] [--workers 2] [--markdown]
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="a `dpap tune --out` folder (its tune.json and trials/)")
     parser.add_argument("--workers", type=int, default=2, help="trials trained at once (default: 2)")
     parser.add_argument("--markdown", action="store_true", help="also print the rows as a markdown table")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds of the comparison (default: the tune's; more where the search used fewer)")
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [("none", "-", {})] + [(p, a["strength"], a["options"]) for p, a in result["per_pruner"].items()]
     threads = trial_threads(args.workers)
     specs = [trial_spec(result["config"], threads, pruner, strength, seed, test=True, options=options)
-             for pruner, strength, options in wanted for seed in result["seeds"]]
+             for pruner, strength, options in wanted for seed in args.seeds or result["seeds"]]
     with tqdm(total=len(specs), desc="test runs", unit="run") as bar:
         done = run_trials(specs, TrialCache(args.out / "trials"), args.workers, lambda _: bar.update(1))
     runs: dict[tuple, list[dict]] = {}
