@@ -311,27 +311,34 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
         for key, spec in mine.items():
             finish(key, {**trial(spec), "commit": commit})
     elif mine:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        # Not a `with` block: leaving one on an exception waits for the running trials (minutes).
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        try:
             futures = {pool.submit(trial, spec): key for key, spec in mine.items()}
-            try:
-                for future in cf.as_completed(futures):
-                    finish(futures[future], {**future.result(), "commit": commit})
-            except BaseException:  # Ctrl-C, SIGTERM, a failed trial: stop the running trials too, not only the
-                # queued ones (leaving the pool would wait for them: minutes). Python 3.14's
-                # ProcessPoolExecutor.terminate_workers does this; before it, only the private process table can.
-                workers_alive = list(getattr(pool, "_processes", {}).values())
-                for process in workers_alive:
-                    process.terminate()
-                for process in workers_alive:  # gone before dpap is: nothing outlives the command
-                    process.join(timeout=10)
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+            for future in cf.as_completed(futures):
+                finish(futures[future], {**future.result(), "commit": commit})
+        except BaseException:  # Ctrl-C, SIGTERM, a failed trial, also while the workers start
+            stop_workers(pool)
+            raise
+        pool.shutdown()
     if distributed.is_distributed():  # the other ranks' trials, in the order of ``missing`` on every rank
         for theirs in distributed.all_gather({key: results[key] for key in mine}):
             for key, result in theirs.items():
                 if key not in results:
                     finish(key, result)
     return [results[trial_key(spec)] for spec in specs]
+
+
+def stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """End a pool's running trials now, not only its queued ones. Python 3.14's
+    ``ProcessPoolExecutor.terminate_workers`` does this; before it, only the private process table can."""
+    processes = set((getattr(pool, "_processes", None) or {}).values())  # pid -> Process; None once shut down
+    processes |= set(mp.active_children())  # also one being started, not yet in the pool's table
+    for process in processes:
+        process.terminate()
+    for process in processes:  # gone before dpap is: nothing outlives the command
+        process.join(timeout=10)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def points(trials: Iterable[dict], dense: dict[int, dict], profile: str) -> list[dict]:
