@@ -119,6 +119,22 @@ def processes_with_env(token: str) -> list[int]:
     return found
 
 
+def interrupt_and_wait(proc, sigint: bool, timeout_s: float) -> float:
+    """Ctrl-C to ``proc``'s process group (as a terminal sends it) or SIGTERM to ``proc`` alone (as ``kill``
+    does); the seconds until it ended."""
+    import os
+    import signal
+    import time
+
+    sent = time.monotonic()
+    if sigint:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=timeout_s)
+    return time.monotonic() - sent
+
+
 def what_it_is_doing(pid: int) -> str:
     """One line on a live process from /proc: its state (R running, S sleeping, D waiting on the disk), where the
     kernel holds it (wchan: e.g. ``pipe_write``, a full pipe nobody reads), CPU seconds and bytes read so far."""

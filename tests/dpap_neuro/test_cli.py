@@ -369,11 +369,9 @@ def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_pat
                                                                          sigint_default):
     """Whenever it lands, also while a Lava runtime starts: within 5 s, one line, nothing left (shared memory too)."""
     import os
-    import signal
-    import time
     import uuid
 
-    from conftest import SharedMemoryWatch, processes_with_env, wait_for_processes
+    from conftest import SharedMemoryWatch, interrupt_and_wait, processes_with_env, wait_for_processes
 
     artifact = long_simulation_artifact(tmp_path)
     token, temp = uuid.uuid4().hex, tmp_path / "tmp"
@@ -385,13 +383,8 @@ def test_interrupting_simulate_leaves_no_process_and_no_temporary_folder(tmp_pat
                                 stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         # Generous: a cold start (torch's libraries read from disk) is not what this test is about.
         wait_for_processes(token, processes, proc, 300, stderr_path)
-        sent = time.monotonic()
-        if status == 130:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert time.monotonic() - sent < 5.0
+        took_s = interrupt_and_wait(proc, sigint=status == 130, timeout_s=60)
+    assert took_s < 5.0
     assert proc.returncode == status
     assert stderr_path.read_text().strip().splitlines() == ["dpap: interrupted"]
     assert processes_with_env(token) == []
