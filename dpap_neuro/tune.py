@@ -281,9 +281,9 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
                trial: Callable[[dict], dict] | None = None) -> list[dict]:
     """Every spec's result, in order: from ``cache`` (None: none), or ``trial(spec)`` (default ``run_trial``) in
     ``workers`` processes (0: in this process), each written to the cache as it finishes. Under ``torchrun``
-    rank ``r`` of ``W`` trains the missing trials ``r, r + W, ...`` and every rank then holds them all (each
-    rank writes the cache too: a shared folder or not, it ends complete). ``on_done`` sees every result,
-    cached ones included. The benchmarks (``benchmarks/pareto.py``) run their trials here too."""
+    rank ``r`` of ``W`` trains the trials ``r, r + W, ...`` of those missing on any rank (``shared_missing``)
+    and every rank then holds them all (each rank writes the cache too: a shared folder or not, it ends
+    complete). ``on_done`` sees every result, cached ones included. The benchmarks (``benchmarks/pareto.py``) run their trials here too."""
     from dpap_neuro import distributed
     from dpap_neuro.provenance import source_commit
 
@@ -306,7 +306,8 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
         results[key] = result
         on_done(result)
 
-    mine = dict(list(missing.items())[distributed.rank()::distributed.world_size()])
+    share = list(shared_missing(specs, missing).items())[distributed.rank()::distributed.world_size()]
+    mine = {key: spec for key, spec in share if key not in results}  # not the ones this rank's cache holds
     if workers <= 0:
         for key, spec in mine.items():
             finish(key, {**trial(spec), "commit": commit})
@@ -321,12 +322,24 @@ def run_trials(specs: list[dict], cache: TrialCache | None, workers: int, on_don
             stop_workers(pool)
             raise
         pool.shutdown()
-    if distributed.is_distributed():  # the other ranks' trials, in the order of ``missing`` on every rank
-        for theirs in distributed.all_gather({key: results[key] for key in mine}):
+    if distributed.is_distributed():  # the other ranks' trials, the same shares on every rank
+        for theirs in distributed.all_gather({key: results[key] for key, _ in share}):
             for key, result in theirs.items():
                 if key not in results:
                     finish(key, result)
     return [results[trial_key(spec)] for spec in specs]
+
+
+def shared_missing(specs: list[dict], missing: dict[str, dict]) -> dict[str, dict]:
+    """The trials missing on any rank, in the order of ``specs``: the list every rank splits the same way.
+    Each rank reads the cache at its own moment (another rank may just have written a trial), so splitting
+    each rank's own ``missing`` could leave a trial to no rank."""
+    from dpap_neuro import distributed
+
+    if not distributed.is_distributed():
+        return missing
+    anywhere = set().union(*distributed.all_gather(set(missing)))
+    return {trial_key(spec): spec for spec in specs if trial_key(spec) in anywhere}
 
 
 def stop_workers(pool: cf.ProcessPoolExecutor) -> None:

@@ -79,8 +79,9 @@ def test_an_interrupted_tune_resumes_without_training_a_finished_trial_again(tmp
     assert len(result["trials"]) == 2 * len(CANDIDATES["gmp"]) * bisection_steps(7)
 
 
-def rank_worker(rank, world, port, out_dir):
-    """One torchrun-like rank: the same tune as every other rank, its calls and pick written to rank<r>.json."""
+def rank_worker(rank, world, port, out_dir, shared):
+    """One torchrun-like rank: the same tune as every other rank, its calls and pick written to rank<r>.json;
+    its cache in ``out_dir``/tune, or (``shared`` false) a folder of its own, ``out_dir``/tune<r>."""
     import os
     from pathlib import Path
 
@@ -92,14 +93,20 @@ def rank_worker(rank, world, port, out_dir):
     tune_module.run_trial = fake_trial(calls)
     try:
         result = tune({"dataset": "digits"}, ["gmp", "dpap"], Budget(max_drop_points=3.5), [0, 1],
-                      Path(out_dir) / "tune", workers=0, progress=False)
+                      Path(out_dir) / ("tune" if shared else f"tune{rank}"), workers=0, progress=False)
     finally:
         dist.destroy_process_group()
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps({"calls": calls, "pick": result["pick"],
                                                                "trials": result["trials"]}))
 
 
-def test_torchrun_ranks_share_the_trials_and_each_reaches_the_one_process_pick(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shared", [True, False], ids=["one-cache-folder", "a-cache-folder-per-rank"])
+def test_torchrun_ranks_share_the_trials_and_each_reaches_the_one_process_pick(tmp_path, monkeypatch, shared):
+    """Also where the ranks' caches differ (folders of their own, one of them already holding a trial): a rank
+    that sees a trial cached must not leave the others' split short of it (CI once hit this with one folder,
+    a rank reading a trial the other had just written)."""
+    import shutil
+
     import torch.multiprocessing as mp
 
     from conftest import free_port
@@ -108,17 +115,29 @@ def test_torchrun_ranks_share_the_trials_and_each_reaches_the_one_process_pick(t
     monkeypatch.setattr(tune_module, "run_trial", fake_trial(alone))
     single = tune({"dataset": "digits"}, ["gmp", "dpap"], Budget(max_drop_points=3.5), [0, 1], tmp_path / "alone",
                   workers=0, progress=False)
+    expected = sorted(alone)
+    if not shared:  # rank 1 already holds the dense trial of seed 1, the second dense trial: its own share
+        dense_seed1 = next(path for path in (tmp_path / "alone" / "trials").iterdir()
+                           if json.loads(path.read_text())["pruner"] == "none"
+                           and json.loads(path.read_text())["seed"] == 1)
+        (tmp_path / "tune1" / "trials").mkdir(parents=True)
+        shutil.copy(dense_seed1, tmp_path / "tune1" / "trials")
+        expected.remove(next(call for call in alone if call[0] == "none" and call[2] == 1))
     world = 2
-    mp.spawn(rank_worker, args=(world, free_port(), str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(rank_worker, args=(world, free_port(), str(tmp_path), shared), nprocs=world, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
     calls = [[tuple(c) for c in r["calls"]] for r in ranks]
     assert all(calls) and not set(calls[0]) & set(calls[1])  # each trial trained by one rank only
-    assert sorted(calls[0] + calls[1]) == sorted(alone)  # together: the very trials of one process
+    assert sorted(calls[0] + calls[1]) == expected  # together: the very trials of one process, none cached
     for r in ranks:
         assert r["pick"] == single["pick"]
         assert [t["strength"] for t in r["trials"]] == [t["strength"] for t in single["trials"]]
-    saved = json.loads((tmp_path / "tune" / "tune.json").read_text())  # written once, by rank 0
-    assert saved["pick"] == single["pick"] and len(list((tmp_path / "tune" / "trials").iterdir())) == len(alone)
+    folders = [tmp_path / "tune"] if shared else [tmp_path / "tune0", tmp_path / "tune1"]
+    for folder in folders:  # every rank's cache ends complete
+        assert len(list((folder / "trials").iterdir())) == len(alone)
+    saved = json.loads((folders[0] / "tune.json").read_text())  # written once, by rank 0
+    assert saved["pick"] == single["pick"]
+    assert shared or not (tmp_path / "tune1" / "tune.json").exists()
 
 
 def test_a_budget_no_trial_meets_names_the_closest(tmp_path, monkeypatch):
