@@ -5,7 +5,10 @@ Definitions (docs/DESIGN.md, section 5), all from the run that produced the spik
 * spikes: spikes emitted by a population;
 * synaptic operations (synops) of layer ``l``: every presynaptic spike times
   the number of synapses it still has *into layer l* (its remaining fan-out);
-  layer 1's presynaptic spikes are the input spikes;
+  layer 1's presynaptic spikes are the input spikes; a recurrent layer's own
+  spikes count too, times their recurrent fan-out, those of steps
+  ``0..T-2`` (a spike reaches its own layer one step later: the last step's
+  arrive after the run), and also apart as ``recurrent_synops``;
 * neuron updates: alive neurons of a population times simulated steps;
 * dense MACs: remaining synapses times steps, what a conventional chip
   computing every synapse at every step would do.
@@ -30,9 +33,11 @@ class LayerCounts:
     synapses: int  # remaining synapses into it
     spikes: np.ndarray  # spikes emitted by the population (0 for the readout)
     active_updates: np.ndarray  # neuron-steps with a spike
-    synops: np.ndarray  # synaptic operations into the population
+    synops: np.ndarray  # synaptic operations into the population, recurrent ones included
     neuron_updates: np.ndarray  # neurons x steps
     dense_macs: np.ndarray  # synapses x steps: the work of computing every synapse every step
+    recurrent_synapses: int = 0  # of ``synapses``: from the population's own neurons
+    recurrent_synops: np.ndarray | None = None  # of ``synops``: through them (None: not a recurrent layer)
 
 
 def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: list[np.ndarray]) -> list[LayerCounts]:
@@ -51,10 +56,15 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
         # Spikes per presynaptic neuron and sample, [N, n_in], times its fan-out into this layer.
         per_neuron = presynaptic.sum(axis=0, dtype=np.int64)
         synops = per_neuron @ layer.fan_out()
+        recurrent_synops = None
         if layer.neuron.kind == "lif":
             own = np.asarray(layer_spikes[index])
             spikes = own.sum(axis=(0, 2), dtype=np.int64)
             presynaptic = own
+            if layer.recurrent_weight is not None:  # spikes of steps 0..T-2 into its own layer, one step later
+                fan_out = np.bincount(layer.recurrent_weight.indices, minlength=layer.n_out)
+                recurrent_synops = (own[:-1].sum(axis=0, dtype=np.int64) @ fan_out).astype(np.int64)
+                synops = synops + recurrent_synops
         else:
             spikes = np.zeros(n_samples, dtype=np.int64)
         counts.append(LayerCounts(
@@ -66,6 +76,8 @@ def count_operations(net: SparseNet, input_spikes: np.ndarray, layer_spikes: lis
             synops=synops.astype(np.int64),
             neuron_updates=np.full(n_samples, layer.n_out * n_steps, dtype=np.int64),
             dense_macs=np.full(n_samples, layer.n_synapses * n_steps, dtype=np.int64),
+            recurrent_synapses=layer.n_recurrent_synapses,
+            recurrent_synops=recurrent_synops,
         ))
     return counts
 
@@ -78,6 +90,8 @@ def concatenate_counts(parts: list[list[LayerCounts]]) -> list[LayerCounts]:
     for layer_parts in zip(*parts):
         first = layer_parts[0]
         arrays = {name: np.concatenate([getattr(part, name) for part in layer_parts])
-                  for name in ("spikes", "active_updates", "synops", "neuron_updates", "dense_macs")}
-        joined.append(LayerCounts(name=first.name, neurons=first.neurons, synapses=first.synapses, **arrays))
+                  for name in ("spikes", "active_updates", "synops", "neuron_updates", "dense_macs")
+                  + (("recurrent_synops",) if first.recurrent_synops is not None else ())}
+        joined.append(LayerCounts(name=first.name, neurons=first.neurons, synapses=first.synapses,
+                                  recurrent_synapses=first.recurrent_synapses, **arrays))
     return joined

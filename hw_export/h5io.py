@@ -18,7 +18,8 @@ from hw_export.files import MALFORMED_HDF5, ArtifactError, atomic_write, first_l
 from hw_export.sparsenet import NeuronParams, SparseLayer, SparseNet, SparseNetError
 
 FORMAT_NAME = "dpap-neuro.sparsenet"
-SCHEMA_VERSION = 2  # 2: no bias dataset (1 held an always-zero one)
+SCHEMA_VERSION = 3  # 3: optional recurrent weights; 2: no bias dataset (1 held an always-zero one)
+READABLE_VERSIONS = (2, 3)  # a version 2 file is a version 3 file without recurrent weights
 
 
 def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
@@ -40,12 +41,18 @@ def write_sparsenet(net: SparseNet, path: str | os.PathLike) -> None:
                     g.attrs["fixed_point_scale"] = float(layer.fixed_point_scale)
                 for key, value in layer.neuron.to_dict().items():
                     g.attrs[f"neuron_{key}"] = value
-                g.create_dataset("weight_data", data=layer.weight.data.astype(np.float64))
-                g.create_dataset("weight_indices", data=layer.weight.indices.astype(np.int64))
-                g.create_dataset("weight_indptr", data=layer.weight.indptr.astype(np.int64))
+                _write_csr(g, "weight", layer.weight)
+                if layer.recurrent_weight is not None:
+                    _write_csr(g, "recurrent", layer.recurrent_weight)
                 g.create_dataset("kept", data=layer.kept.astype(np.int64))
 
     atomic_write(path, write, suffix=".h5")
+
+
+def _write_csr(g, prefix: str, matrix: sparse.csr_matrix) -> None:
+    g.create_dataset(f"{prefix}_data", data=matrix.data.astype(np.float64))
+    g.create_dataset(f"{prefix}_indices", data=matrix.indices.astype(np.int64))
+    g.create_dataset(f"{prefix}_indptr", data=matrix.indptr.astype(np.int64))
 
 
 def _dataset(path, g, key: str, dtype_kind: str, ndim: int = 1) -> np.ndarray:
@@ -97,9 +104,10 @@ def _read_sparsenet_file(path: Path, f) -> tuple[tuple[int, ...], dict, list[dic
     if f.attrs.get("format") != FORMAT_NAME:
         raise ArtifactError(path, f"not a SparseNet file (format attribute is {f.attrs.get('format')!r})")
     version = int(_attr(path, f, "schema_version"))
-    if version != SCHEMA_VERSION:
-        raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows {SCHEMA_VERSION}; "
-                                  "export the checkpoint again with `dpap export`)")
+    if version not in READABLE_VERSIONS:
+        raise ArtifactError(path, f"schema_version {version} is not supported (this reader knows "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))}; export the checkpoint again with "
+                                  "`dpap export`)")
     input_shape = tuple(int(d) for d in np.atleast_1d(_attr(path, f, "input_shape")))
     if not input_shape or min(input_shape) < 1:
         raise ArtifactError(path, f"input_shape {input_shape} is not a positive shape")
@@ -119,13 +127,13 @@ def _read_sparsenet_file(path: Path, f) -> tuple[tuple[int, ...], dict, list[dic
 def _read_layer(path: Path, g) -> dict:
     """One layer group's values, converted to the kinds the SparseNet classes take."""
     neuron = {k[len("neuron_"):]: v for k, v in g.attrs.items() if k.startswith("neuron_")}
+    shape = tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape")))
     return {
         "where": g.name,
         "name": str(_attr(path, g, "name")),
-        "shape": tuple(int(d) for d in np.atleast_1d(_attr(path, g, "shape"))),
-        "data": _dataset(path, g, "weight_data", "f"),
-        "indices": _dataset(path, g, "weight_indices", "iu"),
-        "indptr": _dataset(path, g, "weight_indptr", "iu"),
+        "shape": shape,
+        "weight": _read_csr(path, g, "weight"),
+        "recurrent": _read_csr(path, g, "recurrent") if "recurrent_data" in g else None,
         "neuron": {k: (str(v) if k == "kind" else float(v)) for k, v in neuron.items()},
         "kept": _dataset(path, g, "kept", "iu").astype(np.int64),
         "n_original": int(_attr(path, g, "n_original")),
@@ -133,22 +141,36 @@ def _read_layer(path: Path, g) -> dict:
     }
 
 
+def _read_csr(path: Path, g, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (_dataset(path, g, f"{prefix}_data", "f"), _dataset(path, g, f"{prefix}_indices", "iu"),
+            _dataset(path, g, f"{prefix}_indptr", "iu"))
+
+
+def _csr(path: Path, where: str, prefix: str, arrays: tuple, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """A CSR matrix from its three datasets, their structure checked against ``shape``."""
+    data, indices, indptr = arrays
+    if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
+        raise ArtifactError(path, f"{where}/{prefix}_indptr is inconsistent with shape {shape} and {len(data)} weights")
+    if len(indices) != len(data):
+        raise ArtifactError(path, f"{where}: {prefix}_indices and {prefix}_data differ in length")
+    if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
+        raise ArtifactError(path, f"{where}/{prefix}_indices out of range 0..{shape[1] - 1}")
+    return sparse.csr_matrix((data, indices, indptr), shape=shape)
+
+
 def _build_layer(path: Path, raw: dict) -> SparseLayer:
     """A layer from its values read: the CSR structure checked here, the rest by SparseLayer (SparseNetError)."""
-    where, shape, data, indices, indptr = raw["where"], raw["shape"], raw["data"], raw["indices"], raw["indptr"]
+    where, shape = raw["where"], raw["shape"]
     if len(shape) != 2 or min(shape) < 0:
         raise ArtifactError(path, f"{where}: shape {shape} is not a 2-D matrix shape")
     if shape[0] == 0:
         raise ArtifactError(path, f"{where}: layer has no neurons left")
-    if len(indptr) != shape[0] + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(data):
-        raise ArtifactError(path, f"{where}/weight_indptr is inconsistent with shape {shape} and {len(data)} weights")
-    if len(indices) != len(data):
-        raise ArtifactError(path, f"{where}: weight_indices and weight_data differ in length")
-    if len(indices) and (indices.min() < 0 or indices.max() >= shape[1]):
-        raise ArtifactError(path, f"{where}/weight_indices out of range 0..{shape[1] - 1}")
+    weight = _csr(path, where, "weight", raw["weight"], shape)
+    recurrent = None if raw["recurrent"] is None else _csr(path, where, "recurrent", raw["recurrent"],
+                                                           (shape[0], shape[0]))
     try:
-        return SparseLayer(name=raw["name"], weight=sparse.csr_matrix((data, indices, indptr), shape=shape),
-                           neuron=NeuronParams.from_dict(raw["neuron"]), kept=raw["kept"],
-                           n_original=raw["n_original"], fixed_point_scale=raw["fixed_point_scale"])
+        return SparseLayer(name=raw["name"], weight=weight, neuron=NeuronParams.from_dict(raw["neuron"]),
+                           kept=raw["kept"], n_original=raw["n_original"],
+                           fixed_point_scale=raw["fixed_point_scale"], recurrent_weight=recurrent)
     except SparseNetError as exc:
         raise ArtifactError(path, f"{where}: {exc}") from None

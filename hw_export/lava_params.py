@@ -39,6 +39,7 @@ class LavaLayer:
     vth: float  # threshold; fixed: mantissa (Lava compares v with vth << 6); the readout's is out of reach
     spiking: bool  # False for the readout (its voltage is read, it never fires)
     voltage_scale: float  # Lava voltage per Norse voltage: 1 in float, 64 * K in fixed point
+    recurrent_weight: sparse.csr_matrix | None = None  # [n_out, n_out] from its own s_out, as ``weight``; or None
 
     @property
     def n_out(self) -> int:
@@ -59,12 +60,15 @@ class LavaNetwork:
 
     @property
     def n_synapses(self) -> int:
-        return sum(int(layer.weight.nnz) for layer in self.layers)
+        return sum(int(layer.weight.nnz) + (0 if layer.recurrent_weight is None else int(layer.recurrent_weight.nnz))
+                   for layer in self.layers)
 
 
-def lava_weight(layer: SparseLayer) -> sparse.csr_matrix:
-    """Lava float weights ``dv * W_norse`` ``[n_out, n_in]`` (float64): the current Lava's ``u`` receives."""
-    return (layer.weight * layer.neuron.dv).tocsr()
+def lava_weight(layer: SparseLayer, recurrent: bool = False) -> sparse.csr_matrix | None:
+    """Lava float weights ``dv * W_norse`` ``[n_out, n_in]`` (float64): the current Lava's ``u`` receives; with
+    ``recurrent``, those of the layer's recurrent synapses ``[n_out, n_out]`` (None where it has none)."""
+    matrix = layer.recurrent_weight if recurrent else layer.weight
+    return None if matrix is None else (matrix * layer.neuron.dv).tocsr()
 
 
 def check_lava_compatible(net: SparseNet) -> None:
@@ -85,5 +89,6 @@ def lava_network(net: SparseNet, precision: str) -> LavaNetwork:
         return quantize(net)
     layers = tuple(LavaLayer(layer.name, lava_weight(layer), layer.neuron.du, layer.neuron.dv,
                              layer.neuron.v_th if layer.neuron.kind == "lif" else NEVER_FIRE_VTH,
-                             layer.neuron.kind == "lif", 1.0) for layer in net.layers)
+                             layer.neuron.kind == "lif", 1.0, lava_weight(layer, recurrent=True))
+                   for layer in net.layers)
     return LavaNetwork("float", net.n_inputs, layers)

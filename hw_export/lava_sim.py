@@ -118,6 +118,12 @@ class ProcessesEngine:
                           bias_mant=0, **({"bias_exp": 0} if fixed else {}))
             previous.connect(synapses.s_in)
             synapses.a_out.connect(neurons.a_in)
+            if layer.recurrent_weight is not None:  # s_out -> Sparse -> a_in: it sends the step before's sum
+                loop = Sparse(weights=sparse.kron(sparse.identity(batch, format="csr"), layer.recurrent_weight,
+                                                  format="csr"),
+                              **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
+                neurons.s_out.connect(loop.s_in)
+                loop.a_out.connect(neurons.a_in)
             path = f"{record_dir}/layer{index}.npy"
             if layer.spiking:
                 recorder = SpikeRecorder(shape=(batch * layer.n_out,), num_steps=n_steps, path=path)

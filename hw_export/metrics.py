@@ -15,7 +15,7 @@ import numpy as np
 
 from hw_export.counting import LayerCounts, count_operations
 from hw_export.energy import EnergyProfile, energy_breakdown_j
-from hw_export.sparsenet import SparseNet
+from hw_export.sparsenet import SparseLayer, SparseNet
 
 # CSR storage of one layer as a chip or a sparse kernel would hold it:
 # float32 values and int32 column indices per synapse, int32 row pointers.
@@ -29,8 +29,19 @@ def original_fan_ins(net: SparseNet) -> list[int]:
 
 
 def original_synapses(net: SparseNet) -> list[int]:
-    """Synapses of each layer in the trained, fully connected form (conv layers: their unrolled form)."""
-    return [layer.n_original * fan_in for layer, fan_in in zip(net.layers, original_fan_ins(net))]
+    """Synapses of each layer in the trained, fully connected form (conv layers: their unrolled form; a
+    recurrent layer's recurrent matrix included, ``original_recurrent_synapses``)."""
+    return [layer.n_original * fan_in + original_recurrent_synapses(layer)
+            for layer, fan_in in zip(net.layers, original_fan_ins(net))]
+
+
+def original_recurrent_synapses(layer: SparseLayer) -> int:
+    """A recurrent layer's recurrent synapses when fully connected: ``n (n - 1)`` if no neuron feeds itself
+    (Norse's default, no autapses), ``n * n`` if one does; 0 for a feed-forward layer."""
+    if layer.recurrent_weight is None:
+        return 0
+    autapses = bool(np.any(layer.recurrent_weight.diagonal() != 0))
+    return layer.n_original * (layer.n_original - (0 if autapses else 1))
 
 
 def hidden_sparsity(net: SparseNet) -> tuple[float, float]:
@@ -101,7 +112,11 @@ def measure_counts(net: SparseNet, counts: list[LayerCounts], input_spikes_per_s
             {"name": c.name, "neurons": c.neurons, "original_neurons": layer.n_original,
              "synapses": c.synapses, "original_synapses": before,
              "spikes": float(c.spikes.mean()), "synops": float(c.synops.mean()),
-             "neuron_updates": float(c.neuron_updates.mean())}
+             "neuron_updates": float(c.neuron_updates.mean()),
+             **({} if c.recurrent_synops is None else {
+                 "recurrent_synapses": c.recurrent_synapses,
+                 "original_recurrent_synapses": original_recurrent_synapses(layer),
+                 "recurrent_synops": float(c.recurrent_synops.mean())})}
             for c, layer, before in zip(counts, net.layers, original_synapses(net))
         ],
     }

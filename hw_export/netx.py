@@ -3,7 +3,9 @@
 Writer: ``write_netx`` turns a SparseNet into Loihi fixed point and writes
 ``layer/0`` (input: its shape only, so spikes sent to netx's ``net.inp`` reach
 the first synapses, as slayer's exports of spike-input networks do) ..
-``layer/L`` (the SparseNet's layers as ``dense``).
+``layer/L`` (the SparseNet's layers as ``dense``; a recurrent layer as
+``dense_rec``, its recurrent matrix in ``weight_rec``, which lava-dl 0.6
+builds as a ``RecurrentDense`` block).
 
 Reader: ``read_netx`` + ``simulate_netx`` rebuild Lava fixed-point parameters
 from the file alone, following the layout as netx interprets it (8-bit integer
@@ -61,9 +63,11 @@ def write_netx(net: SparseNet, path: str | os.PathLike) -> None:
             first.create_dataset("shape", data=np.array([net.n_inputs], dtype=np.int64))
             for index, (layer, q) in enumerate(zip(net.layers, fixed), start=1):
                 g = layers.create_group(str(index))
-                _string(g, "type", "dense")
+                _string(g, "type", "dense" if q.recurrent_weight is None else "dense_rec")
                 g.create_dataset("shape", data=np.array([layer.n_out], dtype=np.int64))
                 g.create_dataset("weight", data=q.weight.toarray().astype(np.int64))
+                if q.recurrent_weight is not None:  # the same K as ``weight``: lava-dl gives both one exponent
+                    g.create_dataset("weight_rec", data=q.recurrent_weight.toarray().astype(np.int64))
                 _neuron(g, {"type": "CUBA", "iDecay": q.du + 1, "vDecay": q.dv, "vThMant": q.vth,
                             "refDelay": 1, "gradedSpike": False})
 
@@ -78,6 +82,7 @@ class NetxLayer(NamedTuple):
     i_decay: int
     v_decay: int
     v_th_mant: int
+    weight_rec: np.ndarray | None = None  # int64 [n_out, n_out] of a ``dense_rec`` layer, from its own spikes
 
 
 class NetxNetwork(NamedTuple):
@@ -117,12 +122,12 @@ def read_netx(path: str | os.PathLike) -> NetxNetwork:
     except MALFORMED_HDF5 as exc:  # h5py's errors, and file values of another kind, while reading the file only
         raise ArtifactError(path, f"incomplete or malformed netx file ({first_line(exc)})") from None
     # Built outside that catch: anything raised from here on is a bug, with its traceback.
-    return NetxNetwork(n_inputs, [NetxLayer(weight, *neuron) for weight, neuron in layers])
+    return NetxNetwork(n_inputs, [NetxLayer(weight, *neuron, weight_rec) for weight, neuron, weight_rec in layers])
 
 
-def _read_netx_layers(path, f) -> tuple[int, list[tuple[np.ndarray, tuple[int, int, int]]]]:
-    """The input count and each layer's (weight, (iDecay, vDecay, vThMant)) of an open netx file; raises
-    ArtifactError, or h5py's errors (and a conversion's) for the caller to word."""
+def _read_netx_layers(path, f) -> tuple[int, list[tuple[np.ndarray, tuple[int, int, int], np.ndarray | None]]]:
+    """The input count and each layer's (weight, (iDecay, vDecay, vThMant), weight_rec or None) of an open netx
+    file; raises ArtifactError, or h5py's errors (and a conversion's) for the caller to word."""
     if "layer" not in f or not len(f["layer"]):
         raise ArtifactError(path, "group /layer is missing or empty")
     groups = [f["layer"][str(i)] for i in range(len(f["layer"])) if str(i) in f["layer"]]
@@ -139,18 +144,26 @@ def _read_netx_layers(path, f) -> tuple[int, list[tuple[np.ndarray, tuple[int, i
     layers, n_pre = [], n_inputs
     for g in groups[1:]:
         kind = _scalar(path, g, "type")
-        if kind != "dense":
+        if kind not in ("dense", "dense_rec"):
             raise ArtifactError(path, f"{g.name}: layer type {kind!r} is not supported by this reader")
         if _scalar(path, g["neuron"], "type") not in ("CUBA", "LOIHI"):
             raise ArtifactError(path, f"{g.name}: only CUBA neurons are supported")
-        weight = g["weight"][()]
         n_out = int(np.prod(g["shape"][()]))
-        if weight.shape != (n_out, n_pre) or weight.dtype.kind not in "iu":
-            raise ArtifactError(path, f"{g.name}/weight must be integer [{n_out}, {n_pre}], got "
-                                      f"{weight.dtype} {weight.shape}")
-        layers.append((weight.astype(np.int64), tuple(int(_scalar(path, g["neuron"], k)) for k in neuron_keys)))
+        weight = _integer_matrix(path, g, "weight", (n_out, n_pre))
+        weight_rec = _integer_matrix(path, g, "weight_rec", (n_out, n_out)) if kind == "dense_rec" else None
+        layers.append((weight, tuple(int(_scalar(path, g["neuron"], k)) for k in neuron_keys), weight_rec))
         n_pre = n_out
     return n_inputs, layers
+
+
+def _integer_matrix(path, group, key: str, shape: tuple[int, int]) -> np.ndarray:
+    if key not in group:
+        raise ArtifactError(path, f"{group.name}/{key} is missing")
+    matrix = group[key][()]
+    if matrix.shape != shape or matrix.dtype.kind not in "iu":
+        raise ArtifactError(path, f"{group.name}/{key} must be integer [{shape[0]}, {shape[1]}], got "
+                                  f"{matrix.dtype} {matrix.shape}")
+    return matrix.astype(np.int64)
 
 
 def netx_lava_network(network: NetxNetwork, path: str | os.PathLike = "netx") -> LavaNetwork:
@@ -159,19 +172,22 @@ def netx_lava_network(network: NetxNetwork, path: str | os.PathLike = "netx") ->
     ``du = iDecay - 1`` (Lava adds 1 back), ``dv = vDecay``, ``vth = vThMant``;
     integer weights must be 8-bit mantissas (even, -256..254, or any 8-bit
     value of one sign): lava-dl clips a file's weights to 8 bits, so wider
-    integers would not run as written.
+    integers would not run as written. A ``dense_rec`` layer's two matrices
+    are judged together, as lava-dl gives them one sign mode and exponent.
     """
     layers = []
     for index, layer in enumerate(network.layers):
-        w = layer.weight
+        w = layer.weight if layer.weight_rec is None else np.hstack([layer.weight, layer.weight_rec])
         mixed = w.min(initial=0) < 0 < w.max(initial=0)
         fits = (w.min(initial=0) >= -256 and w.max(initial=0) <= (254 if mixed else 255)
                 and (not mixed or bool(np.all(w % 2 == 0))))
         if not fits:
             raise ArtifactError(path, f"layer/{index + 1}/weight holds values beyond 8-bit mantissas "
                                       f"({w.min()}..{w.max()}); this reader takes weight exponent 0")
-        layers.append(LavaLayer(f"layer{index + 1}", sparse.csr_matrix(w.astype(np.int32)), layer.i_decay - 1,
-                                layer.v_decay, layer.v_th_mant, index < len(network.layers) - 1, 1.0))
+        recurrent = None if layer.weight_rec is None else sparse.csr_matrix(layer.weight_rec.astype(np.int32))
+        layers.append(LavaLayer(f"layer{index + 1}", sparse.csr_matrix(layer.weight.astype(np.int32)),
+                                layer.i_decay - 1, layer.v_decay, layer.v_th_mant, index < len(network.layers) - 1,
+                                1.0, recurrent))
     return LavaNetwork("fixed", network.n_inputs, tuple(layers))
 
 

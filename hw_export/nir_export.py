@@ -184,10 +184,14 @@ def to_nir(net: SparseNet, target: str = "nir"):
         nodes[synapse] = nir.Affine(weight=layer.weight.toarray(), bias=np.zeros(layer.n_out))
         edges.append((previous, synapse))
         previous = synapse
+        first = None
         for suffix, node in sorted(writer(layer.neuron, layer.n_out), key=lambda item: item[0] != "_syn"):
             nodes[neuron + suffix] = node
             edges.append((previous, neuron + suffix))
-            previous = neuron + suffix
+            previous, first = neuron + suffix, first or neuron + suffix
+        if layer.recurrent_weight is not None:  # the cycle lif<k> -> rec<k> -> lif<k> (its first node)
+            nodes[f"rec{index + 1}"] = nir.Affine(weight=layer.recurrent_weight.toarray(), bias=np.zeros(layer.n_out))
+            edges += [(previous, f"rec{index + 1}"), (f"rec{index + 1}", first)]
     nodes["output"] = nir.Output(output_type={"output": np.array([net.layers[-1].n_out])})
     edges.append((previous, "output"))
     metadata = {"dt_s": net.layers[0].neuron.dt_s, "nir_target": target, "source": "dpap-neuro SparseNet",

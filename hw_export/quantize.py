@@ -85,16 +85,25 @@ def threshold_mantissa(scale: float, v_th: float, spiking: bool) -> int:
 
 def quantize_layer(layer: SparseLayer, scale: float | None = None) -> LavaLayer:
     """One layer in Loihi fixed point; ``scale`` (``K``): the one Loihi-exact training used if the layer records
-    one (``SparseLayer.fixed_point_scale``), else ``best_weight_scale``."""
-    float_weight = lava_weight(layer)
+    one (``SparseLayer.fixed_point_scale``), else ``best_weight_scale`` of all its weights. Recurrent weights
+    take the same ``K``: both feed the same ``u``, in one unit (and netx's ``dense_rec`` has one exponent)."""
+    float_weight, float_recurrent = lava_weight(layer), lava_weight(layer, recurrent=True)
     scale = scale if scale is not None else layer.fixed_point_scale
-    scale = best_weight_scale(float_weight.data) if scale is None else scale
-    mantissa = weight_mantissas(float_weight.data, scale).astype(np.int32)
-    weight = sparse.csr_matrix((mantissa, float_weight.indices.copy(), float_weight.indptr.copy()),
-                               shape=float_weight.shape)
+    if scale is None:
+        values = [float_weight.data] + ([] if float_recurrent is None else [float_recurrent.data])
+        scale = best_weight_scale(np.concatenate(values))
     spiking = layer.neuron.kind == "lif"
-    return LavaLayer(layer.name, weight, quantize_decay(layer.neuron.du, 1), quantize_decay(layer.neuron.dv, 0),
-                     threshold_mantissa(scale, layer.neuron.v_th, spiking), spiking, float(scale * 2**ACT_SHIFT))
+    return LavaLayer(layer.name, _mantissa_matrix(float_weight, scale), quantize_decay(layer.neuron.du, 1),
+                     quantize_decay(layer.neuron.dv, 0), threshold_mantissa(scale, layer.neuron.v_th, spiking),
+                     spiking, float(scale * 2**ACT_SHIFT),
+                     None if float_recurrent is None else _mantissa_matrix(float_recurrent, scale))
+
+
+def _mantissa_matrix(float_weight: sparse.csr_matrix, scale: float) -> sparse.csr_matrix:
+    """The same synapses with int32 mantissas."""
+    mantissa = weight_mantissas(float_weight.data, scale).astype(np.int32)
+    return sparse.csr_matrix((mantissa, float_weight.indices.copy(), float_weight.indptr.copy()),
+                             shape=float_weight.shape)
 
 
 def quantize(net: SparseNet) -> LavaNetwork:

@@ -67,10 +67,11 @@ class NeuroBench(TypedDict):
     neuron_updates: float  # per sample
 
 
-class LayerReport(TypedDict):
-    """One population and the synapses into it."""
+class LayerReport(TypedDict, total=False):
+    """One population and the synapses into it; a recurrent layer (feeding its own neurons one step later) also
+    names its recurrent part, which its synapses and synops include."""
 
-    name: str  # "fc1", "conv1", ..., "readout"
+    name: str  # "fc1", "conv1", "rec1", ..., "readout"
     neurons: int  # alive neurons of the population
     original_neurons: int  # neurons of the trained layer
     synapses: int  # remaining synapses into it
@@ -78,6 +79,9 @@ class LayerReport(TypedDict):
     spikes: float  # per sample
     synops: float  # per sample, into this layer
     neuron_updates: float  # per sample
+    recurrent_synapses: int  # recurrent layers: of `synapses`, those from the population's own neurons
+    original_recurrent_synapses: int  # recurrent layers: of `original_synapses`, n (n - 1) (n * n with autapses)
+    recurrent_synops: float  # recurrent layers, per sample: of `synops`, own spikes of steps 0..T-2 x their recurrent fan-out
 
 
 class FixedReport(TypedDict, total=False):
@@ -227,7 +231,9 @@ REQUIRED = {RunReport: ("schema_version", "dataset", "models"), Dataset: ("name"
             ModelReport: REQUIRED_MODEL_FIELDS, Accuracy: ("lava",),
             SimulationReport: ("schema_version", "artifact", "dataset", "result"),
             FixedReport: ("accuracy", "per_sample", "neurobench"), EngineCheck: ("samples", "spikes_identical"),
-            Environment: ("python", "torch", "commit", "command")}
+            Environment: ("python", "torch", "commit", "command"),
+            LayerReport: ("name", "neurons", "original_neurons", "synapses", "original_synapses", "spikes", "synops",
+                          "neuron_updates")}
 
 
 def _is_typed_dict(kind) -> bool:

@@ -101,6 +101,11 @@ class SparseLayer:
     (docs/DESIGN.md, section 3).
     ``kept``: ``[n_out]`` indices of these neurons in the trained model's layer
     of ``n_original`` neurons (sorted, unique).
+    ``recurrent_weight``: CSR ``[n_out, n_out]`` from this population's own
+    spikes back into it (Norse ``LIFRecurrentCell``), or None. Row ``i``,
+    column ``j``: current added to neuron ``i`` per spike of neuron ``j`` one
+    step earlier, so a layer's input at step ``t`` is
+    ``weight · s_pre[t] + recurrent_weight · s_own[t - 1]`` (``s_own[-1] = 0``).
     """
 
     name: str
@@ -109,6 +114,7 @@ class SparseLayer:
     kept: np.ndarray
     n_original: int
     fixed_point_scale: float | None = None  # K of Loihi-exact training (hw_export/norse/loihi.py); None: quantize chooses
+    recurrent_weight: sparse.csr_matrix | None = None  # [n_out, n_out] from the previous step's own spikes
 
     def __post_init__(self) -> None:
         if not sparse.isspmatrix_csr(self.weight):
@@ -120,11 +126,24 @@ class SparseLayer:
             raise SparseNetError(f"layer {self.name}: weight has NaN or Inf")
         if self.kept.shape != (n_out,):
             raise SparseNetError(f"layer {self.name}: kept has shape {self.kept.shape}, expected ({n_out},)")
+        if self.recurrent_weight is not None:
+            self._check_recurrent(n_out)
         if self.fixed_point_scale is not None and not (self.fixed_point_scale > 0 and math.isfinite(self.fixed_point_scale)):
             raise SparseNetError(f"layer {self.name}: fixed_point_scale must be a positive number")
         if n_out and (self.kept.min() < 0 or self.kept.max() >= self.n_original
                       or np.any(np.diff(self.kept) <= 0)):
             raise SparseNetError(f"layer {self.name}: kept must be sorted unique indices below {self.n_original}")
+
+    def _check_recurrent(self, n_out: int) -> None:
+        if not sparse.isspmatrix_csr(self.recurrent_weight):
+            raise SparseNetError(f"layer {self.name}: recurrent_weight must be a scipy CSR matrix")
+        if self.recurrent_weight.shape != (n_out, n_out):
+            raise SparseNetError(f"layer {self.name}: recurrent_weight has shape {self.recurrent_weight.shape}, "
+                                 f"expected ({n_out}, {n_out})")
+        if not np.all(np.isfinite(self.recurrent_weight.data)):
+            raise SparseNetError(f"layer {self.name}: recurrent_weight has NaN or Inf")
+        if self.neuron.kind != "lif":
+            raise SparseNetError(f"layer {self.name}: only a spiking (lif) population can feed itself back")
 
     @property
     def n_out(self) -> int:
@@ -136,7 +155,12 @@ class SparseLayer:
 
     @property
     def n_synapses(self) -> int:
-        return int(self.weight.nnz)
+        """Synapses into this population: feed-forward and recurrent."""
+        return int(self.weight.nnz) + self.n_recurrent_synapses
+
+    @property
+    def n_recurrent_synapses(self) -> int:
+        return 0 if self.recurrent_weight is None else int(self.recurrent_weight.nnz)
 
     def fan_out(self) -> np.ndarray:
         """Synapses leaving each presynaptic neuron into this layer: ``[n_in]``."""
@@ -145,7 +169,8 @@ class SparseLayer:
 
 @dataclass(frozen=True, eq=False)
 class SparseNet:
-    """A feed-forward spiking network: input spikes -> layers[0] -> ... -> readout.
+    """A spiking network: input spikes -> layers[0] -> ... -> readout, a hidden layer possibly feeding itself
+    back (``SparseLayer.recurrent_weight``, one step later).
 
     ``input_shape``: shape of one input sample per step (flattened to
     ``n_inputs`` in C order). Every layer but the last is a LIF population;
@@ -185,28 +210,58 @@ class SparseNet:
     def depth(self) -> int:
         return len(self.layers)
 
+    @property
+    def is_recurrent(self) -> bool:
+        return any(layer.recurrent_weight is not None for layer in self.layers)
 
-def remove_dead_neurons(weights: list[sparse.csr_matrix], kept: list[np.ndarray]):
-    """Drop hidden neurons with no incoming or no outgoing synapse, to a fixed point.
+
+def remove_dead_neurons(weights: list[sparse.csr_matrix], kept: list[np.ndarray],
+                        recurrent: list[sparse.csr_matrix | None] | None = None):
+    """Drop hidden neurons that no input can reach or that reach no readout, to a fixed point.
 
     ``weights[l]``: CSR ``[n_l, n_{l-1}]``; ``kept[l]``: original indices of the
-    ``n_l`` neurons. The last layer (readout) is never reduced. Removing a
-    neuron can orphan others, hence the loop.
+    ``n_l`` neurons; ``recurrent[l]``: CSR ``[n_l, n_l]`` or None (feed-forward).
+    A neuron is reached if it has an incoming synapse from the previous layer
+    or from a reached neuron of its own layer (an autapse alone cannot start
+    it), and reaches the readout if it has a synapse into the next layer or to
+    a neuron of its own layer that does. A removed neuron takes its row, its
+    column of the next layer and its row and column of the recurrent matrix.
+    The last layer (readout) is never reduced. Removing a neuron can orphan
+    others, hence the loop. Returns ``(weights, kept)``, or with
+    ``recurrent`` given, ``(weights, kept, recurrent)``.
     """
     weights, kept = list(weights), list(kept)
+    loops = list(recurrent) if recurrent is not None else [None] * len(weights)
     changed = True
     while changed:
         changed = False
         for l in range(len(weights) - 1):
-            has_in = np.diff(weights[l].indptr) > 0
-            has_out = np.bincount(weights[l + 1].indices, minlength=weights[l].shape[0]) > 0
-            alive = has_in & has_out
+            # Synapses between two different neurons: an autapse neither starts a neuron nor passes spikes on.
+            others = None if loops[l] is None else ((sparse.triu(loops[l], 1) + sparse.tril(loops[l], -1)) != 0)
+            alive = (_closure(np.diff(weights[l].indptr) > 0, others)
+                     & _closure(np.bincount(weights[l + 1].indices, minlength=weights[l].shape[0]) > 0,
+                                None if others is None else others.T.tocsr()))
             if not alive.all():
                 changed = True
                 weights[l] = weights[l][alive]
                 weights[l + 1] = weights[l + 1][:, alive].tocsr()
                 kept[l] = kept[l][alive]
-    return weights, kept
+                if loops[l] is not None:
+                    loops[l] = loops[l][alive][:, alive].tocsr()
+    return (weights, kept) if recurrent is None else (weights, kept, loops)
+
+
+def _closure(start: np.ndarray, edges: sparse.csr_matrix | None) -> np.ndarray:
+    """``start`` (bool ``[n]``) and every neuron that ``edges`` (``[n, n]``, row ``i`` receives from column
+    ``j``) leads to from it, in any number of hops."""
+    reached = start.copy()
+    if edges is None:
+        return reached
+    while True:
+        grown = reached | (edges.astype(np.int64) @ reached.astype(np.int64) > 0)
+        if (grown == reached).all():
+            return reached
+        reached = grown
 
 
 def conv2d_matrix(weight: np.ndarray, mask: np.ndarray, in_shape: tuple[int, int, int], stride: tuple[int, int],

@@ -68,6 +68,55 @@ def pruned_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, g
     return model
 
 
+# The hand-computed recurrent case: neuron 0 fed by the one input (weight 12), neuron 1 by neuron 0's spikes
+# only (recurrent weight 20), one input spike at step 0; du 0.2, dv 0.1, v_th 1 (Norse's defaults at dt 1 ms).
+# Neuron 0: i 12 -> v 1.2 fires; i 9.6 -> v 0.96; i 7.68 -> v 0.96 + 0.1 (7.68 - 0.96) = 1.632 fires; ...
+# Neuron 1 sees neuron 0's spike of step t at step t + 1: i 20 -> v 2 fires at step 1; i 16 -> v 1.6 fires at 2;
+# i 12.8 + 20 -> fires at 3; from then on its own current keeps it above threshold.
+TWO_NEURON_SPIKES = [[1, 0, 1, 0, 1, 0], [0, 1, 1, 1, 1, 1]]  # [neuron][step]
+
+
+def two_neuron_recurrent_model():
+    """``(model, inputs [6, 1, 1])``: a ``LIFRecurrentCell`` of two neurons and a one-class readout, the case of
+    ``TWO_NEURON_SPIKES``."""
+    import torch
+    from norse.torch import LICell, LIFParameters, LIFRecurrentCell
+    from torch import nn
+
+    cell = LIFRecurrentCell(1, 2, p=LIFParameters(method="super"), dt=1e-3)
+    readout = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        cell.input_weights.copy_(torch.tensor([[12.0], [0.0]]))
+        cell.recurrent_weights.copy_(torch.tensor([[0.0, 0.0], [20.0, 0.0]]))
+        readout.weight.copy_(torch.tensor([[0.5, -0.25]]))
+    inputs = torch.zeros(6, 1, 1)
+    inputs[0] = 1
+    return nn.Sequential(cell, readout, LICell(dt=1e-3)), inputs
+
+
+def recurrent_mlp(seed=0, n_inputs=10, hidden=(12, 8), n_classes=3, sparsity=0.4, gain=3.0):
+    """A user's own recurrent model: ``LIFRecurrentCell`` layers (no autapses) and a ``Linear`` -> ``LICell``
+    readout, ``sparsity`` of the input and recurrent weights of each cell masked at random
+    (``torch.nn.utils.prune``)."""
+    import torch
+    from norse.torch import LICell, LIFParameters, LIFRecurrentCell
+    from torch import nn
+    from torch.nn.utils import prune
+
+    torch.manual_seed(seed)
+    layers, n_in = [], n_inputs
+    for n in hidden:
+        cell = LIFRecurrentCell(n_in, n, p=LIFParameters(method="super"), dt=1e-3)
+        with torch.no_grad():
+            cell.input_weights.mul_(gain)
+            cell.recurrent_weights.mul_(gain)
+        for name in ("input_weights", "recurrent_weights"):
+            prune.random_unstructured(cell, name, amount=sparsity)
+        layers.append(cell)
+        n_in = n
+    return nn.Sequential(*layers, nn.Linear(n_in, n_classes, bias=False), LICell(dt=1e-3))
+
+
 def assert_same_lava_result(a, b):
     """Two LavaResults are identical: every layer's spikes and the readout voltage, bit for bit."""
     import numpy as np

@@ -71,11 +71,15 @@ def bit_accurate_weights(network: LavaNetwork) -> LavaNetwork:
     from scipy import sparse
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
-    layers = []
-    for layer in network.layers:
-        sign_mode = determine_sign_mode(layer.weight)
-        weight = truncate_weights(clip_weights(layer.weight, sign_mode, num_bits=8), sign_mode, num_weight_bits=8)
-        layers.append(replace(layer, weight=sparse.csr_matrix(weight)))
+    def as_lava(weight):  # each Sparse process on its own matrix, as Lava's would (a recurrent one too)
+        if weight is None:
+            return None
+        sign_mode = determine_sign_mode(weight)
+        return sparse.csr_matrix(truncate_weights(clip_weights(weight, sign_mode, num_bits=8), sign_mode,
+                                                  num_weight_bits=8))
+
+    layers = [replace(layer, weight=as_lava(layer.weight), recurrent_weight=as_lava(layer.recurrent_weight))
+              for layer in network.layers]
     return replace(network, layers=tuple(layers))
 
 

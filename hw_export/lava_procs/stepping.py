@@ -159,6 +159,9 @@ class NetworkStepper:
         self.kernel = kernel
         self.layers = [prepare_layer(layer.weight, layer.du, layer.dv, layer.vth, layer.spiking, self.fixed)
                        for layer in network.layers]
+        self.loops = [None if layer.recurrent_weight is None else  # [layer] the recurrent synapses, or None
+                      prepare_layer(layer.recurrent_weight, layer.du, layer.dv, layer.vth, True, self.fixed)
+                      for layer in network.layers]
         widest = max(layer.n_out for layer in self.layers)
         self.tile = max(1, min(batch, TILE_BYTES // (8 * widest)))
         self.tiles = [slice(start, min(start + self.tile, batch)) for start in range(0, batch, self.tile)]
@@ -167,6 +170,7 @@ class NetworkStepper:
         self.u = [[np.zeros((rows.stop - rows.start, layer.n_out), dtype) for layer in self.layers]
                   for rows in self.tiles]
         self.v = [[np.zeros_like(u) for u in tile] for tile in self.u]
+        self.fired = [[np.zeros(u.shape, bool) for u in tile] for tile in self.u]  # the previous step's spikes
 
     def step(self, inputs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         batch = inputs.shape[0]
@@ -183,7 +187,9 @@ class NetworkStepper:
 
     def _layer_step(self, tile: int, index: int, layer: SteppedLayer, pre: np.ndarray) -> np.ndarray:
         a_in = synaptic_input(pre, layer, self.kernel)
+        if self.loops[index] is not None:  # its own spikes of the step before (Norse's LIFRecurrentCell)
+            a_in = a_in + synaptic_input(self.fired[tile][index], self.loops[index], self.kernel)
         rule = lif_step if self.fixed else float_lif_step
         u, v, fired = rule(self.u[tile][index], self.v[tile][index], a_in, layer.du, layer.dv, layer.vth)
-        self.u[tile][index], self.v[tile][index] = u, v
+        self.u[tile][index], self.v[tile][index], self.fired[tile][index] = u, v, fired
         return fired

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from hw_export.errors import UserError
+from hw_export.norse.layers import RECURRENT_CELLS, synaptic_weight_name
 
 BUFFERS = ("built_shape", "kept_out", "kept_in")
 
@@ -58,7 +59,8 @@ def kept_in(layer: nn.Module) -> torch.Tensor:
 
 
 def _weight(layer: nn.Module) -> torch.Tensor:
-    return getattr(layer, "weight_orig", layer.weight)
+    name = synaptic_weight_name(layer)
+    return getattr(layer, f"{name}_orig") if hasattr(layer, f"{name}_orig") else getattr(layer, name)
 
 
 def to_built(values: torch.Tensor, layer: nn.Module, fill: float = 0.0) -> torch.Tensor:
@@ -190,9 +192,9 @@ def population_sources(model_layers: Sequence[tuple[str, nn.Module]], population
     """For each population (a layer of a ``populations`` type), in order: the synaptic layer that feeds it."""
     sources, synapse = [], None
     for _, layer in model_layers:
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        if isinstance(layer, (nn.Linear, nn.Conv2d) + RECURRENT_CELLS):  # a recurrent cell feeds itself
             synapse = layer
-        elif isinstance(layer, populations):
+        if isinstance(layer, populations):
             sources.append(synapse)
     return sources
 

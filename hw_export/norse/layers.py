@@ -13,16 +13,24 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from norse.torch import LICell, LIFCell
+from norse.torch import LICell, LIFCell, LIFRecurrentCell
 from torch import nn
 
 from hw_export.errors import UserError
 
-SUPPORTED_LAYERS = ("Linear, Conv2d, AvgPool2d, Flatten, Unflatten, Identity, Norse LIFCell populations and one "
-                    "LICell readout at the end")
+SUPPORTED_LAYERS = ("Linear, Conv2d, AvgPool2d, Flatten, Unflatten, Identity, Norse LIFCell and LIFRecurrentCell "
+                    "populations and one LICell readout at the end")
 SYNAPTIC = (nn.Linear, nn.Conv2d)
 RESHAPING = (nn.Flatten, nn.Unflatten, nn.Identity)
-CELLS = (LIFCell, LICell)
+RECURRENT_CELLS = (LIFRecurrentCell,)  # input and recurrent weights of their own: synapses and population in one
+SPIKING_CELLS = (LIFCell,) + RECURRENT_CELLS
+CELLS = SPIKING_CELLS + (LICell,)
+
+
+def synaptic_weight_name(layer: nn.Module) -> str:
+    """The name of the parameter that holds a layer's feed-forward synapses (``weight``; ``input_weights`` in a
+    recurrent cell, whose ``recurrent_weights`` hold the others)."""
+    return "input_weights" if isinstance(layer, RECURRENT_CELLS) else "weight"
 
 
 def named_layers(model: nn.Module | Sequence[nn.Module]) -> list[tuple[str, nn.Module]]:
@@ -70,6 +78,8 @@ def _on_meta(layer: nn.Module, probe: torch.Tensor) -> torch.Tensor:
     """``layer(probe)`` with the layer's parameters on the meta device, the layer itself untouched."""
     if isinstance(layer, nn.Linear):
         return torch.nn.functional.linear(probe, torch.empty(layer.weight.shape, device="meta"))
+    if isinstance(layer, RECURRENT_CELLS):
+        return torch.nn.functional.linear(probe, torch.empty(layer.input_weights.shape, device="meta"))
     if isinstance(layer, nn.Conv2d):
         return torch.nn.functional.conv2d(probe, torch.empty(layer.weight.shape, device="meta"), None,
                                           layer.stride, layer.padding, layer.dilation, layer.groups)

@@ -8,7 +8,8 @@ reshaping layer sees the ``T`` steps folded into its batch (``[T * B, ...]``:
 one matrix product instead of ``T`` small ones); a Norse cell carries its
 state from step to step, a plain ``LIFCell`` or ``LICell`` in one autograd
 node (``hw_export.norse.fused``, Norse's own step ``T`` times), any other
-cell called step by step. Values are those of stepping every layer one step at a
+cell called step by step (a recurrent cell, ``LIFRecurrentCell``, always:
+its input at a step needs its own spikes of the step before). Values are those of stepping every layer one step at a
 time (the same expressions per element; only a matrix product's summation
 order may differ). The spikes of every LIF population are recorded.
 """
@@ -20,13 +21,12 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
-from norse.torch import LIFCell
-from norse.torch.module.snn import SNNCell
+from norse.torch.module.snn import SNNCell, SNNRecurrentCell
 from torch import nn
 
 from hw_export.norse.compaction import population_sources, spikes_to_built
 from hw_export.norse.fused import can_fuse, can_fuse_li, li_sequence, lif_sequence
-from hw_export.norse.layers import named_layers
+from hw_export.norse.layers import SPIKING_CELLS, named_layers
 
 _WHOLE_SEQUENCE: ContextVar[int | None] = ContextVar("whole_sequence_steps", default=None)
 
@@ -50,11 +50,11 @@ class SNNOutput(NamedTuple):
 
 
 def run_over_time(model: nn.Module | Sequence[nn.Module], inputs: torch.Tensor,
-                  populations: tuple[type, ...] = (LIFCell,)) -> SNNOutput:
-    """Run a feed-forward layer sequence over time; record the output of every layer of a ``populations`` type.
+                  populations: tuple[type, ...] = SPIKING_CELLS) -> SNNOutput:
+    """Run a layer sequence over time; record the output of every layer of a ``populations`` type.
 
     ``model``: an ``nn.Sequential``/``SequentialState`` (nesting allowed) or a
-    list of layers. ``inputs``: ``[T, B, ...]``. A Norse cell (``SNNCell``)
+    list of layers. ``inputs``: ``[T, B, ...]``. A Norse cell (``SNNCell``, ``SNNRecurrentCell``)
     steps through the ``T`` steps from its initial state; any other layer
     takes the sequence folded into its batch, ``layer(x [T * B, ...])``, so it
     must treat every sample and step alike (Linear, Conv2d, pooling,
@@ -68,7 +68,7 @@ def run_over_time(model: nn.Module | Sequence[nn.Module], inputs: torch.Tensor,
     token = _WHOLE_SEQUENCE.set(n_steps)
     try:
         for layer in layers:
-            if isinstance(layer, SNNCell):
+            if isinstance(layer, (SNNCell, SNNRecurrentCell)):
                 h = _cell_over_time(layer, h)  # [T, B, ...]
             else:
                 h = layer(h.flatten(0, 1)).unflatten(0, (n_steps, -1))  # [T * B, ...] -> [T, B, ...]
@@ -124,5 +124,5 @@ def norse_reference(model: nn.Module | Sequence[nn.Module], inputs) -> tuple[np.
     # A compacted model's populations at their built width: the export's ``kept`` indexes them (a removed unit
     # never fires, so its zeros are what the masked model records).
     built = [spikes_to_built(s, source) for s, source in
-             zip(output.layer_spikes, population_sources(named_layers(layers), (LIFCell,)))]
+             zip(output.layer_spikes, population_sources(named_layers(layers), SPIKING_CELLS))]
     return output.readout_v.numpy(), [s.flatten(2).bool().numpy() for s in built]

@@ -47,6 +47,29 @@ def test_counts_by_hand():
     assert energy_j(counts, LOIHI)[1] == pytest.approx(12 * 52 * pj)
 
 
+def test_recurrent_synops_count_own_spikes_delivered_within_the_run_by_hand():
+    # 1 input -> 2 recurrent LIF (neuron 0 -> neuron 1 and 1 -> 0, one synapse each) -> readout.
+    loop = sparse.csr_matrix(np.array([[0, 1.0], [1.0, 0]]))
+    recurrent = SparseLayer("rec1", sparse.csr_matrix(np.array([[1.0], [1.0]])), LIF, np.arange(2), 2,
+                            recurrent_weight=loop)
+    net = SparseNet((1,), (recurrent, layer("readout", [[1, 1]], LI)))
+    inputs = np.zeros((3, 1, 1))
+    inputs[0, 0, 0] = 1
+    hidden = np.zeros((3, 1, 2), bool)
+    hidden[0, 0, 0] = hidden[1, 0, 1] = hidden[2, 0, 0] = True  # the last step's spike reaches no one in the run
+    rec1, readout = count_operations(net, inputs, [hidden])
+    assert rec1.recurrent_synops.tolist() == [2]  # steps 0 and 1, one recurrent synapse each
+    assert rec1.synops.tolist() == [2 + 2]  # the input spike's two synapses, and those two
+    assert rec1.synapses == 4 and rec1.recurrent_synapses == 2
+    assert readout.synops.tolist() == [3] and readout.recurrent_synops is None
+    from hw_export.metrics import measure
+
+    report = measure(net, inputs, [hidden], {"loihi": LOIHI})["layers"]
+    assert report[0]["recurrent_synops"] == 2 and report[0]["recurrent_synapses"] == 2
+    assert report[0]["original_recurrent_synapses"] == 2 and report[0]["original_synapses"] == 2 + 2
+    assert "recurrent_synops" not in report[1]
+
+
 def test_cmos45_pays_every_synapse_every_step():
     from hw_export.energy import CMOS45
 

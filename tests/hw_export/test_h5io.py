@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import a_bug_in, assert_bug_keeps_its_traceback
+from conftest import a_bug_in, assert_bug_keeps_its_traceback, recurrent_mlp
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import GMPPruner
 from hw_export.files import ArtifactError
@@ -26,6 +26,10 @@ def assert_same(a, b):
         assert la.name == lb.name and la.neuron == lb.neuron and la.n_original == lb.n_original
         assert (la.weight != lb.weight).nnz == 0 and la.weight.nnz == lb.weight.nnz
         np.testing.assert_array_equal(la.kept, lb.kept)
+        assert (la.recurrent_weight is None) == (lb.recurrent_weight is None)
+        if la.recurrent_weight is not None:
+            assert (la.recurrent_weight != lb.recurrent_weight).nnz == 0
+            assert la.recurrent_weight.nnz == lb.recurrent_weight.nnz
 
 
 def test_round_trip_is_identical(tmp_path):
@@ -34,6 +38,29 @@ def test_round_trip_is_identical(tmp_path):
     write_sparsenet(net, path)
     assert_same(net, read_sparsenet(path))
     assert [p.name for p in tmp_path.iterdir()] == ["net.h5"], "no temporary file left behind"
+
+
+def test_recurrent_weights_round_trip_and_a_version_2_file_still_reads(tmp_path):
+    net = export_model(recurrent_mlp(), (10,), metadata={"model": "rmlp"})
+    assert net.is_recurrent and all(layer.n_recurrent_synapses > 0 for layer in net.layers[:-1])
+    write_sparsenet(net, tmp_path / "rnn.h5")
+    assert_same(net, read_sparsenet(tmp_path / "rnn.h5"))
+    write_sparsenet(pruned_net(), tmp_path / "old.h5")
+    corrupt(tmp_path / "old.h5", lambda f: f.attrs.__setitem__("schema_version", 2))  # version 2: no recurrence
+    assert_same(pruned_net(), read_sparsenet(tmp_path / "old.h5"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f["layers/0/recurrent_indices"].__setitem__(0, 99), "recurrent_indices out of range"),
+    (lambda f: f["layers/0/recurrent_data"].__setitem__(0, np.nan), "recurrent_data contains NaN or Inf"),
+    (lambda f: f["layers/0"].__delitem__("recurrent_indptr"), "recurrent_indptr is missing"),
+])
+def test_a_damaged_recurrent_matrix_is_named(tmp_path, edit, message):
+    path = tmp_path / "rnn.h5"
+    write_sparsenet(export_model(recurrent_mlp(), (10,)), path)
+    corrupt(path, edit)
+    with pytest.raises(ArtifactError, match=message):
+        read_sparsenet(path)
 
 
 def corrupt(path, edit):

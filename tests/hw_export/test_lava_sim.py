@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_same_lava_result, needs_lava, pruned_mlp
+from conftest import (TWO_NEURON_SPIKES, assert_same_lava_result, needs_lava, pruned_mlp, recurrent_mlp,
+                      two_neuron_recurrent_model)
 from dpap_neuro.models import SpikingMLP, predict
 from hw_export.fidelity import spike_agreement
 from hw_export.h5io import write_sparsenet
 from hw_export.norse import export_model
+from hw_export.norse.loop import norse_reference
 
 pytestmark = needs_lava
 ENGINES = ["processes", "fast"]
@@ -86,6 +88,36 @@ def test_lava_matches_norse_spike_for_spike_on_a_pruned_network(engine):
     assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0
     np.testing.assert_allclose(result.readout_v, norse.readout_v.numpy(), atol=1e-9)
     assert torch.equal(predict(torch.from_numpy(result.readout_v)), predict(norse.readout_v))
+
+
+@pytest.mark.parametrize("precision", ["float", "fixed"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_recurrent_layer_runs_the_hand_computed_trajectory(engine, precision):
+    """Lava's processes (a ``Sparse`` from the LIF's ``s_out`` back to its ``a_in``) and the fast engine (the
+    recurrent matrix in the same step) both give Norse's timing: the recurrent input one step late."""
+    from hw_export.lava_sim import SimOptions, simulate
+
+    model, inputs = two_neuron_recurrent_model()
+    net = export_model(model, (1,))
+    result = simulate(net, inputs.double().numpy(), SimOptions(engine, precision), progress=False)
+    assert result.layer_spikes[0][:, 0].T.astype(int).tolist() == TWO_NEURON_SPIKES
+    if precision == "float":
+        np.testing.assert_allclose(result.readout_v, norse_reference(model, inputs)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lava_matches_norse_spike_for_spike_on_a_pruned_recurrent_network(engine):
+    from hw_export.lava_sim import SimOptions, simulate
+
+    model = recurrent_mlp()
+    net = export_model(model, (10,))
+    inputs = (torch.rand(15, 7, 10, generator=torch.Generator().manual_seed(0)) < 0.4).double()
+    readout_v, spikes = norse_reference(model, inputs)
+    result = simulate(net, inputs.numpy(), SimOptions(engine, batch_size=3), progress=False)
+    agreement = spike_agreement(net, spikes, result.layer_spikes)
+    assert all(s.sum() > 20 for s in result.layer_spikes)
+    assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0
+    np.testing.assert_allclose(result.readout_v, readout_v, atol=1e-9)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -233,6 +265,8 @@ def engine_case(name, tmp_path):
     rng = np.random.default_rng(len(name))
     if name == "nmnist-fixture":
         return nmnist_fixture_case(tmp_path)
+    if name == "rmlp-pruned":
+        return export_model(recurrent_mlp(4), (10,)), (rng.random((15, 6, 10)) < 0.4).astype(np.uint8)
     if name.startswith("mlp"):
         torch.manual_seed(8)
         model = pruned_mlp(9) if name == "mlp-pruned" else SpikingMLP(10, [12, 8], 3, weight_init_gain=6.0)
@@ -241,7 +275,8 @@ def engine_case(name, tmp_path):
     return export_model(model, (2, 8, 8)), (rng.random((12, 5, 128)) < 0.3).astype(np.uint8)
 
 
-@pytest.mark.parametrize("case", ["mlp-dense", "mlp-pruned", "conv-dense", "conv-pruned", "nmnist-fixture"])
+@pytest.mark.parametrize("case", ["mlp-dense", "mlp-pruned", "conv-dense", "conv-pruned", "nmnist-fixture",
+                                  "rmlp-pruned"])
 def test_the_fast_engine_is_the_per_layer_simulation(case, tmp_path):
     """Spikes identical; readout voltages within 1e-9 of their scale (float, summation order aside) or equal."""
     from hw_export.lava_sim import SimOptions, simulate

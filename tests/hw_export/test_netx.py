@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import a_bug_in, assert_bug_keeps_its_traceback, needs_lava, pruned_mlp
+from conftest import a_bug_in, assert_bug_keeps_its_traceback, needs_lava, pruned_mlp, recurrent_mlp
 from hw_export.files import ArtifactError
 from hw_export.netx import netx_lava_network, read_netx, write_netx
 from hw_export.norse import export_model
@@ -65,6 +65,35 @@ def test_netx_file_runs_exactly_like_the_fixed_point_path(tmp_path):
     fixed = simulate(net, inputs, SimOptions(batch_size=8, precision="fixed"), progress=False)
     np.testing.assert_array_equal(voltage / quantize(net).layers[-1].voltage_scale, fixed.readout_v)
     assert np.abs(voltage).max() > 0
+
+
+def test_a_recurrent_layer_is_a_dense_rec_block_with_its_recurrent_mantissas(tmp_path):
+    from hw_export.quantize import quantize
+
+    net = export_model(recurrent_mlp(), (10,))
+    write_netx(net, tmp_path / "rnn.h5")
+    fixed = quantize(net).layers
+    with h5py.File(tmp_path / "rnn.h5") as f:
+        assert [f[f"layer/{i}/type"][0] for i in (1, 2, 3)] == [b"dense_rec", b"dense_rec", b"dense"]
+        np.testing.assert_array_equal(f["layer/1/weight_rec"][()], fixed[0].recurrent_weight.toarray())
+        assert "weight_rec" not in f["layer/3"]
+    network = read_netx(tmp_path / "rnn.h5")
+    assert network.layers[1].weight_rec.shape == (net.layers[1].n_out,) * 2 and network.layers[2].weight_rec is None
+
+
+@needs_lava
+def test_a_recurrent_netx_file_runs_exactly_like_the_fixed_point_path(tmp_path):
+    from hw_export.lava_sim import SimOptions, simulate
+    from hw_export.netx import simulate_netx
+    from hw_export.quantize import quantize
+
+    net = export_model(recurrent_mlp(2), (10,))
+    write_netx(net, tmp_path / "rnn.h5")
+    inputs = (np.random.default_rng(0).random((15, 6, 10)) < 0.4).astype(float)
+    voltage = simulate_netx(read_netx(tmp_path / "rnn.h5"), inputs)
+    fixed = simulate(net, inputs, SimOptions(batch_size=6, precision="fixed"), progress=False)
+    np.testing.assert_array_equal(voltage / quantize(net).layers[-1].voltage_scale, fixed.readout_v)
+    assert all(s.sum() > 10 for s in fixed.layer_spikes) and np.abs(voltage).max() > 0
 
 
 def test_bad_netx_files_are_named(tmp_path):

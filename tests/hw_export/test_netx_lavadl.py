@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import NETX_PYTHON, pruned_mlp
+from conftest import NETX_PYTHON, pruned_mlp, recurrent_mlp
 from hw_export.netx import write_netx
 from hw_export.norse import export_model
 
@@ -61,6 +61,14 @@ def test_lava_dl_runs_an_unrolled_conv_net_exactly_as_our_fixed_point_path(tmp_p
         model[0].weight[1] = 0.0  # a dead channel: its neurons are removed from the file
     net = export_model(model, (2, 8, 8))
     spikes = np.random.default_rng(1).random((12, 5, 128)) < 0.4
+    assert_lava_dl_matches_fixed_point(net, spikes, tmp_path)
+
+
+def test_lava_dl_runs_a_pruned_recurrent_mlp_exactly_as_our_fixed_point_path(tmp_path):
+    """``dense_rec`` blocks, built by lava-dl 0.6's reader as ``RecurrentDense`` (docs/netx_hdf5.md)."""
+    net = export_model(recurrent_mlp(5), (10,))
+    assert net.is_recurrent
+    spikes = np.random.default_rng(2).random((14, 6, 10)) < 0.4
     assert_lava_dl_matches_fixed_point(net, spikes, tmp_path)
 
 

@@ -33,11 +33,15 @@ def simulate_nir_graph(graph, inputs, dt):
 
     ``inputs``: [T, B, ...] tensor. Returns (spikes of each CubaLIF [T, B, ...], CubaLI voltage [T, B, n]).
     Discretisation: an input raises I by w_in / tau_syn * x at once, then v and I take one Euler step.
+    A cycle ``lif -> rec (Affine) -> lif`` adds ``rec`` of the population's spikes one step earlier (an edge
+    is a connection, a cycle needs a step to close).
     """
     import torch.nn.functional as F
 
     order, node = [], "input"
-    successors = dict(graph.edges)
+    successors = {src: dst for src, dst in graph.edges if not dst.startswith("rec")}  # the chain
+    loops = {dst: src for src, dst in graph.edges if src.startswith("rec")}  # population -> its recurrent Affine
+    last_spikes = {}  # population -> its spikes of the step before
     while node in successors:
         node = successors[node]
         order.append(node)
@@ -55,6 +59,8 @@ def simulate_nir_graph(graph, inputs, dt):
             elif isinstance(n, nir.Affine):
                 h = h @ torch.as_tensor(n.weight).T + torch.as_tensor(n.bias)
             elif isinstance(n, (nir.CubaLIF, nir.CubaLI)):
+                if name in loops and name in last_spikes:
+                    h = h + last_spikes[name] @ torch.as_tensor(graph.nodes[loops[name]].weight).T
                 zeros = torch.zeros_like(h)
                 i, v = state.get(name, (zeros, zeros))
                 i = i + torch.as_tensor(n.w_in / n.tau_syn) * h
@@ -64,7 +70,7 @@ def simulate_nir_graph(graph, inputs, dt):
                     z = v > torch.as_tensor(n.v_threshold)
                     v = torch.where(z, torch.as_tensor(n.v_reset), v)
                     spikes.setdefault(name, []).append(z)
-                    h = z.double()
+                    h = last_spikes[name] = z.double()
                 else:
                     readout.append(v)
                     h = v

@@ -1,8 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 from scipy import sparse
 
-from hw_export.sparsenet import NeuronParams, SparseNetError, avgpool2d_matrix, conv2d_matrix, remove_dead_neurons
+from hw_export.sparsenet import (NeuronParams, SparseLayer, SparseNetError, avgpool2d_matrix, conv2d_matrix,
+                                 remove_dead_neurons)
 
 
 def csr(rows):
@@ -23,6 +26,33 @@ def test_dead_neurons_are_removed_to_a_fixed_point():
     assert weights[0].toarray().tolist() == [[1, 2]]
     assert weights[1].toarray().tolist() == [[6]]
     assert weights[2].toarray().tolist() == [[1]]
+
+
+def test_a_recurrent_layer_keeps_neurons_its_own_layer_reaches_and_drops_closed_loops():
+    """Layer 0 (5 neurons): 0 has input, 1 only an autapse, 2 input from 0 recurrently, 3 and 4 feed each other
+    without input; only 2 reaches the readout, 0 through 2."""
+    w_in = sparse.csr_matrix(np.array([[1.0], [0.0], [0.0], [0.0], [0.0]]))
+    w_in.eliminate_zeros()
+    loop = sparse.csr_matrix(np.array([[0, 0, 0, 0, 0], [0, 5.0, 0, 0, 0], [2.0, 0, 0, 0, 0],
+                                       [0, 0, 0, 0, 1.0], [0, 0, 0, 1.0, 0]]))
+    w_out = sparse.csr_matrix(np.array([[0, 1.0, 1.0, 1.0, 1.0]]))
+    weights, kept, loops = remove_dead_neurons([w_in, w_out], [np.arange(5), np.arange(1)], [loop, None])
+    assert kept[0].tolist() == [0, 2]
+    np.testing.assert_array_equal(loops[0].toarray(), [[0, 0], [2.0, 0]])
+    np.testing.assert_array_equal(weights[1].toarray(), [[0, 1.0]])
+    assert loops[1] is None
+
+
+def test_a_recurrent_matrix_of_another_shape_or_on_the_readout_is_refused():
+    lif = NeuronParams("lif", 200.0, 100.0, 1.0, 0.0, 0.0, 1e-3, 0.2, 0.1)
+    li = NeuronParams("li", 200.0, 100.0, math.inf, 0.0, 0.0, 1e-3, 0.2, 0.1)
+    weight = sparse.csr_matrix(np.ones((2, 3)))
+    with pytest.raises(SparseNetError, match="recurrent_weight has shape"):
+        SparseLayer("rec1", weight, lif, np.arange(2), 2, recurrent_weight=sparse.csr_matrix(np.ones((3, 3))))
+    with pytest.raises(SparseNetError, match="only a spiking"):
+        SparseLayer("readout", weight, li, np.arange(2), 2, recurrent_weight=sparse.csr_matrix(np.ones((2, 2))))
+    layer = SparseLayer("rec1", weight, lif, np.arange(2), 2, recurrent_weight=sparse.csr_matrix(np.eye(2)))
+    assert layer.n_synapses == 6 + 2 and layer.n_recurrent_synapses == 2
 
 
 def test_neuron_params_are_validated():

@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import TWO_NEURON_SPIKES, recurrent_mlp, two_neuron_recurrent_model
 from dpap_neuro.models import SpikingMLP
 from dpap_neuro.pruning import Pruner
 from hw_export.norse import export_model
 from hw_export.norse.export import linear_operator
+from hw_export.norse.loop import norse_reference, run_over_time
 from hw_export.sparsenet import NetworkCutError, SparseNetError, avgpool2d_matrix
 
 
@@ -73,3 +75,39 @@ def test_a_bias_is_refused_rather_than_silently_dropped():
         model[0].bias.fill_(0.5)
     with pytest.raises(SparseNetError, match="bias"):
         export_model(model, (3,))
+
+
+def test_a_recurrent_cell_steps_as_norse_computes_it_by_hand():
+    """The recurrent input is the previous step's spikes (conftest: the hand computation)."""
+    model, inputs = two_neuron_recurrent_model()
+    spikes = run_over_time(model, inputs).layer_spikes[0][:, 0]  # [T, 2]
+    assert spikes.T.tolist() == TWO_NEURON_SPIKES
+    assert norse_reference(model, inputs)[1][0][:, 0].T.astype(int).tolist() == TWO_NEURON_SPIKES
+
+
+def test_a_users_recurrent_model_exports_its_masked_input_and_recurrent_synapses():
+    model = recurrent_mlp()
+    net = export_model(model, (10,))
+    assert [layer.name for layer in net.layers] == ["rec1", "rec2", "readout"]
+    previous = np.arange(10)  # the neurons of the layer below that survive (all inputs)
+    for layer, cell in zip(net.layers[:2], model):
+        masked = {name: (getattr(cell, f"{name}_orig") * getattr(cell, f"{name}_mask")).detach().double().numpy()
+                  for name in ("input_weights", "recurrent_weights")}
+        np.testing.assert_array_equal(layer.weight.toarray(), masked["input_weights"][np.ix_(layer.kept, previous)])
+        recurrent = masked["recurrent_weights"][np.ix_(layer.kept, layer.kept)]
+        np.fill_diagonal(recurrent, 0.0)  # no autapses: Norse keeps the diagonal at zero, it holds no synapse
+        np.testing.assert_array_equal(layer.recurrent_weight.toarray(), recurrent)
+        unmasked = cell.recurrent_weights_mask.detach().numpy()[np.ix_(layer.kept, layer.kept)] != 0
+        np.fill_diagonal(unmasked, False)
+        assert layer.n_recurrent_synapses == unmasked.sum() > 0  # exactly the unmasked entries between two neurons
+        assert layer.n_synapses == layer.weight.nnz + layer.n_recurrent_synapses
+        previous = layer.kept
+    assert net.layers[2].recurrent_weight is None
+
+
+def test_a_linear_layer_straight_before_a_recurrent_cell_is_refused():
+    from norse.torch import LICell, LIFRecurrentCell
+
+    model = nn.Sequential(nn.Linear(4, 4, bias=False), LIFRecurrentCell(4, 3), nn.Linear(3, 2, bias=False), LICell())
+    with pytest.raises(SparseNetError, match="two synaptic layers"):
+        export_model(model, (4,))
