@@ -75,8 +75,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     except UserError as exc:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(exc)})") from None
     for name, module in model.named_modules():
-        if f"{name}.weight_mask" in state:
-            ensure_mask(module)
+        for parameter in ("weight", "input_weights", "recurrent_weights"):  # a recurrent cell's two as well
+            if f"{name}.{parameter}_mask" in state:
+                ensure_mask(module, parameter)
     try:
         restore_shapes(named_layers(model), state)  # written after compaction: the small shapes
         model.load_state_dict(state)

@@ -18,7 +18,7 @@ import math
 from typing import Callable, Sequence
 
 import torch
-from norse.torch import LICell, LIFCell, LIFParameters, LIParameters
+from norse.torch import LICell, LIFCell, LIFParameters, LIFRecurrentCell, LIParameters
 from torch import nn
 
 from hw_export.errors import UserError
@@ -26,7 +26,7 @@ from hw_export.fidelity import readout_prediction
 from hw_export.norse.loop import SNNOutput, run_over_time
 
 # Model kinds of a run; "ann-*" are ReLU twins of the spiking models (DPAP on ANNs; no spiking export).
-ARCHITECTURES = ("mlp", "conv", "ann-mlp", "ann-conv")
+ARCHITECTURES = ("mlp", "conv", "rmlp", "ann-mlp", "ann-conv")
 
 
 def predict(readout_v: torch.Tensor) -> torch.Tensor:
@@ -138,6 +138,50 @@ class SpikingConvNet(SpikingNet):
         super().__init__(input_shape, hidden_sizes, n_classes, conv_channels=conv_channels, **neuron_kwargs)
 
 
+class SpikingRecurrentMLP(nn.Sequential):
+    """Flatten -> LIFRecurrentCell -> ... -> Linear -> LICell: hidden layers of Norse's recurrent cell.
+
+    Each hidden layer has input weights ``[h, n_in]`` and recurrent weights
+    ``[h, h]`` (no autapses: Norse keeps the diagonal at zero); its input at
+    step ``t`` is ``W_in x[t] + W_rec z[t-1]``, its own spikes of the step
+    before (docs/sparsenet_hdf5.md). Norse's initialisation (normal,
+    ``sqrt(2 / h)``) scaled by ``weight_init_gain`` for the input weights so
+    that neurons fire from the first batch, and by ``recurrent_gain`` for the
+    recurrent ones (kept below the point where the loop fires on its own).
+    Same neurons and surrogate as ``SpikingNet``; input ``[T, B, *input_shape]``,
+    output ``SNNOutput``.
+    """
+
+    def __init__(self, input_shape: Sequence[int], hidden_sizes: Sequence[int], n_classes: int, dt_s: float = 1e-3,
+                 tau_syn_inv_per_s: float = 200.0, tau_mem_inv_per_s: float = 100.0, v_th: float = 1.0,
+                 surrogate_alpha: float = 100.0, weight_init_gain: float | None = None,
+                 recurrent_gain: float = 0.5) -> None:
+        if n_classes < 1 or not hidden_sizes or min(hidden_sizes) < 1 or math.prod(input_shape) < 1:
+            raise UserError("layer sizes must be positive and there must be a hidden layer")
+        lif_p = LIFParameters(tau_syn_inv=torch.as_tensor(tau_syn_inv_per_s),
+                              tau_mem_inv=torch.as_tensor(tau_mem_inv_per_s), v_th=torch.as_tensor(v_th),
+                              method="super", alpha=torch.as_tensor(surrogate_alpha))
+        li_p = LIParameters(tau_syn_inv=torch.as_tensor(tau_syn_inv_per_s),
+                            tau_mem_inv=torch.as_tensor(tau_mem_inv_per_s))
+        layers: list[nn.Module] = [nn.Flatten()]
+        n_features = math.prod(int(d) for d in input_shape)
+        gain = 4.0 if weight_init_gain is None else weight_init_gain
+        for n_post in hidden_sizes:
+            cell = LIFRecurrentCell(n_features, n_post, p=lif_p, dt=dt_s, autapses=False)
+            with torch.no_grad():
+                cell.input_weights.mul_(gain)
+                cell.recurrent_weights.mul_(recurrent_gain)
+            layers.append(cell)
+            n_features = n_post
+        super().__init__(*layers, nn.Linear(n_features, n_classes, bias=False), LICell(p=li_p, dt=dt_s))
+        self.input_shape = tuple(int(d) for d in input_shape)
+        with torch.no_grad():
+            self[-2].weight.mul_(gain)
+
+    def forward(self, spikes: torch.Tensor) -> SNNOutput:  # type: ignore[override]
+        return run_over_time(self, spikes)
+
+
 class ReLUNet(nn.Sequential):
     """An ANN twin of the spiking models, for DPAP on ANNs: ReLU instead of LIF, one pass instead of T steps.
 
@@ -170,6 +214,8 @@ def build_model(input_shape: Sequence[int], hidden_sizes: Sequence[int], n_class
     channels = tuple(conv_channels) if architecture.endswith("conv") else ()
     if architecture.startswith("ann-"):
         return ReLUNet(input_shape, hidden_sizes, n_classes, channels)
+    if architecture == "rmlp":
+        return SpikingRecurrentMLP(input_shape, hidden_sizes, n_classes, **neuron_kwargs)
     if channels:
         return SpikingConvNet(input_shape, channels, hidden_sizes, n_classes, **neuron_kwargs)
     return SpikingMLP(input_shape, hidden_sizes, n_classes, **neuron_kwargs)

@@ -12,6 +12,13 @@ Two encodings, both returning time-first spike tensors:
   (OFF) event when its log intensity has risen (fallen) by more than a
   contrast threshold since its last event. Shape ``[T, N, 2, 8, 8]``
   (channel 0 = ON, 1 = OFF).
+* ``digits-seq``: sequential digits, the classic memory task. The image is
+  shown one column at a time, left to right, each column for ``T / 8``
+  steps, its 8 pixels rate coded as in ``digits``. Shape ``[T, N, 8]``. No
+  step shows the whole digit: the answer needs what the first columns
+  showed long after the membranes (10 ms at 1 ms steps) forgot it, which a
+  recurrent network (``--model rmlp``) can hold and a feed-forward one
+  cannot (docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -83,6 +90,21 @@ def rate_encode(images: np.ndarray, timesteps: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(spikes)
 
 
+def column_sequence(images: np.ndarray, timesteps: int, seed: int) -> torch.Tensor:
+    """Columns left to right, each for ``timesteps / 8`` steps, rate coded: ``P(spike of row r at t) =
+    intensity of (r, column of t)``.
+
+    ``images``: ``[N, 8, 8]`` in 0..1. Returns ``[T, N, 8]`` float32.
+    """
+    if timesteps % IMAGE_SIDE:
+        raise UserError(f"digits-seq shows {IMAGE_SIDE} columns for the same number of steps each: timesteps must "
+                        f"be a multiple of {IMAGE_SIDE}, got {timesteps}")
+    steps_per_column = timesteps // IMAGE_SIDE
+    columns = np.repeat(images.transpose(2, 0, 1), steps_per_column, axis=0)  # [T, N, 8]: column c at its steps
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy((rng.random(columns.shape) < columns).astype(np.float32))
+
+
 def saccade_path(timesteps: int, amplitude_px: float) -> np.ndarray:
     """Positions ``[T+1, 2]`` (dy, dx) along three saccades forming a triangle.
 
@@ -149,7 +171,9 @@ def dvs_crossings(log_frames: np.ndarray, contrast_threshold: float) -> np.ndarr
     return crossings
 
 
-DATASETS = ("digits", "digits-events")
+DATASETS = ("digits", "digits-events", "digits-seq")
+# Run settings a built-in dataset implies beyond the common ones (``dpap_neuro.data.dataset_defaults``).
+RUN_DEFAULTS = {"digits-seq": {"timesteps": 64, "model": "rmlp"}}
 
 
 def load_dataset(
@@ -167,8 +191,9 @@ def load_dataset(
     if timesteps < 1:
         raise UserError(f"timesteps must be >= 1, got {timesteps}")
     x_train, y_train, x_test, y_test = load_digit_images(test_fraction, seed)
-    encode = (lambda x, s: rate_encode(x, timesteps, s)) if name == "digits" else (
-        lambda x, s: saccade_events(x, timesteps))
+    encode = {"digits": lambda x, s: rate_encode(x, timesteps, s),
+              "digits-events": lambda x, s: saccade_events(x, timesteps),
+              "digits-seq": lambda x, s: column_sequence(x, timesteps, s)}[name]
     train_data = SpikeDataset(encode(x_train, seed), torch.from_numpy(y_train)) if train else None
     return train_data, SpikeDataset(encode(x_test, seed + 1), torch.from_numpy(y_test))
 

@@ -24,7 +24,10 @@ is permanent (a new mask is multiplied into the current one), and every
 change of a mask is appended to ``pruning_log``.
 
 Only hidden layers are pruned (all synaptic layers but the one that feeds the
-readout): the output layer stays dense, as in DPAP.
+readout): the output layer stays dense, as in DPAP. A recurrent layer (Norse
+``LIFRecurrentCell``) is two of them to a pruner, its input weights and its
+recurrent weights (``SynapseView``), masked the same way
+(``input_weights_orig`` / ``input_weights_mask``, ...).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from dpap_neuro.models import weight_layers
 from hw_export.errors import UserError
 from hw_export.norse.compaction import from_built, to_built
+from hw_export.norse.layers import RECURRENT_CELLS, named_layers
 
 
 def check_type(owner: str, name: str, value, kind: type):
@@ -61,15 +64,52 @@ def check_type(owner: str, name: str, value, kind: type):
     return value
 
 
-def prunable_layers(model: nn.Module) -> list[nn.Module]:
-    """Synaptic layers a pruner may mask: every one but the readout's."""
-    return weight_layers(model)[:-1]
+class SynapseView:
+    """A recurrent cell's ``input_weights`` or ``recurrent_weights`` as a pruner sees a layer: ``weight_orig``,
+    ``weight_mask`` and ``weight`` are the parameter's (``<name>_orig``, ``<name>_mask``, ``<name>``)."""
+
+    def __init__(self, module: nn.Module, name: str) -> None:
+        self.module, self.name = module, name
+
+    @property
+    def weight_orig(self) -> torch.Tensor:
+        return getattr(self.module, f"{self.name}_orig")
+
+    @property
+    def weight_mask(self) -> torch.Tensor:
+        return getattr(self.module, f"{self.name}_mask")
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return getattr(self.module, self.name)
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.name == "recurrent_weights"
 
 
-def ensure_mask(layer: nn.Module) -> None:
-    """Give ``layer`` the ``weight_orig`` / ``weight_mask`` reparametrisation."""
-    if not prune.is_pruned(layer):
-        prune.identity(layer, "weight")
+def prunable_layers(model: nn.Module) -> list:
+    """Synaptic layers a pruner may mask, in forward order: every one but the readout's; a recurrent cell gives
+    two (``SynapseView`` of its input, then of its recurrent weights)."""
+    groups: list = []
+    for module in model.modules():
+        if isinstance(module, RECURRENT_CELLS):
+            groups += [SynapseView(module, "input_weights"), SynapseView(module, "recurrent_weights")]
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            groups.append(module)
+    return groups[:-1]
+
+
+def ensure_mask(layer, name: str = "weight") -> None:
+    """Give ``layer``'s parameter ``name`` (a ``SynapseView``: its own) the ``<name>_orig`` / ``<name>_mask``
+    reparametrisation. A recurrent cell without autapses starts with its diagonal masked: no synapse there."""
+    if isinstance(layer, SynapseView):
+        layer, name = layer.module, layer.name
+    if not hasattr(layer, f"{name}_mask"):
+        prune.identity(layer, name)
+        if name == "recurrent_weights" and not getattr(layer, "autapses", True):
+            with torch.no_grad():
+                getattr(layer, f"{name}_mask").fill_diagonal_(0.0)
 
 
 def effective_weight(layer: nn.Module) -> torch.Tensor:
@@ -108,6 +148,7 @@ class Pruner:
     """Base strategy: keeps every synapse (the ``none`` pruner)."""
 
     name: ClassVar[str] = "none"
+    prunes_recurrent: ClassVar[bool] = True  # masks a recurrent cell's input and recurrent weights (SynapseView)
 
     def __init__(self) -> None:
         self.layers: list[nn.Module] = []
@@ -121,6 +162,11 @@ class Pruner:
         """Mask ``model``'s hidden layers for a run of ``total_steps`` optimiser steps."""
         if total_steps < 1 or steps_per_epoch < 1:
             raise UserError("total_steps and steps_per_epoch must be >= 1")
+        recurrent = [name for name, layer in named_layers(model) if isinstance(layer, RECURRENT_CELLS)]
+        if recurrent and not self.prunes_recurrent:
+            raise UserError(f"the {self.name} pruner does not prune recurrent layers yet (layer {recurrent[0]!r}, "
+                            f"{type(dict(named_layers(model))[recurrent[0]]).__name__}); gmp, magnitude and random "
+                            "do")
         self.layers = prunable_layers(model)
         for layer in self.layers:
             ensure_mask(layer)

@@ -255,6 +255,7 @@ class DPAPPruner(Pruner):
     """
 
     name = "dpap"
+    prunes_recurrent = False  # the BCM statistic over the previous step's spikes: not built yet
     config_cls = DPAPConfig
     overrides: ClassVar[dict] = {}  # a variant's own choices, over any preset (dpap+)
 

@@ -144,6 +144,7 @@ class StructuredPruner(GMPPruner):
     """
 
     name = "structured"
+    prunes_recurrent = False  # a recurrent unit's row, column and next layer's column: not built yet
 
     def __init__(self, target_sparsity: float = 0.8, start_fraction: float = 0.1, end_fraction: float = 0.7,
                  update_every_steps: int = 10) -> None:  # gmp's options but its allocation: every layer alike

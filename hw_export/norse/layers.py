@@ -91,13 +91,16 @@ def forward_macs(model: nn.Module | Sequence[nn.Module], input_shape: Sequence[i
 
     Every weight entry counts, masked or not (what a dense PyTorch layer
     computes): a ``Linear`` its weight's size, a ``Conv2d`` its weight's size
-    times its output positions. A compacted model counts its smaller layers.
+    times its output positions, a recurrent cell its input and recurrent
+    weights' sizes. A compacted model counts its smaller layers.
     """
     shape, total = tuple(int(d) for d in input_shape), 0
     for name, layer in named_layers(model):
-        if isinstance(layer, SYNAPTIC + RESHAPING + (nn.AvgPool2d,)):
+        if isinstance(layer, SYNAPTIC + RESHAPING + RECURRENT_CELLS + (nn.AvgPool2d,)):
             out_shape = output_shape(layer, shape, name)
             if isinstance(layer, SYNAPTIC):
                 total += layer.weight.numel() * (out_shape[1] * out_shape[2] if isinstance(layer, nn.Conv2d) else 1)
+            elif isinstance(layer, RECURRENT_CELLS):
+                total += layer.input_weights.numel() + layer.recurrent_weights.numel()
             shape = out_shape
     return total

@@ -36,7 +36,7 @@ from torch import nn
 
 from hw_export.errors import UserError
 from hw_export.loihi_fixed import ACT_SHIFT, CURRENT_OFFSET, DECAY_UNITY, fires, subthreshold_step
-from hw_export.norse.layers import CELLS, RESHAPING, SYNAPTIC, named_layers
+from hw_export.norse.layers import CELLS, RECURRENT_CELLS, RESHAPING, SYNAPTIC, named_layers
 from hw_export.quantize import best_weight_scale, quantize_decay, threshold_mantissa, weight_mantissas
 
 
@@ -250,6 +250,9 @@ def loihi_exact(model: nn.Module) -> nn.Module:
     between: list[tuple[str, nn.Module]] = []
     synapse = None
     for name, layer in named_layers(model):
+        if isinstance(layer, RECURRENT_CELLS):
+            raise UserError(f"layer {name!r} ({type(layer).__name__}): Loihi-exact training of recurrent layers is "
+                            "not built yet; train in float (--train-precision float, no --loihi-finetune-epochs)")
         if isinstance(layer, SYNAPTIC):
             synapse, per_value, between = (name, layer), _inputs_per_value(between), []
         elif isinstance(layer, CELLS):

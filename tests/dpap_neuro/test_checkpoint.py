@@ -25,6 +25,23 @@ def test_round_trip_keeps_masks_and_outputs(tmp_path):
     assert torch.equal(loaded(spikes).readout_v, model(spikes).readout_v)
 
 
+def test_a_pruned_recurrent_model_round_trips_with_both_masks(tmp_path):
+    config = RunConfig(dataset="digits-seq", hidden_sizes=(6,), timesteps=16)
+    assert config.model == "rmlp"  # the dataset's default model
+    torch.manual_seed(0)
+    model = build_model((8,), config.hidden_sizes, 3, **config.model_kwargs())
+    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=4)
+    pruner.update(4)
+    save_checkpoint(tmp_path / "r.pt", model, config, "gmp", "gmp", (8,), 3)
+    loaded, _ = load_checkpoint(tmp_path / "r.pt")
+    for name in ("input_weights_mask", "recurrent_weights_mask"):
+        assert torch.equal(getattr(loaded[1], name), getattr(model[1], name))
+    spikes = (torch.rand(16, 2, 8) < 0.5).float()
+    model.eval()
+    assert torch.equal(loaded(spikes).readout_v, model(spikes).readout_v)
+
+
 def test_foreign_or_broken_files_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         load_checkpoint(tmp_path / "none.pt")

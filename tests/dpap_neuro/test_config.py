@@ -32,7 +32,7 @@ def test_defaults_are_valid():
     ("batch_size", 0, "batch_size"),
     ("learning_rate", 0.0, "learning_rate"),
     ("lava_batch_size", 0, "lava_batch_size"),
-    ("model", "rnn", "model must be one of mlp, conv, ann-mlp, ann-conv"),
+    ("model", "rnn", "model must be one of mlp, conv, rmlp, ann-mlp, ann-conv"),
     ("conv_channels", (), "conv_channels"),
     ("conv_channels", (4, 0), "conv_channels"),
 ])

@@ -72,6 +72,22 @@ def test_moving_edge_gives_on_ahead_and_off_behind():
     assert saccade_events(np.zeros((1, 8, 8), np.float32), 30).sum() == 0
 
 
+def test_sequential_digits_show_one_column_at_a_time_left_to_right():
+    from dpap_neuro.data.digits import column_sequence
+
+    image = np.zeros((1, 8, 8), dtype=np.float32)
+    image[0, :, 2] = 1.0  # column 2 full, the rest dark
+    image[0, 5, 6] = 1.0  # and one pixel of column 6
+    spikes = column_sequence(image, timesteps=16, seed=0)  # two steps per column
+    assert spikes.shape == (16, 1, 8)
+    assert spikes[4:6, 0].eq(1).all() and spikes[12:14, 0, 5].eq(1).all()  # certain spikes at their steps
+    assert spikes.sum() == 2 * 8 + 2  # and none elsewhere
+    train, test = load_dataset("digits-seq", timesteps=24, seed=0)
+    assert train.input_shape == (8,) and test.spikes.shape[0] == 24
+    with pytest.raises(UserError, match="multiple of 8"):
+        load_dataset("digits-seq", timesteps=30, seed=0)
+
+
 def test_bad_dataset_name_is_a_clear_error():
     with pytest.raises(UserError, match="unknown dataset"):
         load_dataset("mnist", timesteps=5, seed=0)

@@ -194,3 +194,33 @@ def test_gmp_allocation_is_checked_and_structured_has_none():
         make_pruner("gmp", allocation="per-layer")
     with pytest.raises(UserError, match="has no option allocation"):
         make_pruner("structured", allocation="global")
+
+
+def recurrent_model():
+    torch.manual_seed(0)
+    return build_model((6,), [5, 4], 3, architecture="rmlp")
+
+
+def test_a_recurrent_cell_is_two_masked_parameters_its_diagonal_masked_from_the_start():
+    model = recurrent_model()
+    cell = model[1]
+    input_weights, recurrent_weights = cell.input_weights, cell.recurrent_weights
+    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    assert [getattr(layer, "name", "weight") for layer in pruner.layers] == [
+        "input_weights", "recurrent_weights", "input_weights", "recurrent_weights"]  # the readout: unpruned
+    assert cell.input_weights_orig is input_weights and cell.recurrent_weights_orig is recurrent_weights
+    assert cell.recurrent_weights_mask.diagonal().sum() == 0  # no autapses: no synapse to keep there
+    pruner.update(step=10)
+    out = model((torch.rand(8, 4, 6) < 0.5).float())
+    out.readout_v.sum().backward()
+    for layer in pruner.layers:
+        masked = layer.weight_mask == 0
+        assert masked.any() and torch.all(layer.weight_orig.grad[masked] == 0)
+        assert torch.all(layer.weight[masked] == 0)
+
+
+@pytest.mark.parametrize("name", ["dpap", "structured"])
+def test_pruners_that_cannot_prune_recurrent_layers_say_so_in_one_line(name):
+    with pytest.raises(UserError, match=f"the {name} pruner does not prune recurrent layers yet"):
+        make_pruner(name).attach(recurrent_model(), total_steps=10)
