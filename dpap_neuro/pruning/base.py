@@ -88,16 +88,21 @@ class SynapseView:
         return self.name == "recurrent_weights"
 
 
-def prunable_layers(model: nn.Module) -> list:
-    """Synaptic layers a pruner may mask, in forward order: every one but the readout's; a recurrent cell gives
-    two (``SynapseView`` of its input, then of its recurrent weights)."""
+def synaptic_groups(model: nn.Module) -> list:
+    """Every synaptic layer in forward order, the readout's last; a recurrent cell gives two (``SynapseView``
+    of its input, then of its recurrent weights)."""
     groups: list = []
     for module in model.modules():
         if isinstance(module, RECURRENT_CELLS):
             groups += [SynapseView(module, "input_weights"), SynapseView(module, "recurrent_weights")]
         elif isinstance(module, (nn.Linear, nn.Conv2d)):
             groups.append(module)
-    return groups[:-1]
+    return groups
+
+
+def prunable_layers(model: nn.Module) -> list:
+    """Synaptic layers a pruner may mask (``synaptic_groups``): every one but the readout's."""
+    return synaptic_groups(model)[:-1]
 
 
 def ensure_mask(layer, name: str = "weight") -> None:

@@ -12,7 +12,13 @@ neurons, channels and synapses survive. Masks only ever lose entries.
 
 Granularity: hidden ``nn.Linear`` layers lose synapses (by M_ij) and whole
 neurons (by S_i); ``nn.Conv2d`` layers lose whole output channels (by S_i,
-with channel-to-channel M). The readout layer is never pruned.
+with channel-to-channel M). The readout layer is never pruned. A recurrent
+layer (Norse ``LIFRecurrentCell``) is judged as one FC layer whose synapses
+are its input and recurrent weights side by side (``RecurrentSynapses``,
+``[n, n_in + n]``): the presynaptic activity of the recurrent ones is the
+layer's own spikes one step earlier, what they carry; a removed neuron
+loses its row, its column of the recurrent weights and its column of the
+next layer.
 """
 
 from __future__ import annotations
@@ -28,9 +34,8 @@ from norse.torch.module.snn import SNNCell
 from torch import nn
 
 from dpap_neuro.distributed import all_reduce_sum, is_distributed
-from dpap_neuro.models import weight_layers
 from dpap_neuro.pruning import dpap_policy as policy
-from dpap_neuro.pruning.base import Pruner, check_type
+from dpap_neuro.pruning.base import Pruner, SynapseView, check_type, synaptic_groups
 from dpap_neuro.pruning.dpap_functional import (
     TRACES,
     AdaptiveRuleParams,
@@ -154,6 +159,32 @@ def _shape_changed(where: tuple | None, then: tuple | None) -> bool:
     return where[0] is not then[0] or where[1] is not then[1]  # compaction replaces the index buffers
 
 
+class RecurrentSynapses:
+    """A recurrent cell's input and recurrent weights side by side, as DPAP judges one layer's synapses:
+    ``weight_orig``, ``weight_mask`` and ``weight`` are ``[n, n_in + n]`` (the columns of its own neurons
+    last); ``n_in`` says where they start."""
+
+    def __init__(self, cell: nn.Module) -> None:
+        self.cell = cell
+        self.n_in = int(cell.input_weights_orig.shape[1])
+
+    def _joined(self, suffix: str) -> torch.Tensor:
+        return torch.cat([getattr(self.cell, f"input_weights{suffix}"),
+                          getattr(self.cell, f"recurrent_weights{suffix}")], dim=1)
+
+    @property
+    def weight_orig(self) -> torch.Tensor:
+        return self._joined("_orig")
+
+    @property
+    def weight_mask(self) -> torch.Tensor:
+        return self._joined("_mask")
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._joined("")
+
+
 class _LayerRecord:
     """Per prunable layer: hooks' buffers, statistics and the verdict so far."""
 
@@ -170,6 +201,10 @@ class _LayerRecord:
         self.stats = initial_plasticity(n_post, n_pre, device=device)
         self.verdict = policy.initial_verdict(n_post, n_pre, rules, device=device)
         self.neurons_per_unit, self.steps_per_sample = 1, 1  # a conv channel: H x W neurons (seen in the spikes)
+        self.own_columns = n_post if isinstance(layer, RecurrentSynapses) else 0  # recurrent synapses, last
+        if self.own_columns and not getattr(layer.cell, "autapses", True):  # no synapse on the diagonal
+            units = torch.arange(n_post, device=device)
+            self.verdict.synapse_alive[units, n_pre - n_post + units] = False
 
     def energy_pj(self) -> torch.Tensor:
         """Loihi energy each unit costs per sample so far (``dpap_functional.unit_energy_pj``), ``[n_post]``."""
@@ -255,7 +290,6 @@ class DPAPPruner(Pruner):
     """
 
     name = "dpap"
-    prunes_recurrent = False  # the BCM statistic over the previous step's spikes: not built yet
     config_cls = DPAPConfig
     overrides: ClassVar[dict] = {}  # a variant's own choices, over any preset (dpap+)
 
@@ -292,15 +326,26 @@ class DPAPPruner(Pruner):
         # The population after a layer: LIF neurons, or ReLU units in an ANN (whose "trace" is the activation).
         populations = (LIFCell, nn.ReLU)
         ordered = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d) + populations)]
-        synaptic = weight_layers(model)
+        groups = synaptic_groups(model)  # self.layers and the readout's
+        self._record_of = []  # per prunable group (self.layers): its record's index
         for index, layer in enumerate(self.layers):
-            after = ordered[ordered.index(layer) + 1:]
-            if not after or not isinstance(after[0], populations):
-                raise UserError("DPAP prunes layers that feed a LIF (or ReLU) population; found a layer without one")
-            record = _LayerRecord(layer, after[0], synaptic[index + 1], self.layer_rules(layer))
+            if isinstance(layer, SynapseView):  # a recurrent cell: one record for its two groups
+                if layer.is_recurrent:
+                    self._record_of.append(len(self.records) - 1)
+                    continue
+                synapses, population, source = RecurrentSynapses(layer.module), layer.module, layer.module
+                next_layer = groups[index + 2]
+            else:
+                after = ordered[ordered.index(layer) + 1:]
+                if not after or not isinstance(after[0], populations):
+                    raise UserError("DPAP prunes layers that feed a LIF (or ReLU) population; found a layer "
+                                    "without one")
+                synapses, population, source, next_layer = layer, after[0], layer, groups[index + 1]
+            record = _LayerRecord(synapses, population, next_layer, self.layer_rules(layer))
+            self._record_of.append(len(self.records))
             self.records.append(record)
-            self._hooks.append(layer.register_forward_hook(self._record_into(record.pre_steps, True)))
-            self._hooks.append(after[0].register_forward_hook(self._record_into(record.post_steps, False)))
+            self._hooks.append(source.register_forward_hook(self._record_into(record.pre_steps, True)))
+            self._hooks.append(population.register_forward_hook(self._record_into(record.post_steps, False)))
 
     def layer_rules(self, layer: nn.Module) -> policy.LayerRules:
         """The rules for ``layer`` in this run (after ``attach`` has counted the decisions)."""
@@ -382,7 +427,11 @@ class DPAPPruner(Pruner):
             post = record.post_steps[0] if len(record.post_steps) == 1 else torch.cat(record.post_steps)
             record.steps_per_sample = post.shape[0]
             record.neurons_per_unit = post[0, 0, 0].numel() if post.dim() > 3 else 1
-            (post_trace, post_count), (pre_trace, pre_count) = traced(record.post_steps), traced(record.pre_steps)
+            pre_steps = record.pre_steps
+            if record.own_columns:  # [T, B, n_in + n]: the input at t, then the layer's own spikes of t - 1
+                below = pre_steps[0] if len(pre_steps) == 1 else torch.cat(pre_steps)
+                pre_steps = [torch.cat([below, torch.cat([torch.zeros_like(post[:1]), post[:-1]])], dim=-1)]
+            (post_trace, post_count), (pre_trace, pre_count) = traced(record.post_steps), traced(pre_steps)
             record.pre_steps.clear()
             record.post_steps.clear()
             record.add_batch(post_trace, pre_trace, post_count, pre_count)
@@ -427,14 +476,21 @@ class DPAPPruner(Pruner):
                                   else policy.synapse_score(config.synapse_score, record.stats, weight))
         options = policy.DecisionOptions(config.prune_neurons, config.prune_synapses, config.usage_over == "alive")
         verdicts = policy.decide([r.verdict for r in self.records], unit_scores, synapse_scores, unit,
-                                 [r.rules for r in self.records], options)
+                                 [r.rules for r in self.records], options, [r.own_columns for r in self.records])
         for record, verdict in zip(self.records, verdicts):
             record.verdict = verdict
         self.decisions += 1
 
     def compute_mask(self, layer_index, weight, mask, step):
-        previous = self.records[layer_index - 1].verdict.unit_alive if layer_index > 0 else None
-        return policy.keep_mask(self.records[layer_index].verdict, weight.shape, previous).to(mask.dtype)
+        index = self._record_of[layer_index]
+        record = self.records[index]
+        previous = self.records[index - 1].verdict.unit_alive if index > 0 else None
+        if not record.own_columns:
+            return policy.keep_mask(record.verdict, weight.shape, previous).to(mask.dtype)
+        n_in = record.layer.n_in  # a recurrent cell's group: its input or its recurrent columns of the record
+        keep = policy.keep_mask(record.verdict, (weight.shape[0], n_in + record.own_columns), previous,
+                                record.own_columns)
+        return (keep[:, n_in:] if self.layers[layer_index].is_recurrent else keep[:, :n_in]).to(mask.dtype)
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs besides the masks (which are the model's buffers)."""

@@ -157,29 +157,42 @@ def _restore_best_synapse(verdict: LayerVerdict, pool: torch.Tensor) -> LayerVer
     return verdict._replace(synapse_alive=synapse_alive)
 
 
-def keep_a_path(verdicts: Sequence[LayerVerdict], synapses_before: Sequence[torch.Tensor | None]) -> list[LayerVerdict]:
+def keep_a_path(verdicts: Sequence[LayerVerdict], synapses_before: Sequence[torch.Tensor | None],
+                own_columns: Sequence[int] | None = None) -> list[LayerVerdict]:
     """The path floor (ours): keep one path from the input to the readout; nothing pruned earlier grows back.
 
     A hidden unit is reachable when it is alive and, for an FC layer, has a
     live synapse from a reachable unit of the layer before (a conv channel:
-    when some channel before is reachable). Where a decision leaves an FC
-    layer without a reachable unit, the best-rewarded synapse that was alive
+    when some channel before is reachable), or, in a recurrent layer, from a
+    reachable unit of its own layer. Where a decision leaves an FC layer
+    without a reachable unit, the best-rewarded synapse that was alive
     before the decision (``synapses_before``, per layer ``[n_post, n_pre]``
     or None for conv), from a reachable input into an alive unit, is kept.
+    ``own_columns[l]``: the last columns of layer ``l`` that come from its
+    own units one step earlier (a recurrent layer's; 0 or None: none).
     """
     kept, reachable_in = [], None  # the first layer's inputs are all reachable
-    for verdict, before in zip(verdicts, synapses_before):
+    for index, (verdict, before) in enumerate(zip(verdicts, synapses_before)):
+        own = own_columns[index] if own_columns else 0
         if verdict.synapse_alive is None:  # a conv layer
             reachable = verdict.unit_alive & (reachable_in is None or bool(reachable_in.any()))
         else:
-            inputs = (torch.ones(before.shape[1], dtype=torch.bool, device=before.device) if reachable_in is None
-                      else alive_inputs(reachable_in, before.shape)[0])
-            live = verdict.synapse_alive & verdict.unit_alive[:, None] & inputs[None, :]
-            pool = before & verdict.unit_alive[:, None] & inputs[None, :]
+            n_from_below = before.shape[1] - own
+            inputs = (torch.ones(n_from_below, dtype=torch.bool, device=before.device) if reachable_in is None
+                      else alive_inputs(reachable_in, (before.shape[0], n_from_below))[0])
+            live = verdict.synapse_alive[:, :n_from_below] & verdict.unit_alive[:, None] & inputs[None, :]
+            pool = before[:, :n_from_below] & verdict.unit_alive[:, None] & inputs[None, :]
             if not bool(live.any()) and bool(pool.any()):
-                verdict = _restore_best_synapse(verdict, pool)
-                live = verdict.synapse_alive & verdict.unit_alive[:, None] & inputs[None, :]
+                verdict = _restore_best_synapse(verdict, torch.cat([pool, pool.new_zeros(pool.shape[0], own)], 1))
+                live = verdict.synapse_alive[:, :n_from_below] & verdict.unit_alive[:, None] & inputs[None, :]
             reachable = live.any(dim=1)
+            if own:  # and whatever reachable units of its own layer reach, in any number of steps
+                recurrent = verdict.synapse_alive[:, n_from_below:] & verdict.unit_alive[:, None]
+                while True:
+                    grown = reachable | (recurrent & reachable[None, :]).any(dim=1)
+                    if torch.equal(grown, reachable):
+                        break
+                    reachable = grown
         kept.append(verdict)
         reachable_in = reachable
     return kept
@@ -187,12 +200,15 @@ def keep_a_path(verdicts: Sequence[LayerVerdict], synapses_before: Sequence[torc
 
 def decide(verdicts: Sequence[LayerVerdict], unit_scores: Sequence[torch.Tensor],
            synapse_scores: Sequence[torch.Tensor | None], unit_index: int, rules: Sequence[LayerRules],
-           options: DecisionOptions = DecisionOptions()) -> list[LayerVerdict]:
+           options: DecisionOptions = DecisionOptions(), own_columns: Sequence[int] | None = None
+           ) -> list[LayerVerdict]:
     """One pruning decision (schedule unit ``unit_index``) over every prunable layer, first to last.
 
     Per layer: its units by ``unit_scores[l]`` (``[n_post]``), then, for a
     hidden Linear, its synapses by ``synapse_scores[l]`` (``[n_post,
-    n_pre]``); then the path floor over the whole network.
+    n_pre]``; a recurrent layer's input and recurrent synapses side by side,
+    ``own_columns[l]`` of them its own); then the path floor over the whole
+    network.
     """
     before = [v.synapse_alive for v in verdicts]
     decided = []
@@ -202,20 +218,27 @@ def decide(verdicts: Sequence[LayerVerdict], unit_scores: Sequence[torch.Tensor]
         if options.prune_synapses and verdict.synapse_alive is not None:
             verdict = decide_synapses(verdict, score, unit_index, rule.synapse, options.over_alive)
         decided.append(verdict)
-    return keep_a_path(decided, before)
+    return keep_a_path(decided, before, own_columns)
 
 
 def keep_mask(verdict: LayerVerdict, weight_shape: torch.Size | tuple,
-              previous_alive: torch.Tensor | None) -> torch.Tensor:
+              previous_alive: torch.Tensor | None, own_columns: int = 0) -> torch.Tensor:
     """The layer's mask from a verdict: alive units' rows, alive synapses, inputs from alive units before.
 
     ``weight_shape``: ``[n_post, n_pre]`` or ``[C_out, C_in, kh, kw]``;
     ``previous_alive``: the previous prunable layer's ``unit_alive`` (None
-    for the first). Returns a bool tensor of ``weight_shape``.
+    for the first). ``own_columns``: the last columns come from the layer's
+    own units (a recurrent layer's ``[n_post, n_in + n_post]``): a dead
+    unit loses its column there too. Returns a bool tensor of ``weight_shape``.
     """
     keep = verdict.unit_alive.view(-1, *([1] * (len(weight_shape) - 1))).expand(*weight_shape)
     if verdict.synapse_alive is not None:
         keep = keep & verdict.synapse_alive
+    if own_columns:
+        n_from_below = weight_shape[1] - own_columns
+        below = (torch.ones(n_from_below, dtype=torch.bool, device=keep.device) if previous_alive is None
+                 else alive_inputs(previous_alive, (weight_shape[0], n_from_below))[0])
+        return keep & torch.cat([below, verdict.unit_alive])[None, :]
     if previous_alive is not None:
         keep = keep & alive_inputs(previous_alive, weight_shape)
     return keep

@@ -92,6 +92,47 @@ def test_dpap_removes_synapses_and_neurons_and_they_leave_the_export():
     assert model[3].weight.shape[1] == model[1].weight.shape[0]
 
 
+def test_dpap_prunes_a_recurrent_layers_input_and_recurrent_synapses_and_neurons():
+    """A dead neuron loses its row of both matrices, its column of its own recurrent matrix and of the next
+    layer; the export holds exactly the survivors."""
+    from dpap_neuro.models import build_model
+
+    pruner = make_pruner("dpap", schedule_unit="batches", batches_per_unit=1, warmup_units=0,
+                         fc_neuron_c=1.0, fc_synapse_c=1.5)
+    torch.manual_seed(0)
+    model = build_model((10,), [16, 12], 3, architecture="rmlp")
+    train(model, tiny_data(), pruner, Recipe(epochs=4, batch_size=8, learning_rate=5e-3, seed=0), progress=False)
+    assert pruner.decisions > 0 and min(pruner.unit_survival()) < 1.0
+    masks = pruner.masks()  # rec1 input, rec1 recurrent, rec2 input, rec2 recurrent
+    net = export_model(model, (10,))
+    for index, (record, layer) in enumerate(zip(pruner.records, net.layers)):
+        dead = ~record.verdict.unit_alive
+        input_mask, recurrent_mask = masks[2 * index], masks[2 * index + 1]
+        assert torch.all(input_mask[dead] == 0) and torch.all(recurrent_mask[dead] == 0)
+        assert torch.all(recurrent_mask[:, dead] == 0), "synapses from a dead neuron to its own layer remain"
+        assert recurrent_mask.diagonal().sum() == 0
+        assert set(layer.kept.tolist()) <= set(record.verdict.unit_alive.nonzero().flatten().tolist())
+        assert 0 < layer.n_recurrent_synapses <= int(recurrent_mask.sum())
+    assert torch.all(masks[2][:, ~pruner.records[0].verdict.unit_alive] == 0)
+
+
+def test_the_recurrent_synapses_presynaptic_activity_is_the_layers_own_spikes_one_step_earlier():
+    from dpap_neuro.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model((10,), [16], 3, architecture="rmlp")
+    pruner = DPAPPruner(enabled=False, schedule_unit="batches", batches_per_unit=1, warmup_units=0)
+    pruner.attach(model, total_steps=1)
+    spikes = (torch.rand(12, 8, 10) < 0.4).float()
+    model.train()
+    hidden = model(spikes).layer_spikes[0]  # [T, B, 16]
+    pruner.step(epoch_end=True)
+    pre_count = pruner.records[0].stats.pre_count  # [10 + 16]
+    assert hidden.sum() > 0
+    assert torch.equal(pre_count[:10], spikes.sum(dim=(0, 1)).double())
+    assert torch.equal(pre_count[10:], hidden[:-1].sum(dim=(0, 1)).double())  # the last step's reach no one
+
+
 def test_pruning_is_permanent_across_decisions():
     pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0)
     torch.manual_seed(0)
