@@ -41,7 +41,7 @@ from torch.nn.utils import prune
 
 from hw_export.errors import UserError
 from hw_export.norse.compaction import from_built, to_built
-from hw_export.norse.layers import RECURRENT_CELLS, named_layers
+from hw_export.norse.layers import RECURRENT_CELLS
 
 
 def check_type(owner: str, name: str, value, kind: type):
@@ -153,7 +153,6 @@ class Pruner:
     """Base strategy: keeps every synapse (the ``none`` pruner)."""
 
     name: ClassVar[str] = "none"
-    prunes_recurrent: ClassVar[bool] = True  # masks a recurrent cell's input and recurrent weights (SynapseView)
 
     def __init__(self) -> None:
         self.layers: list[nn.Module] = []
@@ -167,11 +166,6 @@ class Pruner:
         """Mask ``model``'s hidden layers for a run of ``total_steps`` optimiser steps."""
         if total_steps < 1 or steps_per_epoch < 1:
             raise UserError("total_steps and steps_per_epoch must be >= 1")
-        recurrent = [name for name, layer in named_layers(model) if isinstance(layer, RECURRENT_CELLS)]
-        if recurrent and not self.prunes_recurrent:
-            raise UserError(f"the {self.name} pruner does not prune recurrent layers yet (layer {recurrent[0]!r}, "
-                            f"{type(dict(named_layers(model))[recurrent[0]]).__name__}); gmp, magnitude and random "
-                            "do")
         self.layers = prunable_layers(model)
         for layer in self.layers:
             ensure_mask(layer)
@@ -210,6 +204,15 @@ class Pruner:
         """Prunable layer ``index``'s mask at the layer's built shape (removed units: zeros), compacted or not."""
         layer = self.layers[index]
         return to_built(layer.weight_mask, layer)
+
+    def population_alive(self, index: int) -> torch.Tensor:
+        """``[n]`` bool: the units of the population prunable group ``index`` feeds that have an input left (a
+        recurrent cell's: from below or from its own layer)."""
+        layer = self.layers[index]
+        if isinstance(layer, SynapseView):
+            first = index - 1 if layer.is_recurrent else index
+            return units_alive(torch.cat([self.built_mask(first), self.built_mask(first + 1)], dim=1))
+        return units_alive(self.built_mask(index))
 
     def built_weight(self, index: int) -> torch.Tensor:
         """Prunable layer ``index``'s trained parameter ``weight_orig`` at its built shape (removed units: zeros)."""

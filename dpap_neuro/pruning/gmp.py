@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from dpap_neuro.pruning.base import Pruner, alive_inputs, check_type, units_alive
+from dpap_neuro.pruning.base import Pruner, SynapseView, alive_inputs, check_type, units_alive
 from hw_export.errors import UserError
 
 ALLOCATIONS = ("uniform", "first-dense", "global")  # how gmp spreads its target over the hidden layers
@@ -134,6 +134,10 @@ class GMPPruner(Pruner):
 class StructuredPruner(GMPPruner):
     """Structured magnitude pruning: whole neurons / conv channels with the smallest L1 weight norm.
 
+    A recurrent layer's neuron is judged by the norm of its input and
+    recurrent weights together and leaves with both rows, its column of the
+    recurrent weights and its column of the next layer.
+
     The baseline that removes what DPAP's neuron and channel rules remove, by
     magnitude alone. Each prunable layer loses ``target_sparsity`` of its
     output units (rows of a ``Linear``, output channels of a ``Conv2d``) on
@@ -144,24 +148,34 @@ class StructuredPruner(GMPPruner):
     """
 
     name = "structured"
-    prunes_recurrent = False  # a recurrent unit's row, column and next layer's column: not built yet
 
     def __init__(self, target_sparsity: float = 0.8, start_fraction: float = 0.1, end_fraction: float = 0.7,
                  update_every_steps: int = 10) -> None:  # gmp's options but its allocation: every layer alike
         super().__init__(target_sparsity, start_fraction, end_fraction, update_every_steps)
+        self._recurrent_part = None  # a recurrent cell's recurrent rows, decided with its input weights
 
     def compute_mask(self, layer_index, weight, mask, step):
         from torch.nn.utils import prune
 
+        layer = self.layers[layer_index]
+        if isinstance(layer, SynapseView) and layer.is_recurrent:  # rows decided with the input part, just before
+            joined = self._recurrent_part if self._recurrent_part is not None else mask
+            self._recurrent_part = None
+            alive = units_alive(torch.cat([self.built_mask(layer_index - 1), joined], dim=1))
+            return mask * joined * alive[:, None] * alive[None, :]  # a removed unit's column goes as well
         if layer_index > 0:
             # Units removed in the previous layer take their outgoing synapses with them.
-            previous = units_alive(self.built_mask(layer_index - 1))
+            previous = self.population_alive(layer_index - 1)
             mask = mask * alive_inputs(previous, weight.shape).to(mask.dtype)
-        if not self.due(step):
-            return mask
-        n_units = weight.shape[0]
-        n_prune = int(round(self.target_at(step) * n_units))
-        if n_prune == 0:
-            return mask
-        # Pruned units have norm 0, so they are among the n_prune smallest: the mask only shrinks.
-        return prune.LnStructured(amount=n_prune, n=1, dim=0).compute_mask(weight * mask, mask)
+        recurrent = isinstance(layer, SynapseView)  # a recurrent cell's input weights: a unit's row is both parts
+        if recurrent:
+            n_in = weight.shape[1]
+            weight = torch.cat([weight, self.built_weight(layer_index + 1)], dim=1)
+            mask = torch.cat([mask, self.built_mask(layer_index + 1)], dim=1)
+        if self.due(step):
+            n_prune = int(round(self.target_at(step) * weight.shape[0]))
+            if n_prune:  # pruned units have norm 0, so they are among the n_prune smallest: the mask only shrinks
+                mask = prune.LnStructured(amount=n_prune, n=1, dim=0).compute_mask(weight * mask, mask)
+        if recurrent:
+            self._recurrent_part, mask = mask[:, n_in:], mask[:, :n_in]
+        return mask

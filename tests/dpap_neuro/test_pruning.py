@@ -220,6 +220,16 @@ def test_a_recurrent_cell_is_two_masked_parameters_its_diagonal_masked_from_the_
         assert torch.all(layer.weight[masked] == 0)
 
 
-def test_a_pruner_that_cannot_prune_recurrent_layers_says_so_in_one_line():
-    with pytest.raises(UserError, match="the structured pruner does not prune recurrent layers yet"):
-        make_pruner("structured").attach(recurrent_model(), total_steps=10)
+def test_structured_removes_recurrent_neurons_with_both_rows_and_their_columns():
+    model = recurrent_model()
+    pruner = make_pruner("structured", target_sparsity=0.4, start_fraction=0.0, end_fraction=0.1,
+                         update_every_steps=1)
+    pruner.attach(model, total_steps=10)
+    pruner.update(step=10)
+    input_1, recurrent_1, input_2, recurrent_2 = pruner.masks()
+    for inputs, recurrent, n in ((input_1, recurrent_1, 5), (input_2, recurrent_2, 4)):
+        dead = (inputs.sum(dim=1) == 0) & (recurrent.sum(dim=1) == 0)
+        assert int(dead.sum()) == round(0.4 * n)  # whole neurons, by the norm of both parts
+        assert torch.all(inputs[dead] == 0) and torch.all(recurrent[:, dead] == 0)
+    dead_1 = (input_1.sum(dim=1) == 0) & (recurrent_1.sum(dim=1) == 0)
+    assert torch.all(input_2[:, dead_1] == 0)  # and their synapses into the next layer
