@@ -11,6 +11,10 @@ into one whose forward pass is Lava's bit-accurate arithmetic:
   ``nn.Conv2d`` with the same parameters, so ``torch.nn.utils.prune`` masks,
   DPAP's hooks and DDP see an ordinary layer);
   its output is the integer synaptic input Lava's ``Sparse`` sends;
+* every ``LIFRecurrentCell`` becomes a ``LoihiLIFRecurrentCell`` (in place:
+  its weights, masks and hooks stay), whose input and recurrent synapses are
+  8-bit mantissas of one scale, its recurrent input its own spikes of the
+  step before;
 * every ``LIFCell`` becomes a ``LoihiLIFCell`` and the ``LICell`` readout a
   ``LoihiLICell``: Norse cells with the same ``(input, state) -> (output,
   state)`` contract whose state evolves by ``hw_export/loihi_fixed.py``
@@ -31,7 +35,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import torch
-from norse.torch import LICell, LIFCell, LIFParameters, LIParameters
+from norse.torch import LICell, LIFCell, LIFParameters, LIFRecurrentCell, LIParameters
 from torch import nn
 
 from hw_export.errors import UserError
@@ -145,7 +149,58 @@ class LoihiLICell(_LoihiDynamics, LICell):
         return v / (2**ACT_SHIFT * self.weight_scale), LoihiState(u, v)
 
 
-LOIHI_CELLS = (LoihiLIFCell, LoihiLICell)
+class LoihiRecurrentState(NamedTuple):
+    """A Loihi-exact recurrent cell's state: ``u``, ``v`` as ``LoihiState``, and the spikes ``z`` of this step,
+    the next step's recurrent input."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+    z: torch.Tensor
+
+
+class LoihiLIFRecurrentCell(_LoihiDynamics, LIFRecurrentCell):
+    """A Norse ``LIFRecurrentCell`` that computes as Lava's bit-accurate LIF fed by two ``Sparse`` processes:
+    its input and its own spikes of the step before, both as 8-bit mantissas of one scale ``K``
+    (``RecurrentQuantizer``; ``quantize.quantize_layer`` gives a recurrent layer's two matrices one ``K``).
+
+    ``loihi_exact`` turns a cell into one in place (its class swapped: its parameters, prune masks and
+    pruner hooks stay). Input ``[B, n_in]`` spikes; output spikes and ``LoihiRecurrentState``.
+    """
+
+    def forward(self, input_tensor: torch.Tensor, state: LoihiRecurrentState | None = None):  # type: ignore[override]
+        scale, input_mantissas, recurrent_mantissas = self._loihi_quantizer.scale_and_mantissas(self)
+        self.weight_scale = scale
+        dv = float(self.dt * torch.as_tensor(self.p.tau_mem_inv))
+        input_weights = straight_through(input_mantissas, self.input_weights * (scale * dv))
+        recurrent_weights = straight_through(recurrent_mantissas, self.recurrent_weights * (scale * dv))
+        previous = torch.zeros(*input_tensor.shape[:-1], recurrent_weights.shape[0], dtype=input_tensor.dtype,
+                               device=input_tensor.device) if state is None else state.z
+        a_in = nn.functional.linear(input_tensor, input_weights) + nn.functional.linear(previous, recurrent_weights)
+        vth = threshold_mantissa(scale, float(self.p.v_th), spiking=True)
+        spikes, u, v = self.step(a_in, None if state is None else LoihiState(state.u, state.v), vth)
+        return spikes, LoihiRecurrentState(u, v, spikes)
+
+
+class RecurrentQuantizer:
+    """``(K, input mantissas, recurrent mantissas)`` of a recurrent cell, as ``quantize.quantize_layer`` computes
+    them from its export: ``K`` is ``best_weight_scale`` of the Lava weights ``dv * w`` of every synapse the
+    masks keep, both matrices together (without autapses the diagonal holds no synapse)."""
+
+    def scale_and_mantissas(self, cell: nn.Module) -> tuple[float, torch.Tensor, torch.Tensor]:
+        dv = float(cell.dt * torch.as_tensor(cell.p.tau_mem_inv))
+        values, kept = [], []
+        for name in ("input_weights", "recurrent_weights"):
+            value = getattr(cell, name).detach().double() * dv
+            mask = getattr(cell, f"{name}_mask", torch.ones_like(value)) != 0
+            if name == "recurrent_weights" and not cell.autapses:
+                mask = mask & ~torch.eye(value.shape[0], dtype=torch.bool, device=value.device)
+            values.append(value)
+            kept.append(value[mask])
+        scale = best_weight_scale(torch.cat(kept).cpu().numpy())
+        return scale, *(weight_mantissas(value, scale, xp=torch) for value in values)
+
+
+LOIHI_CELLS = (LoihiLIFCell, LoihiLICell, LoihiLIFRecurrentCell)
 
 
 class QuantizedSynapse:
@@ -250,9 +305,19 @@ def loihi_exact(model: nn.Module) -> nn.Module:
     between: list[tuple[str, nn.Module]] = []
     synapse = None
     for name, layer in named_layers(model):
-        if isinstance(layer, RECURRENT_CELLS):
-            raise UserError(f"layer {name!r} ({type(layer).__name__}): Loihi-exact training of recurrent layers is "
-                            "not built yet; train in float (--train-precision float, no --loihi-finetune-epochs)")
+        if isinstance(layer, RECURRENT_CELLS):  # its own synapses: quantized in its forward, the class swapped
+            if synapse is not None:
+                raise UserError(f"layer {name!r}: a synaptic layer straight before a recurrent cell")
+            if type(layer) is LIFRecurrentCell:
+                layer.__class__ = LoihiLIFRecurrentCell
+            elif type(layer) is not LoihiLIFRecurrentCell:
+                raise UserError(f"layer {name!r} ({type(layer).__name__}): Loihi-exact training takes Norse's "
+                                "LIFRecurrentCell, not subclasses of it")
+            if layer.p.method != "super":
+                raise UserError(f"Loihi-exact training uses Norse's SuperSpike surrogate (method 'super'), not "
+                                f"{layer.p.method!r}")
+            layer._loihi_quantizer, layer.weight_scale, between = RecurrentQuantizer(), 1.0, []
+            continue
         if isinstance(layer, SYNAPTIC):
             synapse, per_value, between = (name, layer), _inputs_per_value(between), []
         elif isinstance(layer, CELLS):

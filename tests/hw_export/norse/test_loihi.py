@@ -6,7 +6,7 @@ import torch
 from norse.torch import LICell, LIFCell, LIFParameters, SequentialState
 from torch import nn
 
-from conftest import needs_lava, pruned_mlp, tiny_data
+from conftest import needs_lava, pruned_mlp, recurrent_mlp, tiny_data
 from hw_export.loihi_fixed import lif_step
 from hw_export.norse import export_model, norse_reference
 from hw_export.norse.loihi import LoihiLICell, LoihiLIFCell, is_loihi_exact, loihi_exact, trained_scale
@@ -42,11 +42,12 @@ def small_models():
     generator = torch.Generator().manual_seed(0)
     return {"dense mlp": (loihi_exact(pruned_mlp(1, sparsity=0.0)), (10,), (torch.rand(15, 6, 10, generator=generator) < 0.4).float()),
             "pruned mlp": (loihi_exact(pruned_mlp(2)), (10,), (torch.rand(15, 6, 10, generator=generator) < 0.4).float()),
-            "pruned conv": (loihi_exact(conv), (2, 8, 8), (torch.rand(12, 5, 2, 8, 8, generator=generator) < 0.3).float())}
+            "pruned conv": (loihi_exact(conv), (2, 8, 8), (torch.rand(12, 5, 2, 8, 8, generator=generator) < 0.3).float()),
+            "pruned rmlp": (loihi_exact(recurrent_mlp(5)), (10,), (torch.rand(15, 6, 10, generator=generator) < 0.4).float())}
 
 
 @needs_lava
-@pytest.mark.parametrize("kind", ["dense mlp", "pruned mlp", "pruned conv"])
+@pytest.mark.parametrize("kind", ["dense mlp", "pruned mlp", "pruned conv", "pruned rmlp"])
 def test_lava_fixed_point_reproduces_the_trained_model_spike_for_spike(kind):
     from hw_export.lava_sim import SimOptions, simulate
 
@@ -98,6 +99,30 @@ def test_gradients_flow_and_the_loss_falls_with_every_pruner_protocol():
     first = model[1]
     assert first.weight_orig.grad.abs().sum() > 0
     assert torch.all(first.weight_orig.grad[first.weight_mask == 0] == 0)  # masked synapses stay out
+
+
+def test_a_recurrent_cell_becomes_loihi_exact_in_place_with_one_scale_for_both_matrices():
+    from hw_export.norse.loihi import LoihiLIFRecurrentCell
+    from hw_export.norse.loop import run_over_time
+
+    model = recurrent_mlp(5)
+    cell = model[0]
+    parameters, hooks = (cell.input_weights_orig, cell.recurrent_weights_orig), dict(cell._forward_pre_hooks)
+    loihi_exact(model)
+    assert type(cell) is LoihiLIFRecurrentCell and is_loihi_exact(model)
+    assert (cell.input_weights_orig, cell.recurrent_weights_orig) == parameters and cell._forward_pre_hooks == hooks
+    net = export_model(model, (10,))
+    scale, input_mantissas, recurrent_mantissas = cell._loihi_quantizer.scale_and_mantissas(cell)
+    assert net.layers[0].fixed_point_scale == scale == trained_scale(cell)
+    fixed = quantize(net).layers[0]  # the very mantissas the training computed, survivors only
+    kept = net.layers[0].kept
+    np.testing.assert_array_equal(fixed.recurrent_weight.toarray(),
+                                  np.where(net.layers[0].recurrent_weight.toarray() != 0,
+                                           recurrent_mantissas.numpy()[np.ix_(kept, kept)], 0))
+    run_over_time(model, (torch.rand(10, 4, 10) < 0.4).float()).readout_v.sum().backward()
+    for name in ("input_weights", "recurrent_weights"):
+        grad, mask = getattr(cell, f"{name}_orig").grad, getattr(cell, f"{name}_mask")
+        assert grad.abs().sum() > 0 and torch.all(grad[mask == 0] == 0)
 
 
 def test_a_users_sequential_state_model_becomes_loihi_exact_and_refuses_what_cannot_fold():
