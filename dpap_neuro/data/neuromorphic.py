@@ -113,7 +113,7 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         split_folders=("shd_train.h5", "shd_test.h5"), file_pattern="",
         layout="DIR/SHD/shd_train.h5 and DIR/SHD/shd_test.h5 (unzipped shd_train.h5.zip and shd_test.h5.zip)",
         published_at="https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/", default_timesteps=50,
-        default_downsample=1, default_model="mlp"),
+        default_downsample=1, default_model="rmlp"),
     DatasetSpec(
         name="poker-dvs", tonic_class="POKERDVS", title="POKER-DVS", n_classes=4, sensor_size=(35, 35, 2),
         split_folders=("pips_train", "pips_test"), file_pattern="*.npy",
