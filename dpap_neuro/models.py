@@ -144,12 +144,12 @@ class SpikingRecurrentMLP(nn.Sequential):
     Each hidden layer has input weights ``[h, n_in]`` and recurrent weights
     ``[h, h]`` (no autapses: Norse keeps the diagonal at zero); its input at
     step ``t`` is ``W_in x[t] + W_rec z[t-1]``, its own spikes of the step
-    before (docs/sparsenet_hdf5.md). Norse's initialisation (normal,
-    ``sqrt(2 / h)``) scaled by ``weight_init_gain`` for the input weights so
-    that neurons fire from the first batch, and by ``recurrent_gain`` for the
-    recurrent ones (kept below the point where the loop fires on its own).
-    Same neurons and surrogate as ``SpikingNet``; input ``[T, B, *input_shape]``,
-    output ``SNNOutput``.
+    before (docs/sparsenet_hdf5.md). Both matrices start as ``nn.Linear``'s
+    would (uniform, ``+-1/sqrt(fan_in)``), the input weights scaled by
+    ``weight_init_gain`` as ``SpikingNet``'s (so that, at ``recurrent_gain``
+    0, this is ``SpikingMLP``'s starting point plus a silent loop) and the
+    recurrent ones by ``recurrent_gain``. Same neurons and surrogate as
+    ``SpikingNet``; input ``[T, B, *input_shape]``, output ``SNNOutput``.
     """
 
     def __init__(self, input_shape: Sequence[int], hidden_sizes: Sequence[int], n_classes: int, dt_s: float = 1e-3,
@@ -169,8 +169,10 @@ class SpikingRecurrentMLP(nn.Sequential):
         for n_post in hidden_sizes:
             cell = LIFRecurrentCell(n_features, n_post, p=lif_p, dt=dt_s, autapses=False)
             with torch.no_grad():
-                cell.input_weights.mul_(gain)
-                cell.recurrent_weights.mul_(recurrent_gain)
+                for weights, scale in ((cell.input_weights, gain), (cell.recurrent_weights, recurrent_gain)):
+                    bound = scale / math.sqrt(weights.shape[1])
+                    weights.uniform_(-bound, bound)
+                cell.recurrent_weights.fill_diagonal_(0.0)  # no autapses (Norse keeps the diagonal at zero)
             layers.append(cell)
             n_features = n_post
         super().__init__(*layers, nn.Linear(n_features, n_classes, bias=False), LICell(p=li_p, dt=dt_s))
