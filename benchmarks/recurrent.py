@@ -1,13 +1,19 @@
-"""Does recurrence matter on digits-seq? Recurrent vs feed-forward at equal neuron count (issue #31).
+"""Recurrent networks on digits-seq: does recurrence matter, and what do the pruners keep of it? (issue #31)
 
-    python benchmarks/recurrent.py OUT [--seeds 0 1 2] [--epochs 20] [--hidden 128] [--workers 2] [--markdown]
+    python benchmarks/recurrent.py OUT [--seeds 0 1 2] [--epochs 20] [--hidden 128] [--workers 2]
+                                       [--pruners dpap gmp structured] [--markdown]
 
-``rmlp`` and ``mlp`` with the same hidden layers, trained dense on
-``digits-seq`` (one image column at a time; docs/datasets.md). Each model's
-learning rate is chosen among ``LEARNING_RATES`` on the mean validation
-accuracy over the seeds; only then is the chosen rate's test accuracy (mean
-and spread over the seeds) read (every trial measures it, none is chosen by
-it).
+1. Recurrent vs feed-forward at equal neuron count: ``rmlp`` and ``mlp``
+   with the same hidden layers, trained dense on ``digits-seq`` (one image
+   column at a time; docs/datasets.md). Each model's learning rate is
+   chosen among ``LEARNING_RATES`` on the mean validation accuracy over the
+   seeds; only then is the chosen rate's test accuracy (mean and spread over
+   the seeds) read (every trial measures it, none is chosen by it).
+2. The pruners on ``rmlp`` (its chosen rate): ``dpap tune``'s search
+   (``dpap_neuro.tune.tune``, ``--max-drop 1.0`` on validation) for each of
+   ``--pruners``; per pruner its answer: validation accuracy against dense,
+   the share of recurrent synapses kept, Loihi energy against dense. Test
+   accuracies of the answers: ``benchmarks/tune_verdict.py OUT/tune``.
 
 Every trial is ``dpap tune``'s (``dpap_neuro.tune.run_trial``, cached in
 ``OUT/trials``: a second call reuses what is there). Prints measured figures
@@ -75,6 +81,17 @@ def dense_comparison(args: argparse.Namespace) -> dict:
     return chosen
 
 
+def pruned(args: argparse.Namespace, learning_rate: float) -> dict:
+    """Per pruner: its answer of ``dpap tune --max-drop 1.0`` on rmlp (the point, ``meets``, ``validation_drop`` below dense)."""
+    from dpap_neuro.tune import Budget, tune
+
+    outcome = tune(base_config("rmlp", args, learning_rate), args.pruners, Budget(max_drop_points=1.0), args.seeds,
+                   args.out / "tune", args.workers, progress=False)
+    dense = outcome["dense"]["validation_accuracy"]
+    return {pruner: {**answer, "validation_drop": dense - answer["validation_accuracy"]}
+            for pruner, answer in outcome["per_pruner"].items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the trials and recurrent.json")
@@ -82,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes of both models")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pruners", nargs="*", default=["dpap", "gmp", "structured"],
+                        help="pruners searched on rmlp (none: the dense comparison only)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     dense = dense_comparison(args)
@@ -90,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     from hw_export.files import atomic_write_text
 
+    if args.pruners:
+        result["tune"] = pruned(args, dense["rmlp"]["learning_rate"])
     atomic_write_text(args.out / "recurrent.json", json.dumps(result, indent=1) + "\n")
     for model, entry in dense.items():
         test_mean, test_std = mean_std(entry["test"])
@@ -97,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{entry['synapses']} synapses; test {100 * test_mean:.2f} ± {100 * test_std:.2f} %")
     gap = statistics.fmean(dense["rmlp"]["test"]) - statistics.fmean(dense["mlp"]["test"])
     print(f"recurrent_minus_feedforward_test_points: {100 * gap:.2f}")
+    for pruner, answer in result.get("tune", {}).items():
+        print(f"{pruner}: {answer['strength']} ({'within' if answer['meets'] else 'outside'} 1 point), validation "
+              f"{100 * answer['validation_drop']:.2f} points below dense, recurrent synapses kept "
+              f"{answer['recurrent_synapses_kept']:.3f}, energy {answer['energy_ratio']:.3f}x dense")
     if args.markdown:
         print("\n| model | lr (validation) | neurons | synapses | validation % | test % |\n|---|---|---|---|---|---|")
         for model, entry in dense.items():

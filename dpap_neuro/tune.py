@@ -177,6 +177,10 @@ def measured_trial(spec: dict, model, pruner, splits) -> dict:
     synapses_kept, neurons_kept = hidden_kept(net)
     result.update(synapses=net.n_synapses, neurons=net.n_neurons, synapses_kept=synapses_kept,
                   neurons_kept=neurons_kept)
+    if net.is_recurrent:
+        from hw_export.metrics import recurrent_synapses_kept
+
+        result["recurrent_synapses_kept"] = recurrent_synapses_kept(net)
     for split, data in measured.items():  # validation: "energy_j", "spikes_per_sample"; test: "test_..."
         accuracy, metrics = measured_on(model, net, data, resolve_profiles(spec["config"]["energy_profile"]))
         prefix = "" if split == "validation" else "test_"
@@ -370,7 +374,9 @@ def points(trials: Iterable[dict], dense: dict[int, dict], profile: str) -> list
                         "energy_ratio": sum(ratios) / len(ratios),
                         "synapses_kept": sum(r["synapses_kept"] for r in runs) / len(runs),
                         "neurons_kept": sum(r["neurons_kept"] for r in runs) / len(runs),
-                        "training_time_s": sum(r["training_time_s"] for r in runs) / len(runs)})
+                        "training_time_s": sum(r["training_time_s"] for r in runs) / len(runs),
+                        **({"recurrent_synapses_kept": sum(r["recurrent_synapses_kept"] for r in runs) / len(runs)}
+                           if "recurrent_synapses_kept" in runs[0] else {})})
     return summary
 
 

@@ -60,6 +60,15 @@ def hidden_sparsity(net: SparseNet) -> tuple[float, float]:
     return synapse_sparsity, neuron_sparsity
 
 
+def recurrent_synapses_kept(net: SparseNet) -> float | None:
+    """Share of the recurrent layers' recurrent synapses kept, against their fully connected form
+    (``original_recurrent_synapses``); None for a feed-forward network."""
+    recurrent = [layer for layer in net.layers if layer.recurrent_weight is not None]
+    if not recurrent:
+        return None
+    return sum(layer.n_recurrent_synapses for layer in recurrent) / sum(map(original_recurrent_synapses, recurrent))
+
+
 def memory_footprint_bytes(net: SparseNet) -> int:
     """Bytes to store the network's parameters as CSR (float32 values, int32 indices and row pointers)."""
     return sum(layer.n_synapses * CSR_BYTES_PER_SYNAPSE + (layer.n_out + 1) * CSR_BYTES_PER_ROW_POINTER

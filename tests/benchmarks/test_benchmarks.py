@@ -238,3 +238,16 @@ def test_gmp_conv_diagnosis(tmp_path):
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert [r["label"] for r in runs] == ["dense", "random 0.8 at 0.15"] and runs[1]["sparsity"] > 0.7
     assert re.search(r"^random 0\.8 at 0\.15 +0\.\d{4} ", out, re.M)
+
+
+def test_recurrent(tmp_path):
+    """Recurrent against feed-forward at equal neurons, each rate chosen on validation; a pruner's tune answer."""
+    out = run_script("recurrent.py", tmp_path, "--seeds", "0", "--epochs", "1", "--hidden", "8", "--workers", "0",
+                     "--pruners", "gmp", "--markdown")
+    saved = json.loads((tmp_path / "recurrent.json").read_text())
+    assert set(saved["dense"]) == {"rmlp", "mlp"} and saved["dense"]["rmlp"]["neurons"] == saved["dense"]["mlp"][
+        "neurons"]
+    assert saved["dense"]["rmlp"]["synapses"] > saved["dense"]["mlp"]["synapses"]  # the recurrent matrix
+    assert re.search(r"^recurrent_minus_feedforward_test_points: -?\d+\.\d\d$", out, re.M)
+    assert 0.0 <= saved["tune"]["gmp"]["recurrent_synapses_kept"] <= 1.0
+    assert re.search(r"^gmp: [\d.]+ \((within|outside) 1 point\)", out, re.M) and "| rmlp |" in out
