@@ -72,6 +72,33 @@ def test_dpap_prunes_a_sequential_state_model_in_a_hand_written_loop():
     assert torch.all(fc.weight_orig.grad[fc.weight_mask == 0] == 0)
 
 
+@needs_lava
+def test_a_users_recurrent_sequential_state_model_pruned_in_a_hand_written_loop_runs_in_lava():
+    """LIFRecurrentCell layers in a SequentialState, stepped by the user's loop: DPAP prunes both weight matrices,
+    and the export runs in Lava spike for spike with the model."""
+    from norse.torch import LIFRecurrentCell
+
+    from hw_export.assess import assess_arrays
+
+    torch.manual_seed(0)
+    cell = LIFRecurrentCell(128, 24, autapses=False)
+    with torch.no_grad():
+        cell.input_weights.mul_(2.0)
+    model = SequentialState(nn.Flatten(), cell, nn.Linear(24, 3, bias=False), LICell())
+    pruner = DPAPPruner(schedule_unit="batches", batches_per_unit=1, warmup_units=0, fc_neuron_c=1.0,
+                        fc_synapse_c=1.5)
+    pruner.attach(model, total_steps=12, steps_per_epoch=4)
+    inputs, labels = batch()
+    own_loop(model, pruner, inputs, labels, steps=12)
+    assert pruner.decisions > 0 and cell.recurrent_weights_mask.sum() < 24 * 23  # recurrent synapses pruned too
+    net = export_model(model, (2, 8, 8))
+    assert net.layers[0].n_recurrent_synapses == int(cell.recurrent_weights_mask[
+        np.ix_(net.layers[0].kept, net.layers[0].kept)].sum())
+    report = assess_arrays(net, inputs.numpy(), labels.numpy(), lambda x: norse_reference(model, x))
+    assert report["agreement"] == {"spikes": 1.0, "samples_identical": 1.0, "predictions": 1.0}
+    assert report["layers"][0]["recurrent_synops"] > 0
+
+
 def test_a_user_model_on_flat_input_reshapes_with_its_own_unflatten_layer():
     """Shapes come from the model's layers: an nn.Unflatten before a conv is read, never guessed."""
     torch.manual_seed(3)
