@@ -12,13 +12,13 @@ Two encodings, both returning time-first spike tensors:
   (OFF) event when its log intensity has risen (fallen) by more than a
   contrast threshold since its last event. Shape ``[T, N, 2, 8, 8]``
   (channel 0 = ON, 1 = OFF).
-* ``digits-seq``: sequential digits, the classic memory task. The image is
-  shown one column at a time, left to right, each column for ``T / 8``
-  steps, its 8 pixels rate coded as in ``digits``. Shape ``[T, N, 8]``. No
-  step shows the whole digit: the answer needs what the first columns
-  showed long after the membranes (10 ms at 1 ms steps) forgot it, which a
-  recurrent network (``--model rmlp``) can hold and a feed-forward one
-  cannot (docs/datasets.md).
+* ``digits-seq``: sequential digits, after the classic memory task. The
+  image is shown one column at a time, left to right, each column for
+  ``T / 8`` steps, its 8 pixels rate coded as in ``digits``. Shape
+  ``[T, N, 8]``. No step shows the whole digit; whether a recurrent network
+  (``--model rmlp``) gains from holding the earlier columns is measured by
+  ``benchmarks/recurrent.py`` (docs/datasets.md: so far it does not beat the
+  feed-forward one by much).
 """
 
 from __future__ import annotations

@@ -251,3 +251,9 @@ def test_recurrent(tmp_path):
     assert re.search(r"^recurrent_minus_feedforward_test_points: -?\d+\.\d\d$", out, re.M)
     assert 0.0 <= saved["tune"]["gmp"]["recurrent_synapses_kept"] <= 1.0
     assert re.search(r"^gmp: [\d.]+ \((within|outside) 1 point\)", out, re.M) and "| rmlp |" in out
+
+
+def test_recurrent_pilot():
+    out = run_script("recurrent_pilot.py", "rmlp", "--recurrent-gain", "1.0", "--epochs", "1", "--hidden", "8",
+                     "--steps-per-column", "1", "--silent-steps", "2")
+    assert re.search(r"\nvalidation_accuracy: [01]\.\d{4}$", out.rstrip())
