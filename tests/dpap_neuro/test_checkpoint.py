@@ -8,36 +8,24 @@ from dpap_neuro.models import build_model
 from dpap_neuro.pruning import GMPPruner
 
 
-def test_round_trip_keeps_masks_and_outputs(tmp_path):
-    config = RunConfig(hidden_sizes=(6,), timesteps=5)
+@pytest.mark.parametrize("dataset, input_shape, masks", [
+    ("digits-events", (2, 4), ("weight_mask",)),
+    ("digits-seq", (8,), ("input_weights_mask", "recurrent_weights_mask")),  # rmlp: a recurrent cell's two masks
+])
+def test_round_trip_keeps_masks_and_outputs(tmp_path, dataset, input_shape, masks):
+    config = RunConfig(dataset=dataset, hidden_sizes=(6,), timesteps=16)
     torch.manual_seed(0)
-    model = build_model((2, 4), config.hidden_sizes, 3, **config.model_kwargs())
+    model = build_model(input_shape, config.hidden_sizes, 3, **config.model_kwargs())
     pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
     pruner.attach(model, total_steps=4)
     pruner.update(4)
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model, config, "gmp", "gmp", (2, 4), 3)
+    save_checkpoint(path, model, config, "gmp", "gmp", input_shape, 3)
     loaded, meta = load_checkpoint(path)
     assert meta["pruner"] == "gmp" and RunConfig.from_dict(meta["config"]) == config
-    assert torch.equal(loaded[1].weight_mask, model[1].weight_mask)
-    spikes = (torch.rand(5, 2, 2, 4) < 0.5).float()
-    model.eval()
-    assert torch.equal(loaded(spikes).readout_v, model(spikes).readout_v)
-
-
-def test_a_pruned_recurrent_model_round_trips_with_both_masks(tmp_path):
-    config = RunConfig(dataset="digits-seq", hidden_sizes=(6,), timesteps=16)
-    assert config.model == "rmlp"  # the dataset's default model
-    torch.manual_seed(0)
-    model = build_model((8,), config.hidden_sizes, 3, **config.model_kwargs())
-    pruner = GMPPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.1, update_every_steps=1)
-    pruner.attach(model, total_steps=4)
-    pruner.update(4)
-    save_checkpoint(tmp_path / "r.pt", model, config, "gmp", "gmp", (8,), 3)
-    loaded, _ = load_checkpoint(tmp_path / "r.pt")
-    for name in ("input_weights_mask", "recurrent_weights_mask"):
+    for name in masks:
         assert torch.equal(getattr(loaded[1], name), getattr(model[1], name))
-    spikes = (torch.rand(16, 2, 8) < 0.5).float()
+    spikes = (torch.rand(16, 2, *input_shape) < 0.5).float()
     model.eval()
     assert torch.equal(loaded(spikes).readout_v, model(spikes).readout_v)
 

@@ -86,6 +86,10 @@ def test_sequential_digits_show_one_column_at_a_time_left_to_right():
     assert train.input_shape == (8,) and test.spikes.shape[0] == 24
     with pytest.raises(UserError, match="multiple of 8"):
         load_dataset("digits-seq", timesteps=30, seed=0)
+    from dpap_neuro.config import RunConfig
+
+    defaults = RunConfig(dataset="digits-seq")
+    assert (defaults.model, defaults.timesteps) == ("rmlp", 64)  # a recurrent model by default
 
 
 def test_bad_dataset_name_is_a_clear_error():
