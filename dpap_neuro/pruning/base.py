@@ -271,8 +271,11 @@ class Pruner:
         return dead / total if total else 0.0
 
     def sparsity(self) -> float:
-        """Fraction of prunable synapses (as built) removed so far (0..1)."""
+        """Fraction of prunable synapses (as built) removed so far (0..1); a recurrent cell's diagonal without
+        autapses is no synapse (masked from the start), so a model nothing pruned is at 0."""
         masks = self.masks()
-        total = sum(mask.numel() for mask in masks)
+        no_synapse = sum(mask.shape[0] for layer, mask in zip(self.layers, masks) if isinstance(layer, SynapseView)
+                         and layer.is_recurrent and not getattr(layer.module, "autapses", True))
+        total = sum(mask.numel() for mask in masks) - no_synapse
         kept = sum(int(mask.sum()) for mask in masks)
         return 1.0 - kept / total if total else 0.0

@@ -211,6 +211,7 @@ def test_a_recurrent_cell_is_two_masked_parameters_its_diagonal_masked_from_the_
         "input_weights", "recurrent_weights", "input_weights", "recurrent_weights"]  # the readout: unpruned
     assert cell.input_weights_orig is input_weights and cell.recurrent_weights_orig is recurrent_weights
     assert cell.recurrent_weights_mask.diagonal().sum() == 0  # no autapses: no synapse to keep there
+    assert pruner.sparsity() == 0.0  # nor one pruned
     pruner.update(step=10)
     out = model((torch.rand(8, 4, 6) < 0.5).float())
     out.readout_v.sum().backward()
