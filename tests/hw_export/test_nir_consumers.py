@@ -157,6 +157,24 @@ def test_snntorch_cannot_import_a_recurrent_graph_yet(tmp_path):
         load_oracle().run_snntorch(nir.read(tmp_path / "net.nir"), flat)
 
 
+@pytest.mark.sinabs
+def test_sinabs_runs_a_recurrent_graph_as_if_it_had_no_loop(tmp_path):
+    """sinabs 3.1.3 imports the cycle without a word and drops it: its spikes are those of the same network with
+    every recurrent synapse masked (docs/nir.md, "Recurrent layers"): when this fails, the doc is stale."""
+    net, flat, _, spikes = reference(RECURRENT)
+    write_nir(net, tmp_path / "net.nir", "sinabs")
+    out = run_in_venv(SINABS_PYTHON, "sinabs", tmp_path / "net.nir", flat, tmp_path)
+    simulated = [out[f"spikes_{k}"] for k in range(1, net.depth)]
+    assert spike_agreement(net, spikes, simulated).samples_identical < 1.0  # not the recurrent network
+    model, _, inputs = tiny_model(RECURRENT)
+    with torch.no_grad():
+        for cell in model[:2]:
+            cell.recurrent_weights_mask.zero_()
+    _, without_loops = norse_reference(model, inputs.astype(float))
+    agreement = spike_agreement(net, without_loops, simulated)
+    assert agreement.elementwise == 1.0 and agreement.samples_identical == 1.0
+
+
 def run_in_venv(python: Path, consumer: str, net_path: Path, flat: np.ndarray, tmp_path: Path) -> dict:
     """Run ``tools/nir_oracle.py`` with another venv's Python; its ``OUT.npz`` as a dict."""
     np.savez(tmp_path / "inputs.npz", spikes=flat.astype(np.uint8))
