@@ -102,6 +102,8 @@ class Budget:
                 else f"--max-energy {self.max_energy_ratio:g}")
 
     def meets(self, point: dict, dense_accuracy: float) -> bool:
+        if point.get("network_cut"):  # nothing left to deploy, whatever its numbers
+            return False
         if self.max_drop_points is not None:
             return 100.0 * (dense_accuracy - point["validation_accuracy"]) <= self.max_drop_points + 1e-9
         return point["energy_ratio"] <= self.max_energy_ratio + 1e-12
@@ -113,7 +115,9 @@ class Budget:
         return max(points, key=lambda p: (p["validation_accuracy"], -p["energy_ratio"]))
 
     def closest(self, points: list[dict]) -> dict:
-        """The point nearest the budget when none meets it: the most accurate, or the cheapest."""
+        """The point nearest the budget when none meets it: the most accurate, or the cheapest (a network that
+        pruning cut only where every point is)."""
+        points = [p for p in points if not p.get("network_cut")] or points
         if self.max_drop_points is not None:  # ties: the cheaper
             return max(points, key=lambda p: (p["validation_accuracy"], -p["energy_ratio"]))
         return min(points, key=lambda p: (p["energy_ratio"], -p["validation_accuracy"]))
@@ -161,6 +165,7 @@ def measured_trial(spec: dict, model, pruner, splits) -> dict:
     from dpap_neuro.models import is_spiking
     from hw_export.energy import resolve_profiles
     from hw_export.norse import export_model
+    from hw_export.sparsenet import NetworkCutError
 
     result = {"pruner": spec["pruner"], "strength": spec["strength"], "seed": spec["config"]["seed"],
               "options": spec["options"], "mask_sparsity": pruner.sparsity()}
@@ -173,7 +178,10 @@ def measured_trial(spec: dict, model, pruner, splits) -> dict:
         return {**result, "synapses_kept": 1.0 - pruner.sparsity(), "neurons_kept": 1.0 - pruner.neuron_sparsity(),
                 **{f"{split}_accuracy": evaluate(model, data, keep_spikes=False).accuracy
                    for split, data in measured.items()}}
-    net = export_model(model, splits.train.input_shape)
+    try:
+        net = export_model(model, splits.train.input_shape)
+    except NetworkCutError:  # pruned past every path: a trial that meets no budget, not the end of the tune
+        return {**result, **cut_trial(model, measured, resolve_profiles(spec["config"]["energy_profile"]))}
     synapses_kept, neurons_kept = hidden_kept(net)
     result.update(synapses=net.n_synapses, neurons=net.n_neurons, synapses_kept=synapses_kept,
                   neurons_kept=neurons_kept)
@@ -186,6 +194,18 @@ def measured_trial(spec: dict, model, pruner, splits) -> dict:
         prefix = "" if split == "validation" else "test_"
         result.update({f"{split}_accuracy": accuracy, f"{prefix}energy_j": metrics["per_sample"]["energy_j"],
                        f"{prefix}spikes_per_sample": metrics["per_sample"]["spikes"]})
+    return result
+
+
+def cut_trial(model, measured: dict, profiles: dict) -> dict:
+    """The record of a trial whose pruning cut every path from the input to the readout: nothing to put on a
+    chip (no synapse, no neuron, no energy), the accuracy its PyTorch model still scores (from the readout's
+    biases alone), and ``network_cut`` so that no budget takes it."""
+    result = {"network_cut": True, "synapses": 0, "neurons": 0, "synapses_kept": 0.0, "neurons_kept": 0.0}
+    for split, data in measured.items():
+        prefix = "" if split == "validation" else "test_"
+        result.update({f"{split}_accuracy": measured_on(model, None, data, profiles)[0],
+                       f"{prefix}energy_j": {name: 0.0 for name in profiles}, f"{prefix}spikes_per_sample": 0.0})
     return result
 
 
@@ -237,9 +257,10 @@ def trial_threads(workers: int) -> int:
     return max(1, usable_cores() // (local_ranks * max(1, workers)))
 
 
-def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tuple[float, dict]:
+def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tuple[float, dict | None]:
     """Accuracy of ``model`` on ``data`` (in memory or streamed) and the counts and energy of its Norse spikes
-    through the export ``net`` (``hw_export.metrics``), a chunk of samples at a time."""
+    through the export ``net`` (``hw_export.metrics``; ``net`` None: accuracy only, metrics None), a chunk of
+    samples at a time."""
     import numpy as np
     import torch
 
@@ -253,11 +274,15 @@ def measured_on(model, net, data, profiles: dict, chunk_size: int = 256) -> tupl
     for spikes, labels in batches(data, sequential_batches(len(data), chunk_size)):
         evaluation = evaluate(model, SpikeDataset(spikes, labels))
         correct += int((evaluation.predictions == labels).sum())
+        if net is None:
+            continue
         flat = spikes.flatten(2).numpy()  # [T, n, inputs]
         kept = [s.flatten(2)[:, :, torch.from_numpy(layer.kept)].numpy()
                 for s, layer in zip(evaluation.layer_spikes, net.layers)]
         counts.append(count_operations(net, flat, kept))
         input_spikes.append(flat.sum(axis=(0, 2)))
+    if net is None:
+        return correct / len(data), None
     return correct / len(data), measure_counts(net, concatenate_counts(counts), np.concatenate(input_spikes), profiles)
 
 
@@ -375,8 +400,10 @@ def points(trials: Iterable[dict], dense: dict[int, dict], profile: str) -> list
                         "synapses_kept": sum(r["synapses_kept"] for r in runs) / len(runs),
                         "neurons_kept": sum(r["neurons_kept"] for r in runs) / len(runs),
                         "training_time_s": sum(r["training_time_s"] for r in runs) / len(runs),
-                        **({"recurrent_synapses_kept": sum(r["recurrent_synapses_kept"] for r in runs) / len(runs)}
-                           if "recurrent_synapses_kept" in runs[0] else {})})
+                        "network_cut": any(r.get("network_cut", False) for r in runs),  # on any seed: no pick
+                        **({"recurrent_synapses_kept":
+                            sum(r.get("recurrent_synapses_kept", 0.0) for r in runs) / len(runs)}
+                           if any("recurrent_synapses_kept" in r for r in runs) else {})})
     return summary
 
 

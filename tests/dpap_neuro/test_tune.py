@@ -58,6 +58,52 @@ def test_an_energy_budget_picks_the_most_accurate_within_it(tmp_path, monkeypatc
     assert result["pick"]["strength"] == STRENGTHS["gmp"][1][4]  # energy 0.9 - 0.4 = 0.5: the weakest within 0.55
 
 
+def test_a_trial_pruned_past_every_path_is_recorded_and_never_picked(tmp_path, monkeypatch):
+    """A strength that cuts the network (seen on the N-MNIST stand-in: conv1 emptied) ends that trial, not the
+    tune: the bisection treats it as too strong, and the pick is the strongest setting that leaves a network."""
+    honest = fake_trial([])
+
+    def cutting(spec):
+        result = honest(spec)
+        if spec["pruner"] == "gmp" and spec["strength"] >= STRENGTHS["gmp"][1][5]:  # as accurate, nothing left
+            result.update(network_cut=True, validation_accuracy=0.95, energy_j={"loihi": 0.0})
+        return result
+
+    monkeypatch.setattr(tune_module, "run_trial", cutting)
+    result = tune({"dataset": "digits"}, ["gmp"], Budget(max_drop_points=30.0), [0], tmp_path, workers=0,
+                  progress=False)
+    assert result["pick"]["strength"] == STRENGTHS["gmp"][1][4] and not result["pick"]["network_cut"]
+    assert any(p["network_cut"] for p in result["points"])  # tried, kept in tune.json, not taken
+
+
+def test_a_network_cut_trial_is_measured_without_an_export(tmp_path):
+    """``measured_trial`` on a model whose masks reach no readout: a record saying so (no synapse, neuron or
+    energy), its PyTorch accuracy on validation, no exception."""
+    import torch
+
+    from dpap_neuro.config import RunConfig
+    from dpap_neuro.experiment import load_splits
+    from dpap_neuro.models import build_model
+    from dpap_neuro.pruning import make_pruner
+    from dpap_neuro.train import evaluate
+    from dpap_neuro.tune import measured_trial, trial_spec
+
+    config = RunConfig(dataset="digits", timesteps=8, val_fraction=0.2)
+    splits = load_splits(config)
+    torch.manual_seed(0)
+    model = build_model(splits.train.input_shape, (16,), 10, "mlp")
+    pruner = make_pruner("magnitude", sparsity=0.5)
+    pruner.attach(model, total_steps=1, steps_per_epoch=1)
+    for layer in model.modules():
+        if hasattr(layer, "weight_mask") and layer.weight_mask.shape[0] == 16:  # the hidden layer's every synapse
+            layer.weight_mask.zero_()
+    spec = trial_spec(config.to_dict(), 1, "magnitude", 0.5, 0)
+    record = measured_trial(spec, model, pruner, splits)
+    assert record["network_cut"] and record["synapses"] == 0 and record["neurons_kept"] == 0.0
+    assert set(record["energy_j"].values()) == {0.0} and record["spikes_per_sample"] == 0.0
+    assert record["validation_accuracy"] == evaluate(model, splits.validation, keep_spikes=False).accuracy
+
+
 def test_an_interrupted_tune_resumes_without_training_a_finished_trial_again(tmp_path, monkeypatch):
     calls = []
     fake = fake_trial(calls)
