@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from hw_export.errors import UserError
-from hw_export.norse.compaction import from_built, to_built
+from hw_export.norse.compaction import from_built, part_map, to_built
 from hw_export.norse.layers import RECURRENT_CELLS
 
 
@@ -86,6 +86,12 @@ class SynapseView:
     @property
     def is_recurrent(self) -> bool:
         return self.name == "recurrent_weights"
+
+    # The map back to the cell's build once compaction shrank it (``hw_export.norse.compaction.part_map``;
+    # AttributeError before: not compacted), so that ``to_built`` and the rest read a view as a layer.
+    built_shape = property(lambda self: part_map(self.module, "recurrent" if self.is_recurrent else "input")[0])
+    kept_out = property(lambda self: part_map(self.module, "recurrent" if self.is_recurrent else "input")[1])
+    kept_in = property(lambda self: part_map(self.module, "recurrent" if self.is_recurrent else "input")[2])
 
 
 def synaptic_groups(model: nn.Module) -> list:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hw_export.norse.compaction import remove_units
-from hw_export.norse.layers import named_layers
+from hw_export.norse.compaction import index_along, remove_units
+from hw_export.norse.layers import RECURRENT_CELLS, named_layers, synaptic_weight_name
 
 
 def removable(mask: torch.Tensor, next_mask: torch.Tensor | None, next_is_readout: bool) -> torch.Tensor:
@@ -61,14 +61,17 @@ def compact(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) ->
     A data-parallel wrapper must be rebuilt after a change (``train`` does).
     """
     layers = named_layers(model)
-    synaptic = [layer for _, layer in layers if isinstance(layer, (nn.Linear, nn.Conv2d))]
+    synaptic = [layer for _, layer in layers if isinstance(layer, (nn.Linear, nn.Conv2d) + RECURRENT_CELLS)]
     removed = 0
     for index, layer in enumerate(synaptic[:-1]):
-        mask = getattr(layer, "weight_mask", None)
+        mask = _unit_rows(layer)
         if mask is None:
             continue
         following = synaptic[index + 1]
-        gone = removable(mask, getattr(following, "weight_mask", None), following is synaptic[-1])
+        next_mask = getattr(following, f"{synaptic_weight_name(following)}_mask", None)
+        gone = removable(mask, next_mask, following is synaptic[-1])
+        if isinstance(layer, RECURRENT_CELLS):  # and nothing the pruner decides leaves it through its own loop
+            gone &= layer.recurrent_weights_mask.sum(dim=0) == 0
         n_gone = int(gone.sum())
         if n_gone == 0 or n_gone == gone.numel():  # an empty layer is left to the export to refuse by name
             continue
@@ -79,15 +82,25 @@ def compact(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) ->
     return removed
 
 
+def _unit_rows(layer: nn.Module) -> torch.Tensor | None:
+    """Each unit's input synapses as mask rows (a recurrent cell's input and recurrent ones side by side), or
+    None where the layer is not masked."""
+    if isinstance(layer, RECURRENT_CELLS):
+        if not hasattr(layer, "input_weights_mask") or not hasattr(layer, "recurrent_weights_mask"):
+            return None
+        return torch.cat([layer.input_weights_mask, layer.recurrent_weights_mask], dim=1)
+    return getattr(layer, "weight_mask", None)
+
+
 def _cut_optimizer_state(optimizer: torch.optim.Optimizer, replaced: list) -> None:
     """Put each new parameter in its old one's place in ``optimizer``, its state (tensors shaped like it) cut alike."""
     new_of = {id(old): new for old, new, _, _ in replaced}
     for group in optimizer.param_groups:
         group["params"] = [new_of.get(id(p), p) for p in group["params"]]
-    for old, new, dim, index in replaced:
+    for old, new, dims, index in replaced:
         state = optimizer.state.pop(old, None)
         if state is None:
             continue
-        optimizer.state[new] = {key: value.index_select(dim, index.to(value.device))
+        optimizer.state[new] = {key: index_along(value, dims, index)
                                 if isinstance(value, torch.Tensor) and value.dim() == old.dim() else value
                                 for key, value in state.items()}

@@ -55,7 +55,8 @@ from dpap_neuro.pruning.dpap_policy import NEURON_SCORES, SYNAPSE_SCORES, WEIGHT
 from dpap_neuro.pruning.presets import DEFAULT_PRESET, DPAP_PRESETS
 from hw_export.norse.loop import whole_sequence_steps
 from hw_export.errors import UserError
-from hw_export.norse.compaction import built_shape, is_compacted, kept_in, kept_out, to_built, units_to_built
+from hw_export.norse.compaction import (built_shape, is_compacted, kept_in, kept_out, part_map, to_built,
+                                       units_to_built)
 
 MAX_PENDING_BATCHES = 32  # batches whose statistics wait for one product (a decision or an epoch's end flushes sooner)
 RULES = ("conv_channel", "fc_neuron", "fc_synapse")  # option prefixes of the three rules
@@ -166,7 +167,16 @@ class RecurrentSynapses:
 
     def __init__(self, cell: nn.Module) -> None:
         self.cell = cell
-        self.n_in = int(cell.input_weights_orig.shape[1])
+
+    @property
+    def n_in(self) -> int:
+        """Inputs of the cell as built (compacted or not: the pruner's masks keep the built shape)."""
+        return built_shape(self.cell)[1]
+
+    # Compacted: the map back to the build (``part_map``), as ``SynapseView``'s.
+    built_shape = property(lambda self: part_map(self.cell, "joined")[0])
+    kept_out = property(lambda self: part_map(self.cell, "joined")[1])
+    kept_in = property(lambda self: part_map(self.cell, "joined")[2])
 
     def _joined(self, suffix: str) -> torch.Tensor:
         return torch.cat([getattr(self.cell, f"input_weights{suffix}"),

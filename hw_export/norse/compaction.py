@@ -85,6 +85,24 @@ def from_built(values: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     return values[rows.view(-1, 1), cols.view(1, -1)]
 
 
+def part_map(cell: nn.Module, part: str) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+    """A shrunk recurrent cell's map back to its build for one view of its synapses: ``part`` "input"
+    (``input_weights``), "recurrent" (``recurrent_weights``: rows and columns both the cell's units) or "joined"
+    (the two side by side, ``[n, n_in + n]``) -> (built shape, kept_out, kept_in).
+
+    The pruners' views of a cell (``SynapseView``, DPAP's ``RecurrentSynapses``) read their ``built_shape``,
+    ``kept_out`` and ``kept_in`` here, so ``to_built`` and the rest serve them as a layer; a cell never shrunk
+    has no map (AttributeError: ``is_compacted`` is False for its views).
+    """
+    n_units, n_inputs = (int(d) for d in cell.built_shape)
+    rows = cell.kept_out
+    if part == "input":
+        return (n_units, n_inputs), rows, cell.kept_in
+    if part == "recurrent":
+        return (n_units, n_units), rows, rows
+    return (n_units, n_inputs + n_units), rows, torch.cat([cell.kept_in, n_inputs + rows])
+
+
 def units_to_built(values: torch.Tensor, index: torch.Tensor, n_built: int, dim: int) -> torch.Tensor:
     """Scatter ``values`` (``index.numel()`` entries along ``dim``) into ``n_built`` entries, zeros elsewhere."""
     if index.numel() == n_built:
@@ -103,39 +121,59 @@ def _register(layer: nn.Module) -> None:
         layer.register_buffer("kept_in", torch.arange(weight.shape[1], device=device))
 
 
+def _parameter_cuts(layer: nn.Module, dim: int) -> list[tuple[str, tuple[int, ...]]]:
+    """(parameter, dimensions cut) when ``layer`` loses units along ``dim`` (0: outputs, 1: inputs): a recurrent
+    cell's units are the rows of its input weights and both the rows and columns of its recurrent weights."""
+    if isinstance(layer, RECURRENT_CELLS):
+        return [("input_weights", (dim,))] + ([("recurrent_weights", (0, 1))] if dim == 0 else [])
+    return [("weight", (dim,))]
+
+
+def index_along(values: torch.Tensor, dims: tuple[int, ...], index: torch.Tensor) -> torch.Tensor:
+    """``values`` with only the entries ``index`` along each of ``dims`` (a recurrent weight: rows and columns)."""
+    for dim in dims:
+        values = values.index_select(dim, index.to(values.device))
+    return values
+
+
 def shrink_layer(layer: nn.Module, keep: torch.Tensor, dim: int, per_unit: int = 1) -> list[tuple]:
     """Keep only units ``keep`` (current indices, ascending) of ``layer`` along ``dim`` (0: outputs, 1: inputs).
 
     ``per_unit``: inputs per unit along ``dim`` 1 (a ``Linear`` after a
     flattened conv: ``H * W`` features per channel, contiguous as
     ``nn.Flatten`` lays them out). Every weight-shaped tensor of the layer
-    (the parameter, ``torch.nn.utils.prune``'s ``weight_orig`` and
-    ``weight_mask``) is cut. A parameter is replaced by a new one (autograd
-    records a parameter's shape, so it cannot shrink in place): returns
-    ``(old, new, dim, index)`` for each, so that an optimiser can be told.
-    The layer's size attributes and the prune reparametrisation's
-    ``weight`` follow.
+    (the parameter, ``torch.nn.utils.prune``'s ``<name>_orig`` and
+    ``<name>_mask``) is cut; a recurrent cell's outputs are its recurrent
+    weights' rows and columns too (``_parameter_cuts``). A parameter is
+    replaced by a new one (autograd records a parameter's shape, so it cannot
+    shrink in place): returns ``(old, new, dims, index)`` for each, so that
+    an optimiser can be told. The layer's size attributes and the prune
+    reparametrisation's product follow.
     """
-    if not isinstance(layer, (nn.Linear, nn.Conv2d)) or getattr(layer, "bias", None) is not None:
-        raise UserError(f"{type(layer).__name__}: only Linear and Conv2d layers without bias can be compacted")
+    if not isinstance(layer, (nn.Linear, nn.Conv2d) + RECURRENT_CELLS) or getattr(layer, "bias", None) is not None:
+        raise UserError(f"{type(layer).__name__}: only Linear, Conv2d (without bias) and LIFRecurrentCell layers "
+                        "can be compacted")
     _register(layer)
     keep = keep.to(layer.kept_out.device)
     index = keep if per_unit == 1 else (keep.view(-1, 1) * per_unit + torch.arange(per_unit, device=keep.device)).flatten()
     replaced = []
     with torch.no_grad():
-        for name in ("weight_orig", "weight"):
-            old = layer._parameters.get(name)
-            if old is not None:  # a new Parameter: autograd remembers a parameter's shape
-                layer._parameters[name] = nn.Parameter(old.detach().index_select(dim, index), old.requires_grad)
-                replaced.append((old, layer._parameters[name], dim, index))
-        if "weight_mask" in layer._buffers:
-            layer._buffers["weight_mask"] = layer._buffers["weight_mask"].index_select(dim, index)
-        name = "kept_out" if dim == 0 else "kept_in"
-        setattr(layer, name, getattr(layer, name).index_select(0, index.to(layer.kept_out.device)))
-        if hasattr(layer, "weight_orig"):  # the reparametrisation's product, as its next forward would make it
-            layer.weight = layer.weight_orig * layer.weight_mask
-    size = layer.weight_orig.shape if hasattr(layer, "weight_orig") else layer.weight.shape
-    if isinstance(layer, nn.Linear):
+        for name, dims in _parameter_cuts(layer, dim):
+            for stored in (f"{name}_orig", name):
+                old = layer._parameters.get(stored)
+                if old is not None:  # a new Parameter: autograd remembers a parameter's shape
+                    layer._parameters[stored] = nn.Parameter(index_along(old.detach(), dims, index), old.requires_grad)
+                    replaced.append((old, layer._parameters[stored], dims, index))
+            if f"{name}_mask" in layer._buffers:
+                layer._buffers[f"{name}_mask"] = index_along(layer._buffers[f"{name}_mask"], dims, index)
+            if hasattr(layer, f"{name}_orig"):  # the reparametrisation's product, as its next forward would make it
+                setattr(layer, name, getattr(layer, f"{name}_orig") * getattr(layer, f"{name}_mask"))
+        kept = "kept_out" if dim == 0 else "kept_in"
+        setattr(layer, kept, getattr(layer, kept).index_select(0, index.to(layer.kept_out.device)))
+    size = _weight(layer).shape
+    if isinstance(layer, RECURRENT_CELLS):  # Norse keeps them as tensors; its initial state reads hidden_size
+        layer.hidden_size, layer.input_size = torch.as_tensor(int(size[0])), torch.as_tensor(int(size[1]))
+    elif isinstance(layer, nn.Linear):
         layer.out_features, layer.in_features = int(size[0]), int(size[1])
     else:
         layer.out_channels, layer.in_channels = int(size[0]), int(size[1])
@@ -152,18 +190,20 @@ def remove_units(model_layers: Sequence[tuple[str, nn.Module]], synapse: nn.Modu
     readout's own layer is never shrunk). Returns ``shrink_layer``'s slices.
     """
     names = [layer for _, layer in model_layers]
+    synaptic = (nn.Linear, nn.Conv2d) + RECURRENT_CELLS
     start = next(i for i, layer in enumerate(names) if layer is synapse)
-    after = next((i for i in range(start + 1, len(names)) if isinstance(names[i], (nn.Linear, nn.Conv2d))), None)
+    after = next((i for i in range(start + 1, len(names)) if isinstance(names[i], synaptic)), None)
     if after is None:
         raise UserError("the readout's synaptic layer has no units to remove")
-    for name, layer in model_layers[start + 1: after]:
+    own = model_layers[start: start + 1] if isinstance(synapse, RECURRENT_CELLS) else []  # its population
+    for name, layer in own + model_layers[start + 1: after]:
         if isinstance(layer, nn.Unflatten) or any(
                 isinstance(v, torch.Tensor) and v.numel() > 1 for v in getattr(getattr(layer, "p", None), "_asdict",
                                                                              lambda: {})().values()):
             raise UserError(f"layer {name!r} ({type(layer).__name__}): cannot compact through an Unflatten or a "
                             "population with per-neuron parameters; train with compaction off")
     n_units, next_layer = _weight(synapse).shape[0], names[after]
-    per_unit = _weight(next_layer).shape[1] // n_units if isinstance(next_layer, nn.Linear) else 1
+    per_unit = _weight(next_layer).shape[1] // n_units if not isinstance(next_layer, nn.Conv2d) else 1
     return shrink_layer(synapse, keep, 0) + shrink_layer(next_layer, keep, 1, per_unit)
 
 
@@ -176,7 +216,7 @@ def restore_shapes(model_layers: Sequence[tuple[str, nn.Module]], state: dict) -
     """
     for name, layer in model_layers:
         out_key, in_key = f"{name}.kept_out", f"{name}.kept_in"
-        if out_key not in state or not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        if out_key not in state or not isinstance(layer, (nn.Linear, nn.Conv2d) + RECURRENT_CELLS):
             continue
         rows, cols = state[out_key], state.get(in_key)
         if not isinstance(rows, torch.Tensor) or not isinstance(cols, torch.Tensor):

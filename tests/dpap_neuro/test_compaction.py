@@ -21,6 +21,7 @@ from dpap_neuro.pruning.compaction import compact, removable
 from dpap_neuro.train import Recipe, load_training_state, train
 from hw_export.norse import export_model, norse_reference, run_over_time
 from hw_export.norse.compaction import built_shape, is_compacted
+from hw_export.norse.layers import RECURRENT_CELLS
 from hw_export.norse.layers import forward_macs
 from hw_export.norse.loihi import loihi_exact, trained_scale
 
@@ -59,7 +60,7 @@ def masked_model(architecture, seed=0):
     return model, pruner, inputs
 
 
-@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("architecture", ["mlp", "conv", "rmlp"])
 @pytest.mark.parametrize("precision", ["float", "loihi"])
 def test_at_compaction_the_network_is_unchanged(architecture, precision):
     model, _, inputs = masked_model(architecture)
@@ -84,10 +85,18 @@ def test_at_compaction_the_network_is_unchanged(architecture, precision):
     for x, y in zip(a.layers, b.layers):
         assert (x.n_original, x.kept.tolist()) == (y.n_original, y.kept.tolist())
         assert (x.weight != y.weight).nnz == 0 and x.fixed_point_scale == y.fixed_point_scale
+        assert (x.recurrent_weight is None) == (y.recurrent_weight is None)
+        assert x.recurrent_weight is None or (x.recurrent_weight != y.recurrent_weight).nnz == 0
+    for cell in (m for m in compacted.modules() if isinstance(m, RECURRENT_CELLS)):  # rows and columns both went
+        n_units = cell.input_weights.shape[0]
+        assert cell.recurrent_weights.shape == (n_units, n_units) == cell.recurrent_weights_mask.shape
+        assert int(cell.hidden_size) == n_units < int(cell.built_shape[0])
 
 
-def test_a_training_step_after_compaction_is_the_masked_step():
-    model, pruner, inputs = masked_model("mlp")
+def stepped_pair(architecture):
+    """A masked model and its compacted twin, one Adam step before the compaction and one after (the twin's
+    optimiser told); also the twin's parameters before compaction."""
+    model, _, inputs = masked_model(architecture)
     labels = torch.tensor([0, 1, 2, 0, 1])
 
     def step(net, optimizer):
@@ -101,12 +110,19 @@ def test_a_training_step_after_compaction_is_the_masked_step():
     small = twin(model, inputs)
     small_optimizer = torch.optim.Adam(small.parameters(), lr=1e-2)
     small_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # Adam shares "step" tensors otherwise
-    old = small[1].weight_orig
-    compact(small, small_optimizer)
-    assert small[1].weight_orig is not old and all(p is not old for p in small_optimizer.param_groups[0]["params"])
-    assert small_optimizer.state[small[1].weight_orig]["exp_avg"].shape == small[1].weight_orig.shape
+    before = list(small.parameters())
+    assert compact(small, small_optimizer) > 0
+    replaced = [p for p in before if all(p is not q for q in small.parameters())]
+    assert replaced and not any(p is q for p in replaced for q in small_optimizer.param_groups[0]["params"])
+    for parameter in small.parameters():  # Adam's moments cut with the weights
+        assert small_optimizer.state[parameter]["exp_avg"].shape == parameter.shape
     step(model, optimizer)
     step(small, small_optimizer)
+    return model, small, small_optimizer
+
+
+def test_a_training_step_after_compaction_is_the_masked_step():
+    model, small, _ = stepped_pair("mlp")
     for built, kept in zip(prunable_layers(model), prunable_layers(small)):
         rows, cols = kept.kept_out.view(-1, 1), kept.kept_in.view(1, -1)
         torch.testing.assert_close(kept.weight_orig, built.weight_orig[rows, cols], rtol=0, atol=1e-6)
@@ -114,11 +130,11 @@ def test_a_training_step_after_compaction_is_the_masked_step():
     assert small[5].weight.shape[1] == small[3].weight.shape[0]  # the readout lost the removed units' columns
 
 
-def trained_pair(pruner_factory, epochs=4, seed=0, **train_options):
+def trained_pair(pruner_factory, epochs=4, seed=0, architecture="mlp", **train_options):
     runs = []
     for compacting in (True, False):
         torch.manual_seed(seed)
-        model = build_model((10,), (16, 12), 3, "mlp")
+        model = build_model((10,), (16, 12), 3, architecture)
         pruner = pruner_factory()
         history = train(model, tiny_data(n=96, steps=20), pruner,
                         Recipe(epochs=epochs, batch_size=16, learning_rate=1e-2),
@@ -127,21 +143,55 @@ def trained_pair(pruner_factory, epochs=4, seed=0, **train_options):
     return runs
 
 
+def assert_same_decisions_and_export(compacted_run, masked_run, input_shape=(10,)):
+    """The compacted run decided as the masked one, exports the same network and computed less at its end."""
+    (small, _, history), (masked, _, masked_history) = compacted_run, masked_run
+    assert history.pruning_log == masked_history.pruning_log
+    assert history.sparsity == masked_history.sparsity and history.neuron_sparsity == masked_history.neuron_sparsity
+    for x, y in zip(export_model(small, input_shape).layers, export_model(masked, input_shape).layers):
+        assert (x.n_original, x.kept.tolist()) == (y.n_original, y.kept.tolist())
+        np.testing.assert_allclose(x.weight.toarray(), y.weight.toarray(), atol=1e-5)
+        assert (x.recurrent_weight is None) == (y.recurrent_weight is None)
+        if x.recurrent_weight is not None:
+            np.testing.assert_allclose(x.recurrent_weight.toarray(), y.recurrent_weight.toarray(), atol=1e-5)
+    # Time is a result: a smaller model does fewer multiply-accumulates once it has shrunk.
+    assert history.epoch_forward_macs[-1] < masked_history.epoch_forward_macs[-1]
+
+
 def test_a_compacted_run_makes_the_masked_runs_decisions_and_export():
     dpap = dict(schedule_unit="batches", batches_per_unit=2, warmup_units=2, fc_neuron_c=1.0, r_init=3.0)
-    (small, pruner, history), (masked, masked_pruner, masked_history) = trained_pair(lambda: DPAPPruner(**dpap))
+    compacted_run, masked_run = trained_pair(lambda: DPAPPruner(**dpap))
+    (_, pruner, history), (_, masked_pruner, masked_history) = compacted_run, masked_run
     assert any(is_compacted(layer) and layer.weight.shape[0] < built_shape(layer)[0] for layer in pruner.layers)
     assert history.train_accuracy[-1] > 0.5  # a network that learned, not one pruned to chance
     assert not any(is_compacted(layer) for layer in masked_pruner.layers)
-    assert history.pruning_log == masked_history.pruning_log
-    assert history.sparsity == masked_history.sparsity and history.neuron_sparsity == masked_history.neuron_sparsity
-    a, b = export_model(small, (10,)), export_model(masked, (10,))
-    for x, y in zip(a.layers, b.layers):
-        assert (x.n_original, x.kept.tolist()) == (y.n_original, y.kept.tolist())
-        np.testing.assert_allclose(x.weight.toarray(), y.weight.toarray(), atol=1e-5)
-    # Time is a result: a smaller model does fewer multiply-accumulates once it has shrunk.
-    assert history.epoch_forward_macs[-1] < masked_history.epoch_forward_macs[-1]
+    assert_same_decisions_and_export(compacted_run, masked_run)
     assert len(history.epoch_time_s) == 4 and len(set(masked_history.epoch_forward_macs)) == 1
+
+
+@pytest.mark.parametrize("pruner_factory", [
+    lambda: DPAPPruner(schedule_unit="batches", batches_per_unit=2, warmup_units=2, fc_neuron_c=1.0, r_init=3.0),
+    lambda: StructuredPruner(target_sparsity=0.5, start_fraction=0.0, end_fraction=0.5, update_every_steps=1)],
+    ids=["dpap", "structured"])
+def test_a_compacted_recurrent_run_makes_the_masked_runs_decisions_and_export(pruner_factory):
+    """Recurrent cells lose a removed unit's input row, recurrent row and column, and the next layer's column;
+    the pruners, judging at the built shape, decide as on the masked twin."""
+    compacted_run, masked_run = trained_pair(pruner_factory, architecture="rmlp")
+    cells = [m for m in compacted_run[0].modules() if isinstance(m, RECURRENT_CELLS)]
+    assert any(is_compacted(cell) and cell.recurrent_weights.shape[0] < built_shape(cell)[0] for cell in cells)
+    assert_same_decisions_and_export(compacted_run, masked_run)
+
+
+def test_a_recurrent_step_after_compaction_is_the_masked_step():
+    """Adam's moments of a recurrent weight are cut in rows and columns, so the next step matches."""
+    model, small, small_optimizer = stepped_pair("rmlp")
+    for built, kept in zip((m for m in model.modules() if isinstance(m, RECURRENT_CELLS)),
+                           (m for m in small.modules() if isinstance(m, RECURRENT_CELLS))):
+        rows, cols = kept.kept_out.view(-1, 1), kept.kept_in.view(1, -1)
+        torch.testing.assert_close(kept.input_weights_orig, built.input_weights_orig[rows, cols], rtol=0, atol=1e-6)
+        torch.testing.assert_close(kept.recurrent_weights_orig, built.recurrent_weights_orig[rows, rows.view(1, -1)],
+                                   rtol=0, atol=1e-6)
+        assert small_optimizer.state[kept.recurrent_weights_orig]["exp_avg"].shape == kept.recurrent_weights_orig.shape
 
 
 def dpap_statistics_across_a_removal(compacting: bool) -> DPAPPruner:
@@ -181,16 +231,19 @@ def test_unstructured_pruning_leaves_the_model_as_built():
     assert [tuple(layer.weight.shape) for layer in prunable_layers(model)] == [(16, 10), (12, 16)]
 
 
-def test_a_compacted_checkpoint_loads_with_its_small_shapes(tmp_path):
-    model, _, inputs = masked_model("conv")
-    compact(model)
-    config = RunConfig(model="conv", hidden_sizes=(24, 16), conv_channels=(6, 8), epochs=1)
-    save_checkpoint(tmp_path / "m.pt", model, config, "dpap", "structured", (2, 8, 8), 3)
+@pytest.mark.parametrize("architecture", ["conv", "rmlp"])
+def test_a_compacted_checkpoint_loads_with_its_small_shapes(tmp_path, architecture):
+    model, _, inputs = masked_model(architecture)
+    assert compact(model) > 0
+    config = RunConfig(model=architecture, hidden_sizes=(24, 16), conv_channels=(6, 8), epochs=1)
+    shape = tuple(inputs.shape[2:])
+    save_checkpoint(tmp_path / "m.pt", model, config, "dpap", "structured", shape, 3)
     loaded, _ = load_checkpoint(tmp_path / "m.pt")
     assert [tuple(layer.weight.shape) for layer in prunable_layers(loaded)] == \
         [tuple(layer.weight.shape) for layer in prunable_layers(model)]
-    for x, y in zip(export_model(loaded, (2, 8, 8)).layers, export_model(model, (2, 8, 8)).layers):
+    for x, y in zip(export_model(loaded, shape).layers, export_model(model, shape).layers):
         assert x.kept.tolist() == y.kept.tolist() and (x.weight != y.weight).nnz == 0
+        assert x.recurrent_weight is None or (x.recurrent_weight != y.recurrent_weight).nnz == 0
 
 
 def test_a_run_resumed_after_compaction_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
