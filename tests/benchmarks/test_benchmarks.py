@@ -241,13 +241,18 @@ def test_gmp_conv_diagnosis(tmp_path):
 
 
 def test_recurrent(tmp_path):
-    """Recurrent against feed-forward at equal neurons, each rate chosen on validation; a pruner's tune answer."""
+    """Recurrent against feed-forward at equal neurons, each one's rate and initial gain chosen on validation; a
+    pruner's tune answer."""
     out = run_script("recurrent.py", tmp_path, "--seeds", "0", "--epochs", "1", "--hidden", "8", "--workers", "0",
                      "--pruners", "gmp", "--markdown")
     saved = json.loads((tmp_path / "recurrent.json").read_text())
     assert set(saved["dense"]) == {"rmlp", "mlp"} and saved["dense"]["rmlp"]["neurons"] == saved["dense"]["mlp"][
         "neurons"]
     assert saved["dense"]["rmlp"]["synapses"] > saved["dense"]["mlp"]["synapses"]  # the recurrent matrix
+    for entry in saved["dense"].values():  # every setting tried; the pick is the best on validation
+        by_setting = entry["validation_by_setting"]
+        assert set(by_setting) == {"lr 0.002", "lr 0.002 gain 2", "lr 0.005", "lr 0.005 gain 2"}
+        assert entry["validation"] == by_setting[entry["setting"]] == max(by_setting.values(), key=sum)
     assert re.search(r"^recurrent_minus_feedforward_test_points: -?\d+\.\d\d$", out, re.M)
     assert 0.0 <= saved["tune"]["gmp"]["recurrent_synapses_kept"] <= 1.0
     assert re.search(r"^gmp: [\d.]+ \((within|outside) 1 point\)", out, re.M) and "| rmlp |" in out
