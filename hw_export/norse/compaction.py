@@ -129,6 +129,10 @@ def _parameter_cuts(layer: nn.Module, dim: int) -> list[tuple[str, tuple[int, ..
     return [("weight", (dim,))]
 
 
+def _no_autapse_gradient(gradient: torch.Tensor) -> torch.Tensor:
+    return gradient.clone().fill_diagonal_(0.0)
+
+
 def index_along(values: torch.Tensor, dims: tuple[int, ...], index: torch.Tensor) -> torch.Tensor:
     """``values`` with only the entries ``index`` along each of ``dims`` (a recurrent weight: rows and columns)."""
     for dim in dims:
@@ -162,8 +166,11 @@ def shrink_layer(layer: nn.Module, keep: torch.Tensor, dim: int, per_unit: int =
             for stored in (f"{name}_orig", name):
                 old = layer._parameters.get(stored)
                 if old is not None:  # a new Parameter: autograd remembers a parameter's shape
-                    layer._parameters[stored] = nn.Parameter(index_along(old.detach(), dims, index), old.requires_grad)
-                    replaced.append((old, layer._parameters[stored], dims, index))
+                    new = nn.Parameter(index_along(old.detach(), dims, index), old.requires_grad)
+                    if name == "recurrent_weights" and not getattr(layer, "autapses", True):
+                        new.register_hook(_no_autapse_gradient)  # Norse's hook stays with the old parameter
+                    layer._parameters[stored] = new
+                    replaced.append((old, new, dims, index))
             if f"{name}_mask" in layer._buffers:
                 layer._buffers[f"{name}_mask"] = index_along(layer._buffers[f"{name}_mask"], dims, index)
             if hasattr(layer, f"{name}_orig"):  # the reparametrisation's product, as its next forward would make it

@@ -308,3 +308,21 @@ def test_a_dense_run_is_not_touched():
     assert compact(model) == 0 and not any(is_compacted(layer) for layer in prunable_layers(model))
     train(model, tiny_data(n=32), Pruner(), Recipe(epochs=1, batch_size=16), progress=False)
     assert [tuple(layer.weight.shape) for layer in prunable_layers(model)] == [(16, 10), (12, 16)]
+
+
+def test_a_shrunk_recurrent_cell_without_masks_still_has_no_autapses():
+    """Norse zeroes the gradient of an autapse by a hook on its parameter; the shrunk cell's new one has it too."""
+    from norse.torch import LIFRecurrentCell
+
+    from hw_export.norse.compaction import shrink_layer
+
+    torch.manual_seed(0)
+    cell = LIFRecurrentCell(4, 6)
+    shrink_layer(cell, torch.tensor([0, 2, 5]), 0)
+    state = None
+    for _ in range(4):  # strong input: every unit spikes, so the recurrent weights get gradients
+        spikes, state = cell(torch.full((2, 4), 5.0), state)
+    state.v.sum().backward()
+    gradient = cell.recurrent_weights.grad
+    assert gradient.shape == (3, 3) and torch.all(gradient.diagonal() == 0)
+    assert bool((gradient - torch.diag(gradient.diagonal())).abs().sum() > 0)
