@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from dpap_neuro.data import BUILTIN_DATASETS, DATASETS, NEUROMORPHIC, dataset_defaults
-from dpap_neuro.models import ARCHITECTURES
+from dpap_neuro.models import ARCHITECTURES, RECURRENT_MODELS
 from hw_export.errors import UserError
 from hw_export.lava_sim import ENGINES, SimOptions
 
@@ -168,8 +168,9 @@ class RunConfig:
             raise UserError(f"--pruner-preset is for the dpap family (dpap, dpap+), not {self.pruner}")
         options = dict(self.pruner_options or {})
         if takes_presets:
-            options.setdefault("preset", self.pruner_preset or ("tonic" if self.dataset in NEUROMORPHIC
-                                                                 else "builtin"))
+            default = ("tonic" if self.dataset in NEUROMORPHIC else "builtin") + (
+                "-recurrent" if self.model in RECURRENT_MODELS else "")
+            options.setdefault("preset", self.pruner_preset or default)
         return pruning.resolve_pruner_options(self.pruner, options)
 
     def model_kwargs(self) -> dict:

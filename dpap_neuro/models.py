@@ -27,6 +27,7 @@ from hw_export.norse.loop import SNNOutput, run_over_time
 
 # Model kinds of a run; "ann-*" are ReLU twins of the spiking models (DPAP on ANNs; no spiking export).
 ARCHITECTURES = ("mlp", "conv", "rmlp", "ann-mlp", "ann-conv")
+RECURRENT_MODELS = ("rmlp",)  # architectures with recurrent layers (DPAP's presets for them: *-recurrent)
 
 
 def predict(readout_v: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,9 @@ per-epoch schedule, so the ``authors`` preset changes nothing. ``builtin``
 (what ``dpap run`` uses on the built-in data) and ``tonic`` (the tonic
 datasets) share one rule calibrated to the run's length (ours,
 ``reward_rule="calibrated"``, docs/dpap.md) and differ in how the
-decisions are paced and when pruning can start. Select one from Python (``DPAPPruner(preset="builtin")``,
+decisions are paced and when pruning can start; ``builtin-recurrent`` and
+``tonic-recurrent`` are the same with the synapse rule that recurrent
+networks need (``RECURRENT_RULE``). Select one from Python (``DPAPPruner(preset="builtin")``,
 ``make_pruner("dpap", preset="builtin")``) or from the command line
 (``--pruner-preset builtin``); given options override the preset's values.
 """
@@ -47,5 +49,15 @@ DPAP_PRESETS: Mapping[str, Mapping[str, object]] = MappingProxyType({
     # size (5 batches per unit would make 3,750 decisions on N-MNIST). Not tuned on these datasets; pruning
     # starts where the built-in preset's did before the measurement above (0.25), as the N-MNIST runs did.
     "tonic": MappingProxyType({"schedule_unit": "run", "decisions_per_run": 92, **_SHORT_RUN_RULE}),
+})
+# Recurrent networks (`--model rmlp`): each short-run preset with its synapse rule changed. Chosen on validation,
+# rmlp (128) on digits-seq, 15 epochs, seeds 0-2 (docs/dpap.md, "Recurrent networks"): the `builtin` rule
+# (synapses by M_ij at c = 1.5) cuts a layer whose neurons see 8 inputs a step and their own sparse spikes to
+# 24 % of its synapses and loses 49 points; synapses by N(M) N(|w|) at c = 0.5 lose 6 (at fc_neuron_c 1.0) or
+# 2 (at 0.5).
+RECURRENT_RULE = MappingProxyType({"synapse_score": "bcm*magnitude", "fc_synapse_c": 0.5})
+DPAP_PRESETS = MappingProxyType({
+    **DPAP_PRESETS,
+    **{f"{name}-recurrent": MappingProxyType({**DPAP_PRESETS[name], **RECURRENT_RULE}) for name in ("builtin", "tonic")},
 })
 DEFAULT_PRESET = "authors"  # DPAPPruner() without a preset

@@ -74,6 +74,16 @@ def test_dpap_gets_the_builtin_preset_when_none_is_given():
     assert RunConfig(pruner_preset="authors").resolved_pruner_options() == resolve_pruner_options("dpap")
 
 
+@pytest.mark.parametrize("dataset, model, preset", [("digits-seq", "rmlp", "builtin-recurrent"),
+                                                     ("digits-seq", "mlp", "builtin"),
+                                                     ("shd", "rmlp", "tonic-recurrent"), ("nmnist", "conv", "tonic")])
+def test_a_recurrent_model_gets_its_datasets_recurrent_preset(dataset, model, preset, tmp_path):
+    files = {} if dataset == "digits-seq" else {"data_dir": str(tmp_path)}  # the tonic datasets need a folder
+    assert RunConfig(dataset=dataset, model=model, **files).resolved_pruner_options()["preset"] == preset
+    assert RunConfig(dataset=dataset, model=model, pruner_preset="builtin", **files).resolved_pruner_options()[
+        "preset"] == "builtin"  # a preset given wins
+
+
 def test_other_pruners_get_their_defaults_and_refuse_a_preset():
     from hw_export.errors import UserError
 

@@ -21,7 +21,10 @@ from hw_export.errors import UserError
 
 
 def test_the_presets_are_authors_builtin_and_tonic_and_authors_is_the_default():
-    assert list(DPAP_PRESETS) == ["authors", "builtin", "tonic"]
+    assert list(DPAP_PRESETS) == ["authors", "builtin", "tonic", "builtin-recurrent", "tonic-recurrent"]
+    for name in ("builtin", "tonic"):  # the recurrent ones: the same, but for the synapse rule
+        assert dict(DPAP_PRESETS[f"{name}-recurrent"]) == {**DPAP_PRESETS[name], "synapse_score": "bcm*magnitude",
+                                                          "fc_synapse_c": 0.5}
     assert dict(DPAP_PRESETS["authors"]) == {}  # DPAPConfig's defaults are the authors' constants
     assert DPAPPruner().preset == "authors" and DPAPPruner().config == DPAPConfig()
     with pytest.raises(TypeError):
