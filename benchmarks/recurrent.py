@@ -1,7 +1,7 @@
 """Recurrent networks on digits-seq: does recurrence matter, and what do the pruners keep of it? (issue #31)
 
     python benchmarks/recurrent.py OUT [--seeds 0 1 2] [--epochs 20] [--hidden 128] [--workers 2]
-                                       [--pruners dpap gmp structured] [--markdown]
+                                       [--pruners dpap gmp structured] [--portable-kernels] [--markdown]
 
 1. Recurrent vs feed-forward at equal neuron count: ``rmlp`` and ``mlp``
    with the same hidden layers, trained dense on ``digits-seq`` (one image
@@ -19,7 +19,9 @@
 
 Every trial is ``dpap tune``'s (``dpap_neuro.tune.run_trial``, cached in
 ``OUT/trials``: a second call reuses what is there). Prints measured figures
-only; ``--markdown`` adds the tables docs/datasets.md carries.
+only; ``--markdown`` adds the tables docs/datasets.md carries. ``--portable-kernels``
+pins the CPU kernels as ``dpap run --portable-kernels`` does (dpap_neuro/kernels.py): the
+same figures on any x86 CPU (without it they move between CPUs, several points here).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def base_config(model: str, args: argparse.Namespace, setting: tuple[float, floa
 
     learning_rate, gain = setting
     return RunConfig(dataset=DATASET, model=model, epochs=args.epochs, hidden_sizes=tuple(args.hidden),
-                     learning_rate=learning_rate, weight_init_gain=gain, val_fraction=VAL_FRACTION).to_dict()
+                     learning_rate=learning_rate, weight_init_gain=gain, val_fraction=VAL_FRACTION,
+                     portable_kernels=args.portable_kernels).to_dict()
 
 
 def label(setting: tuple[float, float | None]) -> str:
@@ -120,8 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pruners", nargs="*", default=["dpap", "gmp", "structured"],
                         help="pruners searched on rmlp (none: the dense comparison only)")
+    parser.add_argument("--portable-kernels", action="store_true",
+                        help="pin the CPU kernels (the same figures on any x86 CPU), as dpap run --portable-kernels")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
+    if args.portable_kernels:
+        from dpap_neuro import kernels
+
+        kernels.pin_environment()  # before torch loads, here and in the trial processes (they inherit it)
     dense = dense_comparison(args)
     result = {"dataset": DATASET, "seeds": args.seeds, "epochs": args.epochs, "hidden": args.hidden,
               "dense": dense}

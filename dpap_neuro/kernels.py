@@ -115,10 +115,11 @@ def kernel_state() -> dict[str, str]:
 
 def requested(argv: list[str]) -> bool:
     """Whether a ``dpap`` command line gets the pins: ``dpap run --portable-kernels`` (given, or, with
-    ``--resume DIR``, in ``DIR/config.json``). Read before anything loads torch, so from the words alone."""
+    ``--resume DIR``, in ``DIR/config.json``) and ``dpap tune --portable-kernels`` (its trial processes inherit
+    them). Read before anything loads torch, so from the words alone."""
     import json
 
-    if not argv or argv[0] != "run":
+    if not argv or argv[0] not in ("run", "tune"):
         return False
     if "--portable-kernels" in argv:
         return True

@@ -153,8 +153,9 @@ def run_trial(spec: dict) -> dict:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     splits = load_splits(config)
     model, history, pruner = fit(config, spec["pruner"], options, splits.train, device=device, warn=False)
+    # ATen's kernels (DEFAULT where pinned): the same trial on another CPU gives other numbers unless pinned
     return {**measured_trial(spec, model, pruner, splits), "training_time_s": history.wall_time_s,
-            "device": str(device)}
+            "device": str(device), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def measured_trial(spec: dict, model, pruner, splits) -> dict:

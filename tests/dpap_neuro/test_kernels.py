@@ -21,10 +21,12 @@ TINY = ["--quiet", "--epochs", "2", "--timesteps", "6", "--hidden", "16", "--pru
         "--pruner-option", "warmup_units=1", "--lava-samples", "8", "--lava-check-samples", "0"]
 
 
-def test_only_dpap_run_with_portable_kernels_is_pinned(tmp_path):
+def test_only_dpap_run_and_tune_with_portable_kernels_are_pinned(tmp_path):
     from dpap_neuro.kernels import requested
 
     assert requested(["run", "--out", "x", "--portable-kernels"])
+    assert requested(["tune", "--max-drop", "1", "--out", "x", "--portable-kernels"])
+    assert not requested(["tune", "--max-drop", "1", "--out", "x"])
     assert not requested(["run", "--out", "x"]) and not requested(["run", "--resume", str(tmp_path)])
     assert not requested(["simulate", "a.h5"]) and not requested([]) and not requested(["--help"])
     (tmp_path / "config.json").write_text(json.dumps({"portable_kernels": True}))

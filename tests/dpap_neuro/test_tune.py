@@ -255,15 +255,18 @@ def test_a_streamed_split_is_measured_as_the_same_samples_in_memory(tmp_path):
 def test_the_command_tunes_then_runs_the_pick_through_the_pipeline(tmp_path):
     out = tmp_path / "tune"
     done = subprocess.run([*DPAP, "tune", "--dataset", "digits", "--epochs", "2", "--hidden", "32", "--max-drop", "30",
-                           "--pruners", "gmp", "--seeds", "1", "--workers", "0", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True)
+                           "--pruners", "gmp", "--seeds", "1", "--workers", "0", "--out", str(out), "--quiet",
+                           "--portable-kernels"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "tune.json").read_text())
+    # --portable-kernels pins the trials' kernels and the pick's, as `dpap run --portable-kernels`
+    assert {trial["cpu_capability"] for trial in result["trials"]} == {"DEFAULT"}
     per_seed = len(CANDIDATES["gmp"]) * bisection_steps(7)
     assert len(result["trials"]) == per_seed and result["pick"]["pruner"] == "gmp"
     assert len(list((out / "trials").glob("*.json"))) == 1 + per_seed  # the dense model is a trial too
     assert set(result["per_pruner"]) == {"gmp"}
     report = json.loads((out / "pick" / "report.json").read_text())
+    assert report["environment"]["kernels"]["pinned"] == "yes"
     assert set(report["models"]) == {"dense", "gmp"}
     assert report["models"]["gmp"]["pruner_options"]["target_sparsity"] == result["pick"]["strength"]
     assert "data:image/png" in (out / "pick" / "report.html").read_text() and (out / "pick" / "figures" / "tune.png").is_file()
