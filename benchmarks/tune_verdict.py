@@ -9,6 +9,7 @@ the test split too (``dpap_neuro.tune.run_trial`` with ``test``), and prints one
 (mean ± std over the seeds), test energy per sample against the dense model of
 the same seed, synapses kept, and whether it met the budget. Nothing here
 changes the tune's choice; the runs are cached in OUT/trials like the tune's.
+A tune run with ``--portable-kernels`` has its test runs pinned the same way.
 
     python benchmarks/tune_verdict.py OUT [--seeds 0 1 2] [--workers 2] [--markdown]
 """
@@ -20,11 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 
 def verdict_rows(tune_result: dict, runs: dict[tuple, list[dict]]) -> list[dict]:
     """One row per pruner (dense first), from its test runs ``runs[(pruner, strength)]`` (one per seed)."""
+    import numpy as np
+
     profile = tune_result["energy_profile"]
     dense = {r["seed"]: r for r in runs[("none", "-")]}
     answers = [("none", {"strength": "-", "options": {}, "validation_accuracy":
@@ -70,14 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of the comparison (default: the tune's; more where the search used fewer)")
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
-    from dpap_neuro.tune import Budget, TrialCache, per_pruner, run_trials, trial_spec, trial_threads
-
     path = args.out / "tune.json"
     if not path.is_file():
         sys.exit(f"tune_verdict.py: error: {path}: no such file (run `dpap tune --out {args.out}` first)")
     result = json.loads(path.read_text())
+    if result["config"].get("portable_kernels"):  # as the tune's trials: before torch and numpy load
+        from dpap_neuro import kernels
+
+        kernels.pin_environment()
+    from tqdm import tqdm
+
+    from dpap_neuro.tune import Budget, TrialCache, per_pruner, run_trials, trial_spec, trial_threads
+
     budget = Budget(**result["budget"])
     if "per_pruner" not in result:  # tune.json of a tune before the field existed: the same rule, here
         result["per_pruner"] = per_pruner(result["points"], budget, result["dense"]["validation_accuracy"])

@@ -221,7 +221,8 @@ def test_tune_verdict(tmp_path):
     from dpap_neuro.config import RunConfig
     from dpap_neuro.tune import Budget, tune
 
-    config = RunConfig(dataset="digits", epochs=1, hidden_sizes=(16,), timesteps=6, val_fraction=0.1)
+    config = RunConfig(dataset="digits", epochs=1, hidden_sizes=(16,), timesteps=6, val_fraction=0.1,
+                       portable_kernels=True)
     base = {k: v for k, v in config.to_dict().items() if k not in ("seed", "pruner", "pruner_options")}
     tune(base, ["gmp", "structured"], Budget(max_drop_points=99), [0], tmp_path, workers=1, progress=False)
     out = run_script("tune_verdict.py", tmp_path, "--workers", "1", "--markdown", "--seeds", "0", "1")
@@ -230,6 +231,9 @@ def test_tune_verdict(tmp_path):
     assert all(r["seeds"] == [0, 1] and 0 <= r["test_accuracy"] <= 1 for r in verdict["rows"])
     assert verdict["rows"][0]["test_energy_ratio"] == 1.0 and sum(r["pick"] for r in verdict["rows"]) == 1
     assert "<- pick" in out and "| gmp" in out
+    test_runs = [json.loads(f.read_text()) for f in (tmp_path / "trials").glob("*.json")]
+    test_runs = [run for run in test_runs if "test_accuracy" in run]
+    assert len(test_runs) == 6 and {run["cpu_capability"] for run in test_runs} == {"DEFAULT"}  # the tune's pins
 
 
 def test_gmp_conv_diagnosis(tmp_path):
@@ -244,7 +248,7 @@ def test_recurrent(tmp_path):
     """Recurrent against feed-forward at equal neurons, each one's rate and initial gain chosen on validation; a
     pruner's tune answer."""
     out = run_script("recurrent.py", tmp_path, "--seeds", "0", "--epochs", "1", "--hidden", "8", "--workers", "0",
-                     "--pruners", "gmp", "--markdown")
+                     "--pruners", "gmp", "--portable-kernels", "--markdown")
     saved = json.loads((tmp_path / "recurrent.json").read_text())
     assert set(saved["dense"]) == {"rmlp", "mlp"} and saved["dense"]["rmlp"]["neurons"] == saved["dense"]["mlp"][
         "neurons"]
@@ -256,6 +260,8 @@ def test_recurrent(tmp_path):
     assert re.search(r"^recurrent_minus_feedforward_test_points: -?\d+\.\d\d$", out, re.M)
     assert 0.0 <= saved["tune"]["gmp"]["recurrent_synapses_kept"] <= 1.0
     assert re.search(r"^gmp: [\d.]+ \((within|outside) 1 point\)", out, re.M) and "| rmlp |" in out
+    trials = [json.loads(f.read_text()) for f in [*tmp_path.glob("trials/*.json"), *tmp_path.glob("tune/trials/*.json")]]
+    assert trials and {trial["cpu_capability"] for trial in trials} == {"DEFAULT"}  # --portable-kernels
 
 
 def test_recurrent_pilot():
