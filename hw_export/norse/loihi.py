@@ -190,7 +190,7 @@ class RecurrentQuantizer:
         dv = float(cell.dt * torch.as_tensor(cell.p.tau_mem_inv))
         values, kept = [], []
         for name in ("input_weights", "recurrent_weights"):
-            value = getattr(cell, name).detach().double() * dv
+            value = current_weight(cell, name).detach().double() * dv
             mask = getattr(cell, f"{name}_mask", torch.ones_like(value)) != 0
             if name == "recurrent_weights" and not cell.autapses:
                 mask = mask & ~torch.eye(value.shape[0], dtype=torch.bool, device=value.device)
@@ -201,6 +201,15 @@ class RecurrentQuantizer:
 
 
 LOIHI_CELLS = (LoihiLIFCell, LoihiLICell, LoihiLIFRecurrentCell)
+
+
+def current_weight(layer: nn.Module, name: str) -> torch.Tensor:
+    """The weight ``name`` the layer's next forward computes with: ``torch.nn.utils.prune``'s ``<name>_orig *
+    <name>_mask`` where masked (the attribute ``<name>`` holds the product of the last forward, stale after an
+    optimizer step: the pipeline exports right after training), else the parameter itself."""
+    if hasattr(layer, f"{name}_orig"):
+        return getattr(layer, f"{name}_orig") * getattr(layer, f"{name}_mask")
+    return getattr(layer, name)
 
 
 class QuantizedSynapse:
@@ -226,9 +235,9 @@ class QuantizedSynapse:
         """``(K, mantissas)`` of the layer's current weights, computed as ``quantize.quantize_layer`` does."""
         mask = getattr(layer, "weight_mask", None)
         source = getattr(layer, "weight_orig", layer.weight)
-        key = (source.data_ptr(), source._version, None if mask is None else mask._version, layer.weight.dtype)
+        key = (source.data_ptr(), source._version, None if mask is None else mask._version, source.dtype)
         if self._cache is None or self._cache[0] != key:
-            values = layer.weight.detach().double() * (1.0 / self.inputs_per_value) * self.dv()
+            values = current_weight(layer, "weight").detach().double() * (1.0 / self.inputs_per_value) * self.dv()
             kept = values if mask is None else values[mask != 0]
             scale = best_weight_scale(kept.cpu().numpy())
             self._cache = (key, scale, weight_mantissas(values, scale, xp=torch))
