@@ -550,6 +550,13 @@ def tune(base_config: dict, pruners: list[str], budget: Budget, seeds: list[int]
     return result
 
 
+def frontier_points(result: dict) -> dict[str, list[dict]]:
+    """Per pruner, its points in order of energy, as the figure draws them: without the points pruned past every
+    path (``network_cut``: nothing to deploy, so no energy to place them at)."""
+    return {pruner: sorted((p for p in result["points"] if p["pruner"] == pruner and not p.get("network_cut")),
+                           key=lambda p: p["energy_ratio"]) for pruner in result["pruners"]}
+
+
 def plot_frontier(result: dict, path: Path) -> None:
     """Validation accuracy against energy / dense, one colour per pruner, the budget line and the pick."""
     import matplotlib
@@ -561,9 +568,12 @@ def plot_frontier(result: dict, path: Path) -> None:
 
     budget, dense = result["budget"], result["dense"]["validation_accuracy"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for pruner in result["pruners"]:
-        mine = sorted((p for p in result["points"] if p["pruner"] == pruner), key=lambda p: p["energy_ratio"])
+    for pruner, mine in frontier_points(result).items():
         ax.plot([p["energy_ratio"] for p in mine], [100 * p["validation_accuracy"] for p in mine], "o-", label=pruner)
+    cut = sum(bool(p.get("network_cut")) for p in result["points"])
+    if cut:
+        ax.text(0.01, 0.01, f"not drawn: {cut} point(s) pruned past every path (network_cut in tune.json)",
+                transform=ax.transAxes, fontsize=7, va="bottom")
     ax.axhline(100 * dense, color="grey", lw=0.8, label="dense")
     if budget["max_drop_points"] is not None:
         ax.axhline(100 * dense - budget["max_drop_points"], color="red", ls="--", lw=1, label="budget")

@@ -74,6 +74,9 @@ def test_a_trial_pruned_past_every_path_is_recorded_and_never_picked(tmp_path, m
                   progress=False)
     assert result["pick"]["strength"] == STRENGTHS["gmp"][1][4] and not result["pick"]["network_cut"]
     assert any(p["network_cut"] for p in result["points"])  # tried, kept in tune.json, not taken
+    # ... and not drawn at zero energy in tune.png, as if it were the cheapest network
+    drawn = tune_module.frontier_points(result)["gmp"]
+    assert drawn and not any(p["network_cut"] for p in drawn)
 
 
 def test_a_network_cut_trial_is_measured_without_an_export(tmp_path):
